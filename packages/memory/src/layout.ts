@@ -14,7 +14,10 @@
  * 0x0004_1000  kernel scratch   764 KiB  page buffers the TypeScript side hands to the page kernels
  * 0x0010_0000  hart blocks       64 KiB each, MAX_HARTS of them: hart state, then its soft TLBs
  * ...          dirty bitmaps     per client, per RAM block: 1 bit per target page, u64 words,
- *                                bit i of word w = page 64·w + i (little-endian, as QEMU's)
+ *                                bit i of word w = page 64·w + i (little-endian, as QEMU's).
+ *                                First every client's live bitmap (set by the CPU and by device
+ *                                writes), then every client's synced bitmap (what a sync moved
+ *                                out of the live one; migration's rb->bmap)
  * ...          RAM blocks        each aligned to 64 KiB (one wasm page), in registration order
  * ```
  *
@@ -59,6 +62,8 @@ export interface RamBlockPlacement {
   readonly hostOffset: number;
   /** Offset of the block's bitmap for each dirty-memory client, in client order. */
   readonly bitmapOffsets: readonly number[];
+  /** Offset of the block's synced bitmap for each dirty-memory client, in client order. */
+  readonly syncedBitmapOffsets: readonly number[];
   /** Bytes per bitmap: one bit per page, rounded up to whole u64 words. */
   readonly bitmapSize: number;
 }
@@ -119,11 +124,26 @@ export function computeLayout(
     }
     return offs;
   });
+  const syncedOffsets = blocks.map((_, i) => {
+    const offs: number[] = [];
+    for (let c = 0; c < dirtyClients; c++) {
+      offs.push(cursor);
+      cursor += alignUp(bitmapSizes[i]!, 64);
+    }
+    return offs;
+  });
   cursor = alignUp(cursor, WASM_PAGE_SIZE);
   const placed: RamBlockPlacement[] = blocks.map((b, i) => {
     const hostOffset = cursor;
     cursor = alignUp(cursor + b.size, WASM_PAGE_SIZE);
-    return { idstr: b.idstr, size: b.size, hostOffset, bitmapOffsets: bitmapOffsets[i]!, bitmapSize: bitmapSizes[i]! };
+    return {
+      idstr: b.idstr,
+      size: b.size,
+      hostOffset,
+      bitmapOffsets: bitmapOffsets[i]!,
+      syncedBitmapOffsets: syncedOffsets[i]!,
+      bitmapSize: bitmapSizes[i]!,
+    };
   });
   if (cursor > MAX_LINEAR_MEMORY) {
     throw new RangeError(
