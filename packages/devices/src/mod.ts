@@ -1,0 +1,23 @@
+/**
+ * FerryVM device models and the `virt` machine.
+ *
+ * ```ts
+ * import { createMachine } from "@ferryvm/devices";
+ * const m = await createMachine({ ramSize: 128 * 2 ** 20, harts: 1, bios: "none", kernel: elfBytes,
+ *   onConsoleOutput: (b) => process.stdout.write(b) });
+ * const result = await m.run({ timeoutMs: 10_000 }); // { kind: "exit", code: 0 }
+ * ```
+ *
+ * @module
+ */
+
+export * from "./bus.ts";
+export * from "./clint.ts";
+export * from "./clock.ts";
+export * from "./fdt.ts";
+export * from "./physical-memory.ts";
+export * from "./htif.ts";
+export * from "./mrom.ts";
+export * from "./sifive-test.ts";
+export * from "./uart16550.ts";
+export * from "./virt-fdt.ts";

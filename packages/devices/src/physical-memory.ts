@@ -1,0 +1,79 @@
+/**
+ * Guest-physical access to RAM and ROM blocks from TypeScript (loaders, HTIF), through views of
+ * the VM's linear memory.
+ *
+ * @module
+ */
+
+export interface PhysicalMemoryBlock {
+  readonly name: string;
+  /** Guest-physical base address. */
+  readonly base: number;
+  /** A view of the block's bytes in linear memory. */
+  readonly bytes: Uint8Array;
+}
+
+export class PhysicalMemory {
+  #blocks: PhysicalMemoryBlock[] = [];
+
+  add(block: PhysicalMemoryBlock): void {
+    this.#blocks.push(block);
+  }
+
+  get blocks(): readonly PhysicalMemoryBlock[] {
+    return this.#blocks;
+  }
+
+  /** A view of [addr, addr + length) when it lies inside one block, else undefined. */
+  view(addr: bigint | number, length: number): Uint8Array | undefined {
+    const a = Number(addr);
+    if (!Number.isSafeInteger(a) || a < 0) return undefined;
+    for (const b of this.#blocks) {
+      if (a >= b.base && a + length <= b.base + b.bytes.length) {
+        return b.bytes.subarray(a - b.base, a - b.base + length);
+      }
+    }
+    return undefined;
+  }
+
+  /** The block holding all of [addr, addr + length), or undefined. */
+  blockFor(addr: bigint | number, length: number): PhysicalMemoryBlock | undefined {
+    const a = Number(addr);
+    return this.#blocks.find((b) => a >= b.base && a + length <= b.base + b.bytes.length);
+  }
+
+  readU64(addr: bigint | number): bigint | undefined {
+    const v = this.view(addr, 8);
+    if (v === undefined) return undefined;
+    return new DataView(v.buffer, v.byteOffset, 8).getBigUint64(0, true);
+  }
+
+  writeU64(addr: bigint | number, value: bigint): boolean {
+    const v = this.view(addr, 8);
+    if (v === undefined) return false;
+    new DataView(v.buffer, v.byteOffset, 8).setBigUint64(0, BigInt.asUintN(64, value), true);
+    return true;
+  }
+
+  /** Copies `data` to guest-physical `addr`; throws a RangeError naming the range if it is not RAM/ROM. */
+  write(addr: bigint | number, data: Uint8Array): void {
+    const v = this.view(addr, data.length);
+    if (v === undefined) {
+      throw new RangeError(
+        `cannot place ${data.length} bytes at 0x${BigInt(addr).toString(16)}: not inside guest RAM or ROM`,
+      );
+    }
+    v.set(data);
+  }
+
+  /** Zeroes [addr, addr + length); throws like {@link write}. */
+  zero(addr: bigint | number, length: number): void {
+    const v = this.view(addr, length);
+    if (v === undefined) {
+      throw new RangeError(
+        `cannot clear ${length} bytes at 0x${BigInt(addr).toString(16)}: not inside guest RAM or ROM`,
+      );
+    }
+    v.fill(0);
+  }
+}
