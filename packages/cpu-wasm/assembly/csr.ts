@@ -1,0 +1,218 @@
+// Control and status registers (Zicsr, Zicntr, privileged spec 1.12 as QEMU 7.2 implements it).
+import {
+  H_MSTATUS, H_MISA, H_MEDELEG, H_MIDELEG, H_MIE, H_MIP, H_MTVEC, H_MSCRATCH, H_MEPC,
+  H_MCAUSE, H_MTVAL, H_MCOUNTEREN, H_STVEC, H_SSCRATCH, H_SEPC, H_SCAUSE, H_STVAL,
+  H_SCOUNTEREN, H_SATP, H_MENVCFG, H_SENVCFG, H_MCYCLE, H_MINSTRET, H_MHARTID, H_PMPCFG0,
+  H_PMPCFG2, H_PMPADDR, H_MIP_EXTERNAL, H_MTIMECMP, PRV_M, PRV_S, PRV_U,
+} from "./hart-layout";
+import { MA_MTIME } from "./machine-area";
+import * as C from "./csr-numbers";
+import { machineArea, flushAllTlbs } from "./state";
+import { pmpCfg, PMP_L } from "./pmp";
+
+/** Set by csrRead/csrWrite when the access is an illegal instruction. */
+export let csrIllegal: bool = false;
+
+export const MISA_RV64IMACSU: u64 = (<u64>2 << 62) | (1 << 0) | (1 << 2) | (1 << 8) | (1 << 12) | (1 << 18) | (1 << 20);
+/** UXL = SXL = 2 (64-bit), read-only. */
+export const MSTATUS_XL: u64 = (<u64>2 << 32) | (<u64>2 << 34);
+
+const MSTATUS_WRITABLE: u64 = C.MSTATUS_SIE | C.MSTATUS_MIE | C.MSTATUS_SPIE | C.MSTATUS_MPIE |
+  C.MSTATUS_SPP | C.MSTATUS_MPP | C.MSTATUS_MPRV | C.MSTATUS_SUM | C.MSTATUS_MXR |
+  C.MSTATUS_TVM | C.MSTATUS_TW | C.MSTATUS_TSR;
+const SSTATUS_MASK: u64 = C.MSTATUS_SIE | C.MSTATUS_SPIE | C.MSTATUS_SPP | C.MSTATUS_SUM |
+  C.MSTATUS_MXR | (<u64>3 << 32);
+const S_INTS: u64 = (1 << C.IRQ_S_SOFT) | (1 << C.IRQ_S_TIMER) | (1 << C.IRQ_S_EXT);
+const M_INTS: u64 = (1 << C.IRQ_M_SOFT) | (1 << C.IRQ_M_TIMER) | (1 << C.IRQ_M_EXT);
+const MIP_WRITABLE: u64 = S_INTS;
+/** Exceptions QEMU 7.2 lets medeleg delegate (no hypervisor). */
+const DELEGABLE_EXCPS: u64 = 0xb3ff;
+const ENVCFG_MASK: u64 = 0xf1;
+
+/** mip as software sees it: stored bits, device lines, MTIP from the CLINT comparator. */
+export function effectiveMip(hart: usize): u64 {
+  let mip = load<u64>(hart + H_MIP) | <u64>load<u32>(hart + H_MIP_EXTERNAL);
+  if (load<u64>(machineArea + MA_MTIME) >= load<u64>(hart + H_MTIMECMP)) mip |= 1 << C.IRQ_M_TIMER;
+  return mip;
+}
+
+function counterEnabled(hart: usize, csr: u32, priv: u32): bool {
+  const bit: u64 = <u64>1 << (csr & 31);
+  if (priv == PRV_M) return true;
+  if (!(load<u64>(hart + H_MCOUNTEREN) & bit)) return false;
+  if (priv == PRV_U && !(load<u64>(hart + H_SCOUNTEREN) & bit)) return false;
+  return true;
+}
+
+/**
+ * Reads CSR `csr` as privilege `priv` would; sets csrIllegal (and returns 0) when the CSR does
+ * not exist or is not accessible.
+ */
+export function csrRead(hart: usize, csr: u32, priv: u32): u64 {
+  csrIllegal = false;
+  if (((csr >> 8) & 3) > priv) {
+    csrIllegal = true;
+    return 0;
+  }
+  switch (csr) {
+    case C.CSR_CYCLE:
+    case C.CSR_INSTRET:
+      if (!counterEnabled(hart, csr, priv)) break;
+      return load<u64>(hart + (csr == C.CSR_CYCLE ? H_MCYCLE : H_MINSTRET));
+    case C.CSR_TIME:
+      if (!counterEnabled(hart, csr, priv)) break;
+      return load<u64>(machineArea + MA_MTIME);
+    case C.CSR_SSTATUS: return load<u64>(hart + H_MSTATUS) & SSTATUS_MASK;
+    case C.CSR_SIE: return load<u64>(hart + H_MIE) & load<u64>(hart + H_MIDELEG);
+    case C.CSR_STVEC: return load<u64>(hart + H_STVEC);
+    case C.CSR_SCOUNTEREN: return load<u64>(hart + H_SCOUNTEREN);
+    case C.CSR_SENVCFG: return load<u64>(hart + H_SENVCFG);
+    case C.CSR_SSCRATCH: return load<u64>(hart + H_SSCRATCH);
+    case C.CSR_SEPC: return load<u64>(hart + H_SEPC);
+    case C.CSR_SCAUSE: return load<u64>(hart + H_SCAUSE);
+    case C.CSR_STVAL: return load<u64>(hart + H_STVAL);
+    case C.CSR_SIP: return effectiveMip(hart) & load<u64>(hart + H_MIDELEG);
+    case C.CSR_SATP:
+      if (priv == PRV_S && (load<u64>(hart + H_MSTATUS) & C.MSTATUS_TVM)) break;
+      return load<u64>(hart + H_SATP);
+    case C.CSR_MVENDORID:
+    case C.CSR_MARCHID:
+    case C.CSR_MIMPID:
+    case C.CSR_MCONFIGPTR:
+      return 0;
+    case C.CSR_MHARTID: return load<u64>(hart + H_MHARTID);
+    case C.CSR_MSTATUS: return load<u64>(hart + H_MSTATUS);
+    case C.CSR_MISA: return load<u64>(hart + H_MISA);
+    case C.CSR_MEDELEG: return load<u64>(hart + H_MEDELEG);
+    case C.CSR_MIDELEG: return load<u64>(hart + H_MIDELEG);
+    case C.CSR_MIE: return load<u64>(hart + H_MIE);
+    case C.CSR_MTVEC: return load<u64>(hart + H_MTVEC);
+    case C.CSR_MCOUNTEREN: return load<u64>(hart + H_MCOUNTEREN);
+    case C.CSR_MENVCFG: return load<u64>(hart + H_MENVCFG);
+    case C.CSR_MCOUNTINHIBIT: return 0;
+    case C.CSR_MSCRATCH: return load<u64>(hart + H_MSCRATCH);
+    case C.CSR_MEPC: return load<u64>(hart + H_MEPC);
+    case C.CSR_MCAUSE: return load<u64>(hart + H_MCAUSE);
+    case C.CSR_MTVAL: return load<u64>(hart + H_MTVAL);
+    case C.CSR_MIP: return effectiveMip(hart);
+    case C.CSR_PMPCFG0: return load<u64>(hart + H_PMPCFG0);
+    case C.CSR_PMPCFG2: return load<u64>(hart + H_PMPCFG2);
+    case C.CSR_MCYCLE: return load<u64>(hart + H_MCYCLE);
+    case C.CSR_MINSTRET: return load<u64>(hart + H_MINSTRET);
+    default:
+      if (<i32>csr >= C.CSR_PMPADDR0 && <i32>csr <= C.CSR_PMPADDR15) {
+        return load<u64>(hart + H_PMPADDR + (<usize>(<i32>csr - C.CSR_PMPADDR0) << 3));
+      }
+      if (<i32>csr >= C.CSR_HPMCOUNTER3 && <i32>csr <= C.CSR_HPMCOUNTER31) {
+        if (!counterEnabled(hart, csr, priv)) break;
+        return 0;
+      }
+      if ((<i32>csr >= C.CSR_MHPMCOUNTER3 && <i32>csr <= C.CSR_MHPMCOUNTER31) ||
+        (<i32>csr >= C.CSR_MHPMEVENT3 && <i32>csr <= C.CSR_MHPMEVENT31)) {
+        return 0;
+      }
+  }
+  csrIllegal = true;
+  return 0;
+}
+
+/** What a CSR write must make the interpreter do next. */
+export const CSR_WRITE_PLAIN: u32 = 0;
+/** Translation, privilege view or interrupt state changed: leave the fast loop. */
+export const CSR_WRITE_RESYNC: u32 = 1;
+
+/**
+ * Writes CSR `csr` (already checked readable by csrRead for `priv`); sets csrIllegal for
+ * read-only CSRs. Returns CSR_WRITE_RESYNC when the interpreter must re-derive its caches.
+ */
+export function csrWrite(hart: usize, csr: u32, v: u64, priv: u32): u32 {
+  csrIllegal = false;
+  if ((csr >> 10) == 3) {
+    csrIllegal = true;
+    return CSR_WRITE_PLAIN;
+  }
+  switch (csr) {
+    case C.CSR_SSTATUS: {
+      const mask = SSTATUS_MASK & ~(<u64>3 << 32);
+      return writeMstatus(hart, (load<u64>(hart + H_MSTATUS) & ~mask) | (v & mask));
+    }
+    case C.CSR_SIE: {
+      const mask = load<u64>(hart + H_MIDELEG);
+      store<u64>(hart + H_MIE, (load<u64>(hart + H_MIE) & ~mask) | (v & mask));
+      return CSR_WRITE_RESYNC;
+    }
+    case C.CSR_STVEC: if ((v & 3) < 2) store<u64>(hart + H_STVEC, v); return CSR_WRITE_PLAIN;
+    case C.CSR_SCOUNTEREN: store<u64>(hart + H_SCOUNTEREN, v & 0xffff_ffff); return CSR_WRITE_PLAIN;
+    case C.CSR_SENVCFG: store<u64>(hart + H_SENVCFG, v & ENVCFG_MASK); return CSR_WRITE_PLAIN;
+    case C.CSR_SSCRATCH: store<u64>(hart + H_SSCRATCH, v); return CSR_WRITE_PLAIN;
+    case C.CSR_SEPC: store<u64>(hart + H_SEPC, v & ~1); return CSR_WRITE_PLAIN;
+    case C.CSR_SCAUSE: store<u64>(hart + H_SCAUSE, v); return CSR_WRITE_PLAIN;
+    case C.CSR_STVAL: store<u64>(hart + H_STVAL, v); return CSR_WRITE_PLAIN;
+    case C.CSR_SIP: {
+      const mask = load<u64>(hart + H_MIDELEG) & (1 << C.IRQ_S_SOFT);
+      store<u64>(hart + H_MIP, (load<u64>(hart + H_MIP) & ~mask) | (v & mask));
+      return CSR_WRITE_RESYNC;
+    }
+    case C.CSR_SATP: {
+      const mode = v >> 60;
+      if (mode == 0 || mode == 8 || mode == 9) {
+        store<u64>(hart + H_SATP, v & 0xf000_ffff_ffff_ffff);
+        flushAllTlbs(hart);
+      }
+      return CSR_WRITE_RESYNC;
+    }
+    case C.CSR_MSTATUS:
+      return writeMstatus(hart, v);
+    case C.CSR_MISA: return CSR_WRITE_PLAIN;
+    case C.CSR_MEDELEG: store<u64>(hart + H_MEDELEG, v & DELEGABLE_EXCPS); return CSR_WRITE_PLAIN;
+    case C.CSR_MIDELEG: store<u64>(hart + H_MIDELEG, v & S_INTS); return CSR_WRITE_RESYNC;
+    case C.CSR_MIE: store<u64>(hart + H_MIE, v & (S_INTS | M_INTS)); return CSR_WRITE_RESYNC;
+    case C.CSR_MTVEC: if ((v & 3) < 2) store<u64>(hart + H_MTVEC, v); return CSR_WRITE_PLAIN;
+    case C.CSR_MCOUNTEREN: store<u64>(hart + H_MCOUNTEREN, v & 0xffff_ffff); return CSR_WRITE_PLAIN;
+    case C.CSR_MENVCFG: store<u64>(hart + H_MENVCFG, v & ENVCFG_MASK); return CSR_WRITE_PLAIN;
+    case C.CSR_MCOUNTINHIBIT: return CSR_WRITE_PLAIN;
+    case C.CSR_MSCRATCH: store<u64>(hart + H_MSCRATCH, v); return CSR_WRITE_PLAIN;
+    case C.CSR_MEPC: store<u64>(hart + H_MEPC, v & ~1); return CSR_WRITE_PLAIN;
+    case C.CSR_MCAUSE: store<u64>(hart + H_MCAUSE, v); return CSR_WRITE_PLAIN;
+    case C.CSR_MTVAL: store<u64>(hart + H_MTVAL, v); return CSR_WRITE_PLAIN;
+    case C.CSR_MIP:
+      store<u64>(hart + H_MIP, (load<u64>(hart + H_MIP) & ~MIP_WRITABLE) | (v & MIP_WRITABLE));
+      return CSR_WRITE_RESYNC;
+    case C.CSR_PMPCFG0:
+    case C.CSR_PMPCFG2: {
+      const base: u32 = csr == C.CSR_PMPCFG0 ? 0 : 8;
+      const p = hart + (csr == C.CSR_PMPCFG0 ? H_PMPCFG0 : H_PMPCFG2);
+      for (let i: u32 = 0; i < 8; i++) {
+        if (!(pmpCfg(hart, base + i) & PMP_L)) store<u8>(p + i, <u8>(v >> (<u64>i << 3)));
+      }
+      flushAllTlbs(hart);
+      return CSR_WRITE_RESYNC;
+    }
+    case C.CSR_MCYCLE: store<u64>(hart + H_MCYCLE, v); return CSR_WRITE_PLAIN;
+    case C.CSR_MINSTRET: store<u64>(hart + H_MINSTRET, v); return CSR_WRITE_PLAIN;
+    default:
+      if (<i32>csr >= C.CSR_PMPADDR0 && <i32>csr <= C.CSR_PMPADDR15) {
+        const i = <u32>(<i32>csr - C.CSR_PMPADDR0);
+        if (pmpCfg(hart, i) & PMP_L) return CSR_WRITE_PLAIN;
+        // A locked TOR entry above also locks this address.
+        if (i < 15 && (pmpCfg(hart, i + 1) & (PMP_L | 0x18)) == (PMP_L | 0x08)) return CSR_WRITE_PLAIN;
+        store<u64>(hart + H_PMPADDR + (<usize>i << 3), v & 0x3f_ffff_ffff_ffff);
+        flushAllTlbs(hart);
+        return CSR_WRITE_RESYNC;
+      }
+      // hpm counters and events: hard-wired zero.
+      return CSR_WRITE_PLAIN;
+  }
+}
+
+function writeMstatus(hart: usize, v: u64): u32 {
+  const old = load<u64>(hart + H_MSTATUS);
+  let nv = (old & ~MSTATUS_WRITABLE) | (v & MSTATUS_WRITABLE);
+  // MPP is WARL: 2 (reserved) keeps the old value.
+  if (((nv >> 11) & 3) == 2) nv = (nv & ~C.MSTATUS_MPP) | (old & C.MSTATUS_MPP);
+  nv = (nv & ~(<u64>0xf << 32)) | MSTATUS_XL;
+  store<u64>(hart + H_MSTATUS, nv);
+  if ((old ^ nv) & (C.MSTATUS_SUM | C.MSTATUS_MXR)) flushAllTlbs(hart);
+  return CSR_WRITE_RESYNC;
+}
+

@@ -1,0 +1,321 @@
+import * as L from "./layout.ts";
+
+/** Device side of the CPU: called for every access that does not hit a RAM region. */
+export interface MmioBus {
+  /** The value read (a number below 2^53 or a bigint); undefined = nothing mapped (access fault). */
+  read(addr: number, size: 1 | 2 | 4 | 8, hart: number): number | bigint | undefined;
+  /** `value` is a number for size <= 4, a bigint for size 8; false = nothing mapped (access fault). */
+  write(addr: number, size: 1 | 2 | 4 | 8, value: number | bigint, hart: number): boolean;
+}
+
+/** A guest-physical RAM range backed by linear memory at `hostOffset`. */
+export interface RamRegion {
+  base: number;
+  size: number;
+  hostOffset: number;
+  /** Stores fault (mrom). */
+  readonly?: boolean;
+  /** Host offsets of up to 4 dirty bitmaps (1 bit per 4 KiB page, u64 words) for this region. */
+  dirtyBitmaps?: number[];
+}
+
+/** Why run() returned. */
+export const ExitReason = { Budget: 0, Wfi: 1, Htif: 2, Stop: 3 } as const;
+export type ExitReasonValue = (typeof ExitReason)[keyof typeof ExitReason];
+
+export interface CpuOptions {
+  memory: WebAssembly.Memory;
+  harts: number;
+  mmio: MmioBus;
+  /** Use the debug build (assertions on). */
+  debug?: boolean;
+}
+
+interface CpuExports {
+  configure(machineArea: number, hartArea: number, hartBlockSize: number, harts: number): void;
+  resetHart(hart: number, pc: bigint): void;
+  run(hart: number, budget: number): number;
+  tlbFlush(hart: number): void;
+  tlbFlushStores(hart: number): void;
+  debugCsrRead(hart: number, csr: number): bigint;
+  debugCsrWrite(hart: number, csr: number, value: bigint): void;
+  debugCsrIllegal(): number;
+}
+
+/** CSR names (lower case, as in the spec) to numbers. */
+export const CSR_NUMBERS: Readonly<Record<string, number>> = Object.freeze(
+  Object.fromEntries(
+    Object.entries(L)
+      .filter(([k, v]) => k.startsWith("CSR_") && typeof v === "number")
+      .map(([k, v]) => [k.slice(4).toLowerCase(), v as number]),
+  ),
+);
+
+function wasmUrl(debug: boolean): URL {
+  return new URL(debug ? "../build/cpu-wasm.debug.wasm" : "../build/cpu-wasm.wasm", import.meta.url);
+}
+
+function csrNumber(csr: string | number): number {
+  if (typeof csr === "number") return csr;
+  const n = CSR_NUMBERS[csr.toLowerCase()];
+  if (n === undefined) throw new RangeError(`unknown CSR name ${csr}`);
+  return n;
+}
+
+/** A live view of one hart's state in linear memory (no copies). */
+export class HartView {
+  readonly index: number;
+  /** x0..x31. */
+  readonly x: BigUint64Array;
+  readonly #view: DataView;
+  readonly #base: number;
+  readonly #exports: CpuExports;
+
+  constructor(memory: WebAssembly.Memory, index: number, exports: CpuExports) {
+    this.index = index;
+    this.#base = L.CPU_HART_AREA_BASE + index * L.CPU_HART_BLOCK_SIZE;
+    this.x = new BigUint64Array(memory.buffer, this.#base + L.H_X, 32);
+    this.#view = new DataView(memory.buffer, this.#base, L.HART_STATE_SIZE);
+    this.#exports = exports;
+  }
+
+  /** Offset of this hart's block in linear memory. */
+  get base(): number {
+    return this.#base;
+  }
+
+  get pc(): bigint {
+    return this.#view.getBigUint64(L.H_PC, true);
+  }
+  set pc(v: bigint) {
+    this.#view.setBigUint64(L.H_PC, BigInt.asUintN(64, v), true);
+  }
+
+  /** Privilege mode: 0 U, 1 S, 3 M. */
+  get priv(): number {
+    return this.#view.getUint32(L.H_PRIV, true);
+  }
+  set priv(v: number) {
+    this.#view.setUint32(L.H_PRIV, v, true);
+    this.#exports.tlbFlush(this.index);
+  }
+
+  /** Reads a CSR by name ("mstatus") or number, as M-mode would. */
+  csr(csr: string | number): bigint {
+    const n = csrNumber(csr);
+    const v = this.#exports.debugCsrRead(this.index, n);
+    if (this.#exports.debugCsrIllegal()) throw new RangeError(`CSR 0x${n.toString(16)} does not exist`);
+    return BigInt.asUintN(64, v);
+  }
+
+  /** Writes a CSR by name or number with M-mode rights (WARL rules apply). */
+  setCsr(csr: string | number, value: bigint): void {
+    const n = csrNumber(csr);
+    this.#exports.debugCsrWrite(this.index, n, BigInt.asIntN(64, value));
+    if (this.#exports.debugCsrIllegal()) throw new RangeError(`CSR 0x${n.toString(16)} does not exist or is read-only`);
+  }
+
+  /** The CLINT's compare value for this hart. */
+  get mtimecmp(): bigint {
+    return this.#view.getBigUint64(L.H_MTIMECMP, true);
+  }
+  set mtimecmp(v: bigint) {
+    this.#view.setBigUint64(L.H_MTIMECMP, BigInt.asUintN(64, v), true);
+  }
+
+  /** MSIP/MEIP/SEIP lines driven by devices (mip bit positions). */
+  get mipExternal(): number {
+    return Atomics.load(new Uint32Array(this.#view.buffer, this.#base + L.H_MIP_EXTERNAL, 1), 0);
+  }
+  set mipExternal(v: number) {
+    Atomics.store(new Uint32Array(this.#view.buffer, this.#base + L.H_MIP_EXTERNAL, 1), 0, v >>> 0);
+  }
+
+  get instret(): bigint {
+    return this.#view.getBigUint64(L.H_MINSTRET, true);
+  }
+  /** Instructions the last run() call executed. */
+  get lastRetired(): bigint {
+    return this.#view.getBigUint64(L.H_LAST_RETIRED, true);
+  }
+  get dirtyPages(): bigint {
+    return this.#view.getBigUint64(L.H_DIRTY_PAGES, true);
+  }
+
+  /** Set during an MMIO call: run() returns ExitReason.Stop after the current instruction. */
+  get stopRequest(): boolean {
+    return this.#view.getUint32(L.H_STOP_REQUEST, true) !== 0;
+  }
+  set stopRequest(v: boolean) {
+    Atomics.store(new Uint32Array(this.#view.buffer, this.#base + L.H_STOP_REQUEST, 1), 0, v ? 1 : 0);
+  }
+
+  /** Asks the hart (possibly on another thread) to drop its store TLB at its next safe point. */
+  requestStoreFlush(): void {
+    Atomics.store(new Uint32Array(this.#view.buffer, this.#base + L.H_FLUSH_REQUEST, 1), 0, 1);
+  }
+
+  /** True while the hart waits in WFI. */
+  get wfi(): boolean {
+    return this.#view.getUint32(L.H_WFI, true) !== 0;
+  }
+  set wfi(v: boolean) {
+    this.#view.setUint32(L.H_WFI, v ? 1 : 0, true);
+  }
+}
+
+/**
+ * The RISC-V harts of one VM: an AssemblyScript interpreter instance sharing the VM's linear
+ * memory. Harts are run one slice at a time by the caller.
+ */
+export class Cpu {
+  readonly harts: number;
+  readonly memory: WebAssembly.Memory;
+  readonly #exports: CpuExports;
+  readonly #views: HartView[];
+  readonly #ma: DataView;
+
+  private constructor(module: WebAssembly.Module, opts: CpuOptions) {
+    const { memory, harts, mmio } = opts;
+    if (!Number.isInteger(harts) || harts < 1 || harts > L.CPU_MAX_HARTS) {
+      throw new RangeError(`hart count ${harts} is out of range 1..${L.CPU_MAX_HARTS}`);
+    }
+    const needed = L.CPU_HART_AREA_BASE + harts * L.CPU_HART_BLOCK_SIZE;
+    if (memory.buffer.byteLength < needed) {
+      throw new RangeError(`linear memory of ${memory.buffer.byteLength} bytes is smaller than the ${needed} the harts need`);
+    }
+    this.harts = harts;
+    this.memory = memory;
+    const data = new DataView(memory.buffer);
+    const slot = (hart: number): number => L.CPU_HART_AREA_BASE + hart * L.CPU_HART_BLOCK_SIZE + L.H_MMIO_DATA;
+    const env = {
+      memory,
+      mmio_read: (hart: number, lo: number, hi: number, size: number): number => {
+        const v = mmio.read((hi >>> 0) * 0x1_0000_0000 + (lo >>> 0), size as 1 | 2 | 4 | 8, hart);
+        if (v === undefined) return 1;
+        data.setBigUint64(slot(hart), BigInt.asUintN(64, typeof v === "bigint" ? v : BigInt(v)), true);
+        return 0;
+      },
+      mmio_write: (hart: number, lo: number, hi: number, size: number): number => {
+        const raw = data.getBigUint64(slot(hart), true);
+        const value = size === 8 ? raw : Number(raw & ((1n << BigInt(size * 8)) - 1n));
+        return mmio.write((hi >>> 0) * 0x1_0000_0000 + (lo >>> 0), size as 1 | 2 | 4 | 8, value, hart) ? 0 : 1;
+      },
+      abort: (msg: number, file: number, line: number, col: number): never => {
+        throw new Error(`cpu-wasm abort at ${line}:${col} (message ${msg}, file ${file})`);
+      },
+    };
+    const instance = new WebAssembly.Instance(module, { env });
+    this.#exports = instance.exports as unknown as CpuExports;
+    this.#exports.configure(L.CPU_MACHINE_AREA_BASE, L.CPU_HART_AREA_BASE, L.CPU_HART_BLOCK_SIZE, harts);
+    this.#ma = new DataView(memory.buffer, L.CPU_MACHINE_AREA_BASE, 0x1000);
+    this.#views = [];
+    for (let i = 0; i < harts; i++) {
+      this.#views.push(new HartView(memory, i, this.#exports));
+      this.#exports.resetHart(i, 0n);
+    }
+  }
+
+  /** Loads the wasm (fetch in browsers, the file system in Node) and instantiates it. */
+  static async create(opts: CpuOptions): Promise<Cpu> {
+    const url = wasmUrl(opts.debug ?? false);
+    let bytes: ArrayBuffer | Uint8Array;
+    if (url.protocol === "file:") {
+      const fs = await import("node:fs/promises");
+      bytes = await fs.readFile(url);
+    } else {
+      bytes = await (await fetch(url)).arrayBuffer();
+    }
+    return new Cpu(await WebAssembly.compile(bytes as BufferSource), opts);
+  }
+
+  /** Synchronous variant: uses `opts.wasm` or reads the file (Node only). */
+  static createSync(opts: CpuOptions & { wasm?: BufferSource }): Cpu {
+    let bytes = opts.wasm;
+    if (bytes === undefined) {
+      const fs = (globalThis as { process?: { getBuiltinModule?: (id: string) => unknown } }).process
+        ?.getBuiltinModule?.("node:fs") as typeof import("node:fs") | undefined;
+      if (fs === undefined) throw new Error("Cpu.createSync needs opts.wasm outside Node.js");
+      bytes = fs.readFileSync(wasmUrl(opts.debug ?? false)) as unknown as BufferSource;
+    }
+    return new Cpu(new WebAssembly.Module(bytes), opts);
+  }
+
+  /** Replaces the RAM region table; every other guest-physical address is MMIO. */
+  setRegions(regions: RamRegion[]): void {
+    if (regions.length > L.MA_MAX_REGIONS) {
+      throw new RangeError(`${regions.length} RAM regions exceed the limit of ${L.MA_MAX_REGIONS}`);
+    }
+    regions.forEach((r, i) => {
+      const bitmaps = r.dirtyBitmaps ?? [];
+      if (bitmaps.length > L.RG_MAX_DIRTY_CLIENTS) {
+        throw new RangeError(`RAM region ${i}: ${bitmaps.length} dirty bitmaps exceed the limit of ${L.RG_MAX_DIRTY_CLIENTS}`);
+      }
+      if (r.base % 4096 !== 0 || r.size % 4096 !== 0 || r.hostOffset % 4096 !== 0) {
+        throw new RangeError(`RAM region ${i}: base, size and host offset must be multiples of 4096`);
+      }
+      if (r.hostOffset + r.size > this.memory.buffer.byteLength) {
+        throw new RangeError(`RAM region ${i} ends at host offset ${r.hostOffset + r.size}, beyond the linear memory`);
+      }
+      const o = L.MA_REGIONS + i * L.MA_REGION_SIZE;
+      this.#ma.setBigUint64(o + L.RG_BASE, BigInt(r.base), true);
+      this.#ma.setBigUint64(o + L.RG_SIZE, BigInt(r.size), true);
+      this.#ma.setUint32(o + L.RG_HOST_OFFSET, r.hostOffset, true);
+      this.#ma.setUint32(o + L.RG_FLAGS, r.readonly ? L.RG_FLAG_READONLY : 0, true);
+      this.#ma.setUint32(o + L.RG_DIRTY_CLIENTS, bitmaps.length, true);
+      bitmaps.forEach((b, c) => this.#ma.setUint32(o + L.RG_BITMAPS + 4 * c, b, true));
+    });
+    this.#ma.setUint32(L.MA_REGION_COUNT, regions.length, true);
+    this.#flushAll();
+  }
+
+  /** Sets the HTIF tohost/fromhost addresses (null = none). A store to tohost ends run() with Htif. */
+  setTohost(addr: bigint | null, fromhost: bigint | null = null): void {
+    this.#ma.setBigUint64(L.MA_TOHOST, addr ?? 0n, true);
+    this.#ma.setBigUint64(L.MA_FROMHOST, fromhost ?? 0n, true);
+    this.#flushAll();
+  }
+
+  get tohost(): bigint | null {
+    const v = this.#ma.getBigUint64(L.MA_TOHOST, true);
+    return v === 0n ? null : v;
+  }
+
+  /** The CLINT's time (10 MHz), read by the `time` CSR and compared against mtimecmp. */
+  get mtime(): bigint {
+    return this.#ma.getBigUint64(L.MA_MTIME, true);
+  }
+  set mtime(v: bigint) {
+    this.#ma.setBigUint64(L.MA_MTIME, BigInt.asUintN(64, v), true);
+  }
+
+  hart(i: number): HartView {
+    const v = this.#views[i];
+    if (v === undefined) throw new RangeError(`hart ${i} is out of range 0..${this.harts - 1}`);
+    return v;
+  }
+
+  /** Power-on reset of one hart: M-mode, registers and CSRs zero, pc given. */
+  reset(hart: number, pc: bigint): void {
+    this.hart(hart);
+    this.#exports.resetHart(hart, BigInt.asIntN(64, pc));
+  }
+
+  /** Runs hart `hart` for at most `budget` instructions. */
+  run(hart: number, budget: number): ExitReasonValue {
+    this.hart(hart);
+    return this.#exports.run(hart, budget >>> 0) as ExitReasonValue;
+  }
+
+  tlbFlush(hart: number): void {
+    this.#exports.tlbFlush(hart);
+  }
+
+  tlbFlushStores(hart: number): void {
+    this.#exports.tlbFlushStores(hart);
+  }
+
+  #flushAll(): void {
+    for (let i = 0; i < this.harts; i++) this.#exports.tlbFlush(i);
+  }
+}

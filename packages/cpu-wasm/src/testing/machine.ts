@@ -1,0 +1,83 @@
+// Test harness: a one-region machine with a recording MMIO bus and HTIF tohost.
+import { Cpu, type MmioBus } from "../cpu.ts";
+import { Asm } from "../rv-asm.ts";
+
+export const RAM_BASE = 0x8000_0000;
+export const RAM_SIZE = 0x40_0000;
+export const RAM_HOST = 0x40_0000;
+export const TOHOST = 0x8000_0ff8n;
+/** Where test programs start (code page after the tohost page). */
+export const CODE = 0x8000_1000n;
+
+export interface MmioAccess {
+  kind: "read" | "write";
+  addr: number;
+  size: number;
+  value?: number | bigint;
+}
+
+export interface TestMachine {
+  cpu: Cpu;
+  mem: DataView;
+  accesses: MmioAccess[];
+  /** MMIO registers: reads answer from here; missing = nothing mapped. */
+  devices: Map<number, bigint>;
+  onWrite?: (addr: number, value: number | bigint) => void;
+  /** Copies bytes to guest-physical `addr`. */
+  write(addr: bigint, bytes: Uint8Array): void;
+  /** Assembles at `addr` with the callback and copies the code there. */
+  code(addr: bigint, build: (a: Asm) => void): void;
+  read64(addr: bigint): bigint;
+  write64(addr: bigint, v: bigint): void;
+  /** Runs until tohost is written (or the budget is spent) and returns the exit reason. */
+  runToHtif(budget?: number): number;
+}
+
+export function makeMachine(opts: { harts?: number; dirtyBitmaps?: number[] } = {}): TestMachine {
+  const memory = new WebAssembly.Memory({ initial: (RAM_HOST + RAM_SIZE) / 65536, maximum: (RAM_HOST + RAM_SIZE) / 65536, shared: true });
+  const accesses: MmioAccess[] = [];
+  const devices = new Map<number, bigint>();
+  const m: Partial<TestMachine> = { accesses, devices };
+  const bus: MmioBus = {
+    read(addr, size) {
+      accesses.push({ kind: "read", addr, size });
+      const v = devices.get(addr);
+      return v;
+    },
+    write(addr, size, value) {
+      accesses.push({ kind: "write", addr, size, value });
+      if (!devices.has(addr)) return false;
+      devices.set(addr, BigInt(value));
+      m.onWrite?.(addr, value);
+      return true;
+    },
+  };
+  const cpu = Cpu.createSync({ memory, harts: opts.harts ?? 1, mmio: bus, debug: true });
+  cpu.setRegions([{ base: RAM_BASE, size: RAM_SIZE, hostOffset: RAM_HOST, dirtyBitmaps: opts.dirtyBitmaps ?? [] }]);
+  cpu.setTohost(TOHOST);
+  const mem = new DataView(memory.buffer);
+  const host = (addr: bigint): number => {
+    const off = Number(addr) - RAM_BASE;
+    if (off < 0 || off >= RAM_SIZE) throw new RangeError(`0x${addr.toString(16)} is outside test RAM`);
+    return RAM_HOST + off;
+  };
+  Object.assign(m, {
+    cpu,
+    mem,
+    write(addr: bigint, bytes: Uint8Array) {
+      new Uint8Array(memory.buffer).set(bytes, host(addr));
+    },
+    code(addr: bigint, build: (a: Asm) => void) {
+      const a = new Asm(addr);
+      build(a);
+      (m as TestMachine).write(addr, a.bytes());
+    },
+    read64: (addr: bigint) => mem.getBigUint64(host(addr), true),
+    write64: (addr: bigint, v: bigint) => mem.setBigUint64(host(addr), BigInt.asUintN(64, v), true),
+    runToHtif(budget = 100_000) {
+      return cpu.run(0, budget);
+    },
+  });
+  cpu.reset(0, CODE);
+  return m as TestMachine;
+}
