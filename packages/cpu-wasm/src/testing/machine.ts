@@ -1,6 +1,6 @@
 // Test harness: a one-region machine with a recording MMIO bus and HTIF tohost.
 import { Cpu, type MmioBus } from "../cpu.ts";
-import { Asm } from "../rv-asm.ts";
+import { Asm, li, sd } from "../rv-asm.ts";
 
 export const RAM_BASE = 0x8000_0000;
 export const RAM_SIZE = 0x40_0000;
@@ -80,4 +80,24 @@ export function makeMachine(opts: { harts?: number; dirtyBitmaps?: number[] } = 
   });
   cpu.reset(0, CODE);
   return m as TestMachine;
+}
+
+/**
+ * Assembles `body` at CODE followed by "store x0 to tohost", runs it to the HTIF exit and
+ * returns the machine. Throws when the program does not reach tohost.
+ */
+export function runProgram(
+  body: (a: Asm) => void,
+  setup?: (m: TestMachine) => void,
+  budget = 100_000,
+): TestMachine {
+  const m = makeMachine();
+  m.code(CODE, (a) => {
+    body(a);
+    a.emit(...li(31, TOHOST), sd(0, 31, 0));
+  });
+  setup?.(m);
+  const exit = m.runToHtif(budget);
+  if (exit !== 2) throw new Error(`program ended with exit ${exit} at pc 0x${m.cpu.hart(0).pc.toString(16)}`);
+  return m;
 }
