@@ -17,6 +17,8 @@ export * from "./clock.ts";
 export * from "./fdt.ts";
 export * from "./physical-memory.ts";
 export * from "./htif.ts";
+export * from "./loader.ts";
+export * from "./machine.ts";
 export * from "./mrom.ts";
 export * from "./sifive-test.ts";
 export * from "./uart16550.ts";

@@ -1,0 +1,396 @@
+/**
+ * The `virt` machine for bare programs: one shared `WebAssembly.Memory` laid out by
+ * `computeLayout`, RAM at 0x8000_0000 and the mask ROM at 0x1000, the MMIO bus with the
+ * finisher, CLINT and UART, HTIF through ELF symbols, the harts, and the run loop.
+ *
+ * The run loop gives each hart a slice of instructions in turn, updating mtime before every
+ * slice. When every hart waits in WFI it sleeps until the next timer deadline or console
+ * input (icount mode jumps virtual time to the deadline instead); otherwise it yields to the
+ * event loop every few milliseconds so stdin, timers and signals are served.
+ *
+ * @module
+ */
+
+import { Cpu, ExitReason, type HartView } from "@ferryvm/cpu-wasm";
+import { computeLayout, MAX_HARTS, type MemoryLayout } from "@ferryvm/memory";
+import { SystemBus } from "./bus.ts";
+import { Clint, CLINT_SIZE } from "./clint.ts";
+import { VirtualClock } from "./clock.ts";
+import { buildPlaceholderFdt } from "./virt-fdt.ts";
+import { PhysicalMemory } from "./physical-memory.ts";
+import { Htif } from "./htif.ts";
+import { loadImage, type LoadedImage } from "./loader.ts";
+import { buildResetVector, MROM_BASE, MROM_SIZE } from "./mrom.ts";
+import { SifiveTest, SIFIVE_TEST_SIZE, type FinisherEvent } from "./sifive-test.ts";
+import { Uart16550 } from "./uart16550.ts";
+
+/** QEMU 7.2 hw/riscv/virt.c memory map (the parts this machine has). */
+export const VIRT_MROM = 0x0000_1000;
+export const VIRT_TEST = 0x0010_0000;
+export const VIRT_CLINT = 0x0200_0000;
+export const VIRT_UART0 = 0x1000_0000;
+/** QEMU maps 8 << regshift bytes of the UART (regshift 0). */
+export const VIRT_UART0_SIZE = 8;
+export const VIRT_DRAM = 0x8000_0000;
+export const RAM_BLOCK_NAME = "riscv_virt_board.ram";
+export const MROM_BLOCK_NAME = "riscv_virt_board.mrom";
+/** QEMU builds the FDT in a 1 MiB buffer and places it by that size. */
+export const FDT_MAX_SIZE = 0x10_0000;
+export const DEFAULT_RAM_SIZE = 128 * 1024 * 1024;
+/** Instructions per run slice. */
+export const DEFAULT_SLICE = 100_000;
+
+export interface MachineOptions {
+  /** Guest RAM in bytes (a multiple of 4 KiB); default 128 MiB. */
+  ramSize?: number;
+  /** Number of harts (-smp); default 1. */
+  harts?: number;
+  /** Firmware image loaded at 0x8000_0000 (ELF or raw), or "none" (default): the ROM jumps to the kernel. */
+  bios?: "none" | Uint8Array;
+  /** Kernel or bare program: ELF at its physical addresses, or a raw image after the firmware. */
+  kernel?: Uint8Array;
+  /** What the guest prints (UART, HTIF console, HTIF write to fd 1). */
+  onConsoleOutput?: (bytes: Uint8Array) => void;
+  /** HTIF syscall writes to fd 2 (default: the console). */
+  onErrorOutput?: (bytes: Uint8Array) => void;
+  /** Guest errors worth a log line (unknown HTIF requests), like QEMU's -d guest_errors. */
+  onGuestError?: (message: string) => void;
+  /** Deterministic time: mtime advances with retired instructions (true = shift 3, or `{ shift }`). */
+  icount?: boolean | { shift: number };
+  /** Dirty-memory clients whose bitmaps the CPU keeps (migration); default 0. */
+  dirtyClients?: number;
+  /** Instructions per hart slice; default {@link DEFAULT_SLICE}. */
+  slice?: number;
+  /** Use the CPU's debug build (assertions on). */
+  debugCpu?: boolean;
+}
+
+export type RunResult =
+  | { kind: "exit"; code: number }
+  | { kind: "timeout" }
+  | { kind: "reset" }
+  | { kind: "stopped" };
+
+export interface RunOptions {
+  /** Wall-clock limit; the run ends with `{ kind: "timeout" }` when it passes. */
+  timeoutMs?: number;
+}
+
+const MIN_YIELD_MS = 8;
+
+function yieldToEventLoop(): Promise<void> {
+  if (typeof setImmediate === "function") return new Promise((r) => setImmediate(r));
+  return new Promise((r) => setTimeout(r, 0));
+}
+
+/** Creates a `virt` machine with the images loaded and every hart at the reset vector. */
+export async function createMachine(options: MachineOptions = {}): Promise<Machine> {
+  const harts = options.harts ?? 1;
+  if (!Number.isInteger(harts) || harts < 1 || harts > MAX_HARTS) {
+    throw new RangeError(`invalid number of harts ${harts}: this machine supports 1..${MAX_HARTS}`);
+  }
+  const ramSize = options.ramSize ?? DEFAULT_RAM_SIZE;
+  if (!Number.isInteger(ramSize) || ramSize <= 0 || ramSize % 4096 !== 0) {
+    throw new RangeError(`invalid RAM size ${ramSize}: must be a positive multiple of 4096 bytes`);
+  }
+  const layout = computeLayout(
+    [{ idstr: RAM_BLOCK_NAME, size: ramSize }, { idstr: MROM_BLOCK_NAME, size: MROM_SIZE }],
+    { harts, dirtyClients: options.dirtyClients ?? 0 },
+  );
+  const memory = new WebAssembly.Memory({ initial: layout.wasmPages, maximum: layout.wasmPages, shared: true });
+  const bus = new SystemBus();
+  const cpu = await Cpu.create({ memory, harts, mmio: bus, debug: options.debugCpu ?? false });
+  return new Machine(options, { layout, memory, bus, cpu, harts, ramSize });
+}
+
+interface MachineParts {
+  layout: MemoryLayout;
+  memory: WebAssembly.Memory;
+  bus: SystemBus;
+  cpu: Cpu;
+  harts: number;
+  ramSize: number;
+}
+
+export class Machine {
+  readonly layout: MemoryLayout;
+  readonly memory: WebAssembly.Memory;
+  readonly bus: SystemBus;
+  readonly cpu: Cpu;
+  readonly harts: number;
+  readonly ramSize: number;
+  readonly physicalMemory = new PhysicalMemory();
+  readonly clock: VirtualClock;
+  readonly uart: Uart16550;
+  readonly clint: Clint;
+  readonly finisher: SifiveTest;
+  /** HTIF, when the kernel (or firmware) ELF has a `tohost` symbol. */
+  readonly htif: Htif | undefined;
+  /** Where the harts jump from the ROM. */
+  readonly startAddr: bigint;
+  readonly fdtAddr: bigint;
+  readonly kernelImage: LoadedImage | undefined;
+  readonly firmwareImage: LoadedImage | undefined;
+
+  #options: MachineOptions;
+  #slice: number;
+  #out: (bytes: Uint8Array) => void;
+  #err: (bytes: Uint8Array) => void;
+  #outBuf = new Uint8Array(4096);
+  #outLen = 0;
+  #input: number[] = [];
+  #pending: RunResult | undefined;
+  #wake: (() => void) | undefined;
+  #running = false;
+  #instructions = 0;
+
+  constructor(options: MachineOptions, parts: MachineParts) {
+    this.#options = options;
+    this.layout = parts.layout;
+    this.memory = parts.memory;
+    this.bus = parts.bus;
+    this.cpu = parts.cpu;
+    this.harts = parts.harts;
+    this.ramSize = parts.ramSize;
+    this.#slice = options.slice ?? DEFAULT_SLICE;
+    this.#out = options.onConsoleOutput ?? (() => {});
+    const errOut = options.onErrorOutput;
+    this.#err = errOut === undefined ? (b) => this.#emit(b) : (b) => { this.flushOutput(); errOut(b); };
+    const icount = options.icount;
+    this.clock = new VirtualClock(
+      icount === undefined || icount === false ? {} : { icountShift: icount === true ? 3 : icount.shift },
+    );
+
+    const [ram, mrom] = this.layout.blocks;
+    const buf = this.memory.buffer;
+    this.physicalMemory.add({ name: RAM_BLOCK_NAME, base: VIRT_DRAM, bytes: new Uint8Array(buf, ram!.hostOffset, ram!.size) });
+    this.physicalMemory.add({ name: MROM_BLOCK_NAME, base: MROM_BASE, bytes: new Uint8Array(buf, mrom!.hostOffset, mrom!.size) });
+    this.cpu.setRegions([
+      { base: VIRT_DRAM, size: ram!.size, hostOffset: ram!.hostOffset, dirtyBitmaps: [...ram!.bitmapOffsets] },
+      { base: MROM_BASE, size: mrom!.size, hostOffset: mrom!.hostOffset, readonly: true, dirtyBitmaps: [...mrom!.bitmapOffsets] },
+    ]);
+
+    this.finisher = new SifiveTest((e, hart) => this.#onFinisher(e, hart));
+    this.clint = new Clint({ harts: this.harts, hart: (i) => this.cpu.hart(i), timebase: this.clock });
+    this.uart = new Uart16550({ onTransmit: (b) => this.#emitByte(b), nowNs: () => this.clock.ns() });
+    this.bus.map("riscv.sifive.test", VIRT_TEST, SIFIVE_TEST_SIZE, this.finisher);
+    this.bus.map("riscv.aclint", VIRT_CLINT, CLINT_SIZE, this.clint);
+    this.bus.map("serial", VIRT_UART0, VIRT_UART0_SIZE, this.uart);
+
+    const dramEnd = BigInt(VIRT_DRAM + this.ramSize);
+    const top = dramEnd < 0xc000_0000n ? dramEnd : 0xc000_0000n;
+    this.fdtAddr = (top - BigInt(FDT_MAX_SIZE)) & ~0x1f_ffffn;
+
+    const images = this.#loadImages();
+    this.firmwareImage = images.firmware;
+    this.kernelImage = images.kernel;
+    this.startAddr = images.startAddr;
+    const elf = images.kernel?.elf ?? images.firmware?.elf;
+    const tohost = elf?.symbol("tohost");
+    if (tohost !== undefined) {
+      const fromhost = elf?.symbol("fromhost")?.value ?? null;
+      this.htif = new Htif({
+        memory: this.physicalMemory,
+        tohost: tohost.value,
+        fromhost,
+        onConsoleOutput: (b) => this.#emit(b),
+        onErrorOutput: this.#err,
+        onUnknown: (m) => options.onGuestError?.(m),
+      });
+      this.cpu.setTohost(tohost.value, fromhost);
+    } else {
+      this.cpu.setTohost(null, null);
+    }
+    this.#resetHarts();
+  }
+
+  /** Instructions retired by all harts since creation. */
+  get instructions(): number {
+    return this.#instructions;
+  }
+
+  hart(i: number): HartView {
+    return this.cpu.hart(i);
+  }
+
+  /** Queues console input for the guest (UART receive, or a pending HTIF console read). */
+  sendConsoleInput(bytes: Uint8Array): void {
+    for (const b of bytes) this.#input.push(b);
+    this.#wake?.();
+  }
+
+  /** Ends a running {@link run} with `{ kind: "stopped" }` at the next slice boundary. */
+  stop(): void {
+    this.#pending ??= { kind: "stopped" };
+    for (let i = 0; i < this.harts; i++) this.cpu.hart(i).stopRequest = true;
+    this.#wake?.();
+  }
+
+  /** System reset (the finisher's 0x7777): images reloaded, devices and harts reset. */
+  reset(): void {
+    this.#loadImages();
+    this.uart.reset();
+    this.htif?.reset();
+    this.clock.reset();
+    this.#resetHarts();
+  }
+
+  /** Runs until the guest exits, resets, the timeout passes or {@link stop} is called. */
+  async run(options: RunOptions = {}): Promise<RunResult> {
+    if (this.#running) throw new Error("Machine.run() is already running");
+    this.#running = true;
+    const hostStart = performance.now();
+    const deadline = options.timeoutMs === undefined ? Infinity : hostStart + options.timeoutMs;
+    let lastYield = hostStart;
+    this.clock.start();
+    try {
+      for (;;) {
+        this.#pumpInput();
+        this.uart.poll();
+        let idle = true;
+        for (let h = 0; h < this.harts && this.#pending === undefined; h++) {
+          this.cpu.mtime = this.clock.mtime;
+          const reason = this.cpu.run(h, this.#slice);
+          const retired = Number(this.cpu.hart(h).lastRetired);
+          this.#instructions += retired;
+          this.clock.addInstructions(retired);
+          if (retired !== 0 || reason !== ExitReason.Wfi) idle = false;
+          if (reason === ExitReason.Htif && this.htif !== undefined) {
+            const r = this.htif.handleTohost();
+            if (r !== undefined) this.#pending ??= r;
+          } else if (reason === ExitReason.Stop) {
+            this.cpu.hart(h).stopRequest = false;
+          }
+        }
+        this.flushOutput();
+        if (this.#pending !== undefined) return this.#takePending();
+        const now = performance.now();
+        if (now >= deadline) return { kind: "timeout" };
+        if (idle) {
+          await this.#idle(deadline);
+          lastYield = performance.now();
+        } else if (now - lastYield >= MIN_YIELD_MS) {
+          await yieldToEventLoop();
+          lastYield = performance.now();
+        }
+        if (this.#pending !== undefined) return this.#takePending();
+      }
+    } finally {
+      this.flushOutput();
+      this.clock.stop();
+      this.#running = false;
+    }
+  }
+
+  /** Hands buffered guest output to `onConsoleOutput`. */
+  flushOutput(): void {
+    if (this.#outLen === 0) return;
+    const chunk = this.#outBuf.slice(0, this.#outLen);
+    this.#outLen = 0;
+    this.#out(chunk);
+  }
+
+  #takePending(): RunResult {
+    const r = this.#pending!;
+    this.#pending = undefined;
+    for (let i = 0; i < this.harts; i++) this.cpu.hart(i).stopRequest = false;
+    return r;
+  }
+
+  /** Every hart waits: sleep (or warp icount time) until the next event. */
+  async #idle(deadline: number): Promise<void> {
+    let next = Infinity;
+    const mtime = this.clock.mtime;
+    for (let h = 0; h < this.harts; h++) {
+      const cmp = this.cpu.hart(h).mtimecmp;
+      if (cmp > mtime) next = Math.min(next, this.clock.nsForMtime(cmp));
+    }
+    const uartAt = this.uart.nextDeadlineNs();
+    if (uartAt >= 0) next = Math.min(next, uartAt);
+    if (this.#input.length > 0 && this.#inputAccepted()) return;
+    if (this.clock.icount && next !== Infinity) {
+      this.clock.warpTo(next);
+      await yieldToEventLoop();
+      return;
+    }
+    let ms = next === Infinity ? Infinity : (next - this.clock.ns()) / 1e6;
+    ms = Math.min(ms, deadline - performance.now());
+    if (ms <= 0) {
+      await yieldToEventLoop();
+      return;
+    }
+    await new Promise<void>((resolve) => {
+      const timer = ms === Infinity ? undefined : setTimeout(done, Math.ceil(ms));
+      const self = this;
+      function done(): void {
+        if (timer !== undefined) clearTimeout(timer);
+        self.#wake = undefined;
+        resolve();
+      }
+      this.#wake = done;
+    });
+  }
+
+  #inputAccepted(): boolean {
+    return (this.htif?.wantsInput ?? false) || this.uart.canReceive() > 0;
+  }
+
+  #pumpInput(): void {
+    if (this.#input.length === 0) return;
+    if (this.htif?.wantsInput) {
+      this.htif.receive(this.#input.shift()!);
+      return;
+    }
+    const n = Math.min(this.uart.canReceive(), this.#input.length);
+    if (n > 0) this.uart.receive(Uint8Array.from(this.#input.splice(0, n)));
+  }
+
+  #onFinisher(event: FinisherEvent, hart: number): void {
+    this.#pending ??= event.kind === "exit" ? { kind: "exit", code: event.code } : { kind: "reset" };
+    this.cpu.hart(hart).stopRequest = true;
+  }
+
+  #emitByte(byte: number): void {
+    if (this.#outLen === this.#outBuf.length) this.flushOutput();
+    this.#outBuf[this.#outLen++] = byte;
+  }
+
+  #emit(bytes: Uint8Array): void {
+    for (const b of bytes) this.#emitByte(b);
+  }
+
+  #loadImages(): { firmware: LoadedImage | undefined; kernel: LoadedImage | undefined; startAddr: bigint } {
+    const { bios = "none", kernel } = this.#options;
+    let firmware: LoadedImage | undefined;
+    let kernelStart = BigInt(VIRT_DRAM);
+    const fdt = buildPlaceholderFdt({ ramBase: VIRT_DRAM, ramSize: this.ramSize, harts: this.harts });
+    if (this.physicalMemory.view(this.fdtAddr, fdt.length) !== undefined) this.physicalMemory.write(this.fdtAddr, fdt);
+    if (bios !== "none") {
+      firmware = loadImage(this.physicalMemory, bios, BigInt(VIRT_DRAM), "firmware (-bios)");
+      kernelStart = (firmware.endAddr + 0x1f_ffffn) & ~0x1f_ffffn;
+    }
+    let loaded: LoadedImage | undefined;
+    if (kernel !== undefined) {
+      loaded = loadImage(this.physicalMemory, kernel, kernelStart, "kernel");
+      if (firmware !== undefined && loaded.lowAddr < firmware.endAddr && firmware.lowAddr < loaded.endAddr) {
+        throw new RangeError(
+          `kernel at 0x${loaded.lowAddr.toString(16)}..0x${loaded.endAddr.toString(16)} overlaps the firmware at ` +
+            `0x${firmware.lowAddr.toString(16)}..0x${firmware.endAddr.toString(16)} (use -bios none for bare programs)`,
+        );
+      }
+    }
+    const startAddr = bios === "none" ? (loaded?.entry ?? BigInt(VIRT_DRAM)) : BigInt(VIRT_DRAM);
+    const rom = buildResetVector({ startAddr, fdtAddr: this.fdtAddr, nextAddr: loaded?.lowAddr ?? 0n });
+    this.physicalMemory.zero(MROM_BASE, MROM_SIZE);
+    this.physicalMemory.write(MROM_BASE, rom);
+    return { firmware, kernel: loaded, startAddr };
+  }
+
+  #resetHarts(): void {
+    for (let i = 0; i < this.harts; i++) {
+      this.cpu.reset(i, BigInt(MROM_BASE));
+      this.cpu.hart(i).stopRequest = false;
+    }
+    this.clint.reset();
+  }
+}
