@@ -26,7 +26,7 @@ const S_INTS: u64 = (1 << C.IRQ_S_SOFT) | (1 << C.IRQ_S_TIMER) | (1 << C.IRQ_S_E
 const M_INTS: u64 = (1 << C.IRQ_M_SOFT) | (1 << C.IRQ_M_TIMER) | (1 << C.IRQ_M_EXT);
 const MIP_WRITABLE: u64 = S_INTS;
 /** Exceptions QEMU 7.2 lets medeleg delegate (no hypervisor). */
-const DELEGABLE_EXCPS: u64 = 0xb3ff;
+const DELEGABLE_EXCPS: u64 = 0xf0_bfff;
 const ENVCFG_MASK: u64 = 0xf1;
 
 /** mip as software sees it: stored bits, device lines, MTIP from the CLINT comparator. */

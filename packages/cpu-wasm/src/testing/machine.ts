@@ -1,6 +1,7 @@
 // Test harness: a one-region machine with a recording MMIO bus and HTIF tohost.
 import { Cpu, type MmioBus } from "../cpu.ts";
-import { Asm, li, sd } from "../rv-asm.ts";
+import { Asm, li, sd, addi, auipc, csrrw, csrrs, csrrc, MRET } from "../rv-asm.ts";
+import { CSR_MTVEC, CSR_PMPADDR0, CSR_PMPCFG0, CSR_MSTATUS, CSR_MEPC } from "../layout.ts";
 
 export const RAM_BASE = 0x8000_0000;
 export const RAM_SIZE = 0x40_0000;
@@ -100,4 +101,30 @@ export function runProgram(
   const exit = m.runToHtif(budget);
   if (exit !== 2) throw new Error(`program ended with exit ${exit} at pc 0x${m.cpu.hart(0).pc.toString(16)}`);
   return m;
+}
+
+/** Trap handler address used by trapProgram: it ends the run through tohost. */
+export const HANDLER = 0x8000_8000n;
+
+/** Sets mtvec = HANDLER (direct) and opens every address to S/U through PMP entry 0. */
+export function prologue(a: Asm): void {
+  a.emit(...li(5, HANDLER), csrrw(0, CSR_MTVEC, 5));
+  a.emit(...li(5, 0x3f_ffff_ffff_ffffn), csrrw(0, CSR_PMPADDR0, 5), addi(5, 0, 0x1f), csrrw(0, CSR_PMPCFG0, 5));
+}
+
+/** Switches to privilege `mode` (mret) and continues at the next instruction. */
+export function enterMode(a: Asm, mode: 0 | 1 | 3): void {
+  a.emit(...li(5, 0x1800n), csrrc(0, CSR_MSTATUS, 5), ...li(5, BigInt(mode) << 11n), csrrs(0, CSR_MSTATUS, 5));
+  a.emit(auipc(5, 0), addi(5, 5, 16), csrrw(0, CSR_MEPC, 5), MRET);
+}
+
+/** Runs `body` with the prologue; the trap handler (or the end of the body) stops the run. */
+export function trapProgram(body: (a: Asm) => void, setup?: (m: TestMachine) => void, budget = 100_000): TestMachine {
+  return runProgram((a) => {
+    prologue(a);
+    body(a);
+  }, (m) => {
+    m.code(HANDLER, (a) => a.emit(...li(31, TOHOST), sd(0, 31, 0)));
+    setup?.(m);
+  }, budget);
 }
