@@ -1,0 +1,112 @@
+import { describe, expect, it } from "vitest";
+import { parseKeyVals, parseRunArgs, parseSize, UsageError } from "./args.ts";
+
+function err(argv: string[]): string {
+  try {
+    parseRunArgs(argv);
+  } catch (e) {
+    if (e instanceof UsageError) return e.message;
+    throw e;
+  }
+  throw new Error("expected a UsageError");
+}
+
+describe("parseRunArgs", () => {
+  it("reads a typical QEMU bare-program command line", () => {
+    const cfg = parseRunArgs(["-M", "virt", "-m", "256M", "-bios", "none", "-kernel", "prog.elf", "-nographic"]);
+    expect(cfg.machine).toBe("virt");
+    expect(cfg.ramSize).toBe(256 * 2 ** 20);
+    expect(cfg.bios).toBe("none");
+    expect(cfg.kernel).toBe("prog.elf");
+    expect(cfg.nographic).toBe(true);
+  });
+
+  it("treats --opt like -opt and accepts --opt=value", () => {
+    const cfg = parseRunArgs(["--machine", "virt", "--m=64", "--smp=2", "--timeout", "2.5"]);
+    expect(cfg.ramSize).toBe(64 * 2 ** 20);
+    expect(cfg.smp).toBe(2);
+    expect(cfg.timeoutSeconds).toBe(2.5);
+  });
+
+  it("parses QEMU's -m forms", () => {
+    expect(parseRunArgs(["-m", "128"]).ramSize).toBe(128 * 2 ** 20);
+    expect(parseRunArgs(["-m", "size=1G"]).ramSize).toBe(2 ** 30);
+    expect(parseRunArgs(["-m", "1.5G"]).ramSize).toBe(1.5 * 2 ** 30);
+    expect(parseRunArgs(["-m", "100K"]).ramSize).toBe(106496);
+  });
+
+  it("parses -smp N and -smp cpus=N and topologies", () => {
+    expect(parseRunArgs(["-smp", "4"]).smp).toBe(4);
+    expect(parseRunArgs(["-smp", "cpus=3"]).smp).toBe(3);
+    expect(parseRunArgs(["-smp", "sockets=2,cores=2"]).smp).toBe(4);
+    expect(err(["-smp", "64"])).toMatch(/-smp: 64 CPUs requested; this machine supports 1 to 32/);
+  });
+
+  it("parses -M with options and -M help", () => {
+    expect(parseRunArgs(["-M", "type=virt"]).machine).toBe("virt");
+    expect(parseRunArgs(["-M", "help"]).help).toBe("machine");
+    expect(parseRunArgs(["-cpu", "help"]).help).toBe("cpu");
+    expect(err(["-M", "sifive_u"])).toMatch(/-M: unsupported machine type 'sifive_u'/);
+    expect(err(["-M", "virt,aia=aplic"])).toMatch(/-M: machine property 'aia' is not supported/);
+  });
+
+  it("parses -bios none, default and a path", () => {
+    expect(parseRunArgs([]).bios).toBe("default");
+    expect(parseRunArgs(["-bios", "default"]).bios).toBe("default");
+    expect(parseRunArgs(["-bios", "fw.bin"]).bios).toEqual({ path: "fw.bin" });
+  });
+
+  it("parses -icount forms", () => {
+    expect(parseRunArgs(["-icount", "shift=5"]).icountShift).toBe(5);
+    expect(parseRunArgs(["-icount", "4,sleep=off"]).icountShift).toBe(4);
+    expect(parseRunArgs(["-icount", "auto"]).icountShift).toBe(3);
+    expect(err(["-icount", "shift=11"])).toMatch(/out of range/);
+    expect(err(["-icount", "rr=record"])).toMatch(/icount property 'rr'/);
+  });
+
+  it("parses -serial backends and rejects others", () => {
+    expect(parseRunArgs(["-serial", "mon:stdio"]).serial).toBe("mon:stdio");
+    expect(parseRunArgs(["-serial", "stdio"]).serial).toBe("stdio");
+    expect(err(["-serial", "tcp::4444,server"])).toMatch(/-serial: serial backend 'tcp::4444,server' is not supported yet/);
+  });
+
+  it("names an unknown option as QEMU does", () => {
+    expect(err(["-foo"])).toBe("-foo: invalid option");
+    expect(err(["--frobnicate=1"])).toBe("--frobnicate=1: invalid option");
+  });
+
+  it("says which known QEMU options are not supported yet", () => {
+    expect(err(["-S"])).toBe("-S: not supported yet");
+    expect(err(["-qmp", "unix:x,server"])).toBe("-qmp: not supported yet");
+    expect(err(["-append", "console=ttyS0"])).toBe("-append: not supported yet");
+  });
+
+  it("names an option whose argument is missing or malformed", () => {
+    expect(err(["-kernel"])).toBe("-kernel: requires an argument");
+    expect(err(["-m", "lots"])).toMatch(/^-m: invalid size 'lots'/);
+    expect(err(["--timeout", "soon"])).toMatch(/^-timeout: invalid timeout 'soon'/);
+    expect(err(["--timeout", "-1"])).toMatch(/^-timeout: invalid timeout/);
+    expect(err(["-nographic=1"])).toMatch(/invalid option/);
+    expect(err(["--nographic=1"])).toBe("-nographic: takes no argument");
+    expect(err(["-cpu", "sifive-u54"])).toMatch(/-cpu: unable to find CPU model 'sifive-u54'/);
+  });
+
+  it("rejects a stray positional argument", () => {
+    expect(err(["disk.img"])).toMatch(/^disk.img: unexpected argument/);
+  });
+
+  it("accepts harmless QEMU options", () => {
+    const cfg = parseRunArgs(["-display", "none", "-monitor", "none", "-nic", "none", "-accel", "tcg", "-name", "x", "-no-reboot"]);
+    expect(cfg.noReboot).toBe(true);
+    expect(err(["-display", "gtk"])).toMatch(/-display gtk: not supported yet/);
+  });
+});
+
+describe("parseSize and parseKeyVals", () => {
+  it("parse QEMU's syntax", () => {
+    expect(parseSize("2G", "-m")).toBe(2 ** 31);
+    expect(parseSize("4096B", "-m")).toBe(4096);
+    expect([...parseKeyVals("virt,x=1", "type", "-M")]).toEqual([["type", "virt"], ["x", "1"]]);
+    expect(() => parseKeyVals("a,b", "type", "-M")).toThrow(/expected key=value, got 'b'/);
+  });
+});

@@ -1,0 +1,280 @@
+/**
+ * `vm-cli run` arguments, spelled as QEMU's (softmmu/vl.c, qemu-options.hx): `-opt value`,
+ * `--opt` the same as `-opt`, QEMU's `key=val,...` option syntax, plus GNU-style
+ * `--opt=value` and our `--timeout SECONDS`.
+ *
+ * @module
+ */
+
+export const MAX_SMP = 32;
+export const MAX_ICOUNT_SHIFT = 10;
+
+/** A command-line error; `main` prints it as `vm-cli: <message>` and exits 1. */
+export class UsageError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = "UsageError";
+  }
+}
+
+export type SerialBackend = "mon:stdio" | "stdio" | "null" | "none";
+
+export interface RunConfig {
+  machine: string;
+  /** Bytes. */
+  ramSize: number;
+  smp: number;
+  bios: "none" | "default" | { path: string };
+  kernel: string | undefined;
+  nographic: boolean;
+  serial: SerialBackend | undefined;
+  /** Instruction-counting shift (ns per instruction = 2^shift), or undefined for real time. */
+  icountShift: number | undefined;
+  timeoutSeconds: number | undefined;
+  noReboot: boolean;
+  cpu: string;
+  /** `-M help`, `-cpu help`, `-help`, `-version`: print and exit. */
+  help: "machine" | "cpu" | "usage" | "version" | undefined;
+}
+
+interface OptionDef {
+  /** Takes an argument. */
+  arg: boolean;
+  apply?: (cfg: RunConfig, value: string, opt: string) => void;
+  /** Known QEMU option we do not have yet. */
+  unsupported?: true;
+}
+
+export const MACHINES: readonly { name: string; desc: string }[] = [
+  { name: "virt", desc: "RISC-V VirtIO board" },
+];
+export const CPUS: readonly string[] = ["rv64"];
+
+/** QEMU's size syntax: a number with an optional B/K/M/G/T suffix; a bare number is MiB. */
+export function parseSize(text: string, opt: string): number {
+  const m = /^(\d+(?:\.\d+)?)([bBkKmMgGtT]?)$/.exec(text.trim());
+  if (m === null) throw new UsageError(`${opt}: invalid size '${text}' (expected e.g. 128M, 1G, 512)`);
+  const n = Number(m[1]);
+  const unit = (m[2] || "M").toUpperCase();
+  const shift = { B: 0, K: 10, M: 20, G: 30, T: 40 }[unit as "B" | "K" | "M" | "G" | "T"];
+  const bytes = Math.round(n * 2 ** shift);
+  if (!Number.isSafeInteger(bytes) || bytes <= 0) throw new UsageError(`${opt}: invalid size '${text}'`);
+  return bytes;
+}
+
+/** Splits QEMU's `value,key=val,...`; a leading bare value is returned under `implied`. */
+export function parseKeyVals(text: string, implied: string, opt: string): Map<string, string> {
+  const out = new Map<string, string>();
+  text.split(",").forEach((part, i) => {
+    if (part === "") throw new UsageError(`${opt}: empty option in '${text}'`);
+    const eq = part.indexOf("=");
+    if (eq < 0) {
+      if (i !== 0) throw new UsageError(`${opt}: expected key=value, got '${part}'`);
+      out.set(implied, part);
+    } else {
+      const key = part.slice(0, eq);
+      if (out.has(key)) throw new UsageError(`${opt}: '${key}' given twice`);
+      out.set(key, part.slice(eq + 1));
+    }
+  });
+  return out;
+}
+
+function onlyKeys(kv: Map<string, string>, allowed: readonly string[], opt: string, what: string): void {
+  for (const k of kv.keys()) {
+    if (!allowed.includes(k)) {
+      throw new UsageError(`${opt}: ${what} property '${k}' is not supported (supported: ${allowed.join(", ")})`);
+    }
+  }
+}
+
+function parseInt10(text: string, opt: string, what: string): number {
+  if (!/^\d+$/.test(text)) throw new UsageError(`${opt}: invalid ${what} '${text}'`);
+  return Number(text);
+}
+
+function applyMachine(cfg: RunConfig, value: string, opt: string): void {
+  const kv = parseKeyVals(value, "type", opt);
+  const type = kv.get("type");
+  if (type === "help" || type === "?") {
+    cfg.help = "machine";
+    return;
+  }
+  onlyKeys(kv, ["type"], opt, "machine");
+  if (type === undefined) return;
+  if (!MACHINES.some((m) => m.name === type)) {
+    throw new UsageError(`${opt}: unsupported machine type '${type}' (use -machine help to list supported machines)`);
+  }
+  cfg.machine = type;
+}
+
+function applyMemory(cfg: RunConfig, value: string, opt: string): void {
+  const kv = parseKeyVals(value, "size", opt);
+  onlyKeys(kv, ["size"], opt, "memory");
+  const size = kv.get("size");
+  if (size === undefined) throw new UsageError(`${opt}: missing 'size'`);
+  // QEMU rounds the RAM size up to 8 KiB.
+  cfg.ramSize = Math.ceil(parseSize(size, opt) / 8192) * 8192;
+}
+
+function applySmp(cfg: RunConfig, value: string, opt: string): void {
+  const kv = parseKeyVals(value, "cpus", opt);
+  onlyKeys(kv, ["cpus", "maxcpus", "sockets", "dies", "clusters", "cores", "threads"], opt, "smp");
+  const num = (k: string) => (kv.has(k) ? parseInt10(kv.get(k)!, opt, k) : undefined);
+  const topo = ["sockets", "dies", "clusters", "cores", "threads"].map(num);
+  const product = topo.reduce<number>((a, b) => a * (b ?? 1), 1);
+  let cpus = num("cpus") ?? (topo.some((t) => t !== undefined) ? product : undefined) ?? num("maxcpus");
+  if (cpus === undefined) throw new UsageError(`${opt}: missing cpu count`);
+  const maxcpus = num("maxcpus");
+  if (maxcpus !== undefined && maxcpus !== cpus) {
+    throw new UsageError(`${opt}: maxcpus=${maxcpus} (CPU hotplug) is not supported; use cpus only`);
+  }
+  if (cpus < 1 || cpus > MAX_SMP) {
+    throw new UsageError(`${opt}: ${cpus} CPUs requested; this machine supports 1 to ${MAX_SMP}`);
+  }
+  cfg.smp = cpus;
+}
+
+function applyIcount(cfg: RunConfig, value: string, opt: string): void {
+  const kv = parseKeyVals(value, "shift", opt);
+  onlyKeys(kv, ["shift", "sleep", "align"], opt, "icount");
+  const shift = kv.get("shift") ?? "auto";
+  for (const k of ["sleep", "align"]) {
+    const v = kv.get(k);
+    if (v !== undefined && v !== "on" && v !== "off") throw new UsageError(`${opt}: ${k} must be on or off, got '${v}'`);
+  }
+  if (shift === "auto") {
+    cfg.icountShift = 3;
+    return;
+  }
+  const n = parseInt10(shift, opt, "shift");
+  if (n > MAX_ICOUNT_SHIFT) throw new UsageError(`${opt}: shift ${n} is out of range 0..${MAX_ICOUNT_SHIFT}`);
+  cfg.icountShift = n;
+}
+
+function applySerial(cfg: RunConfig, value: string, opt: string): void {
+  if (value !== "mon:stdio" && value !== "stdio" && value !== "null" && value !== "none") {
+    throw new UsageError(`${opt}: serial backend '${value}' is not supported yet (supported: mon:stdio, stdio, null, none)`);
+  }
+  if (cfg.serial !== undefined) throw new UsageError(`${opt}: only one serial port is supported`);
+  cfg.serial = value;
+}
+
+function applyTimeout(cfg: RunConfig, value: string, opt: string): void {
+  const n = Number(value);
+  if (value.trim() === "" || !Number.isFinite(n) || n <= 0) {
+    throw new UsageError(`${opt}: invalid timeout '${value}' (expected a positive number of seconds)`);
+  }
+  cfg.timeoutSeconds = n;
+}
+
+function accept(allowed: readonly string[]): (cfg: RunConfig, value: string, opt: string) => void {
+  return (_cfg, value, opt) => {
+    if (!allowed.includes(value)) {
+      throw new UsageError(`${opt} ${value}: not supported yet (supported: ${allowed.join(", ")})`);
+    }
+  };
+}
+
+const UNSUPPORTED: OptionDef = { arg: false, unsupported: true };
+
+const OPTIONS: Record<string, OptionDef> = {
+  machine: { arg: true, apply: applyMachine },
+  M: { arg: true, apply: applyMachine },
+  m: { arg: true, apply: applyMemory },
+  smp: { arg: true, apply: applySmp },
+  bios: {
+    arg: true,
+    apply: (cfg, v) => {
+      cfg.bios = v === "none" || v === "default" ? v : { path: v };
+    },
+  },
+  kernel: { arg: true, apply: (cfg, v) => { cfg.kernel = v; } },
+  nographic: { arg: false, apply: (cfg) => { cfg.nographic = true; } },
+  serial: { arg: true, apply: applySerial },
+  icount: { arg: true, apply: applyIcount },
+  timeout: { arg: true, apply: applyTimeout },
+  "no-reboot": { arg: false, apply: (cfg) => { cfg.noReboot = true; } },
+  cpu: {
+    arg: true,
+    apply: (cfg, v, opt) => {
+      if (v === "help" || v === "?") cfg.help = "cpu";
+      else if (CPUS.includes(v)) cfg.cpu = v;
+      else throw new UsageError(`${opt}: unable to find CPU model '${v}' (use -cpu help to list them)`);
+    },
+  },
+  display: { arg: true, apply: accept(["none"]) },
+  monitor: { arg: true, apply: accept(["none"]) },
+  vga: { arg: true, apply: accept(["none"]) },
+  nic: { arg: true, apply: accept(["none"]) },
+  net: { arg: true, apply: accept(["none"]) },
+  accel: { arg: true, apply: accept(["tcg"]) },
+  name: { arg: true, apply: () => {} },
+  nodefaults: { arg: false, apply: () => {} },
+  help: { arg: false, apply: (cfg) => { cfg.help = "usage"; } },
+  h: { arg: false, apply: (cfg) => { cfg.help = "usage"; } },
+  version: { arg: false, apply: (cfg) => { cfg.help = "version"; } },
+};
+
+for (const name of [
+  "S", "s", "gdb", "qmp", "qmp-pretty", "incoming", "drive", "device", "netdev", "global", "chardev", "mon",
+  "snapshot", "loadvm", "d", "D", "object", "rtc", "uuid", "enable-kvm", "append", "initrd", "dtb", "hda", "hdb",
+  "cdrom", "boot", "fsdev", "virtfs", "audiodev", "smbios", "fw_cfg", "pflash", "blockdev", "numa", "overcommit",
+  "daemonize", "pidfile", "trace", "plugin", "semihosting", "semihosting-config", "readconfig", "writeconfig",
+  "no-shutdown", "action", "watchdog-action", "k", "usb", "usbdevice", "parallel", "debugcon", "sandbox", "L",
+]) {
+  OPTIONS[name] = UNSUPPORTED;
+}
+
+export function defaultRunConfig(): RunConfig {
+  return {
+    machine: "virt",
+    ramSize: 128 * 1024 * 1024,
+    smp: 1,
+    bios: "default",
+    kernel: undefined,
+    nographic: false,
+    serial: undefined,
+    icountShift: undefined,
+    timeoutSeconds: undefined,
+    noReboot: false,
+    cpu: "rv64",
+    help: undefined,
+  };
+}
+
+/** Parses `vm-cli run` arguments; throws {@link UsageError} naming the offending option. */
+export function parseRunArgs(argv: readonly string[]): RunConfig {
+  const cfg = defaultRunConfig();
+  for (let i = 0; i < argv.length; i++) {
+    const raw = argv[i]!;
+    if (!raw.startsWith("-") || raw === "-" || raw === "--") {
+      throw new UsageError(`${raw}: unexpected argument (disk images are not supported yet; options start with -)`);
+    }
+    let name = raw.startsWith("--") ? raw.slice(2) : raw.slice(1);
+    let inline: string | undefined;
+    const eq = name.indexOf("=");
+    if (raw.startsWith("--") && eq > 0) {
+      inline = name.slice(eq + 1);
+      name = name.slice(0, eq);
+    }
+    const opt = `-${name}`;
+    const def = Object.hasOwn(OPTIONS, name) ? OPTIONS[name] : undefined;
+    if (def === undefined) throw new UsageError(`${raw}: invalid option`);
+    if (def.unsupported) throw new UsageError(`${opt}: not supported yet`);
+    let value = "";
+    if (def.arg) {
+      if (inline !== undefined) {
+        value = inline;
+      } else {
+        if (i + 1 >= argv.length) throw new UsageError(`${opt}: requires an argument`);
+        value = argv[++i]!;
+      }
+    } else if (inline !== undefined) {
+      throw new UsageError(`${opt}: takes no argument`);
+    }
+    def.apply!(cfg, value, opt);
+    if (cfg.help !== undefined) return cfg;
+  }
+  return cfg;
+}

@@ -1,0 +1,242 @@
+/**
+ * `vm-cli` commands. {@link main} takes the arguments after the program name and returns the
+ * exit status; all I/O goes through a {@link CliIo} so tests can drive it.
+ *
+ * @module
+ */
+
+import { readFileSync } from "node:fs";
+import { createMachine, type Machine, type RunResult } from "@ferryvm/devices";
+import { CPUS, MACHINES, parseRunArgs, UsageError, type RunConfig } from "./args.ts";
+import { ConsoleEscape, MUX_HELP } from "./console.ts";
+
+export interface CliIo {
+  /** Guest console output. */
+  stdout: (bytes: Uint8Array) => void;
+  /** Messages. */
+  stderr: (text: string) => void;
+  /** Console input; null = none. */
+  stdin: NodeJS.ReadableStream | null;
+  /** Whether stdin is a terminal (raw mode and the Ctrl-A prefix). */
+  isTTY: boolean;
+  setRawMode?: (raw: boolean) => void;
+  readFile: (path: string) => Uint8Array;
+}
+
+/** Exit status when `--timeout` ends the run (as timeout(1)). */
+export const EXIT_TIMEOUT = 124;
+/** Where Debian's `opensbi` package puts the firmware QEMU's `-bios default` loads. */
+export const DEFAULT_BIOS_PATHS = [
+  "/usr/lib/riscv64-linux-gnu/opensbi/generic/fw_dynamic.bin",
+  "/usr/share/qemu/opensbi-riscv64-generic-fw_dynamic.bin",
+];
+
+export function processIo(): CliIo {
+  const stdin = process.stdin;
+  return {
+    stdout: (b) => process.stdout.write(b),
+    stderr: (t) => process.stderr.write(t),
+    stdin,
+    isTTY: stdin.isTTY === true,
+    setRawMode: stdin.isTTY ? (raw) => stdin.setRawMode(raw) : undefined,
+    readFile: (p) => readFileSync(p),
+  };
+}
+
+export function version(): string {
+  try {
+    const pkg = JSON.parse(readFileSync(new URL("../package.json", import.meta.url), "utf8")) as { version?: string };
+    return pkg.version ?? "0.0.0";
+  } catch {
+    return "0.0.0";
+  }
+}
+
+export const USAGE = `usage: vm-cli <command> [options]
+
+Commands:
+  run [options]     boot a machine, QEMU-style options (see vm-cli run -help)
+  --help, -h        this help
+  --version         print the version
+
+Examples:
+  vm-cli run -M virt -m 128M -bios none -kernel prog.elf -nographic
+  vm-cli run -M virt -bios none -kernel rv64ui-p-add -nographic --timeout 10
+`;
+
+export const RUN_USAGE = `usage: vm-cli run [options]   (QEMU's spelling; --opt is the same as -opt)
+
+  -M, -machine TYPE     machine type (virt); -M help lists them
+  -m [size=]SIZE        guest RAM, e.g. 128M, 1G; a bare number is MiB (default 128M)
+  -smp [cpus=]N         number of harts (1..32)
+  -cpu MODEL            CPU model (rv64); -cpu help lists them
+  -bios none|default|FILE  firmware: none jumps straight to the kernel; default is OpenSBI
+  -kernel FILE          ELF (loaded at its physical addresses) or raw image
+  -nographic            no display; serial console multiplexed on stdio (Ctrl-A h for help)
+  -serial mon:stdio|stdio|null|none
+  -icount [shift=]N|auto   deterministic time: 2^N ns per instruction
+  -no-reboot            exit instead of rebooting when the guest resets
+  --timeout SECONDS     stop a guest still running after SECONDS (exit status ${EXIT_TIMEOUT})
+  -display none, -monitor none, -nic none, -accel tcg, -name NAME: accepted
+
+The guest's exit status becomes vm-cli's: the sifive_test finisher at 0x100000 or HTIF
+tohost (riscv-tests: 1 = pass, (n << 1) | 1 = test n failed; exit status n).
+`;
+
+/** Maps a guest status to a process exit status: a non-zero status never becomes 0. */
+export function exitStatus(code: number): number {
+  if (code === 0) return 0;
+  return code & 0xff || 0xff;
+}
+
+export async function main(argv: readonly string[], io: CliIo = processIo()): Promise<number> {
+  try {
+    const [cmd, ...rest] = argv;
+    if (cmd === undefined || cmd === "help" || cmd === "-h" || cmd === "-help" || cmd === "--help") {
+      if (cmd === undefined) {
+        io.stderr(USAGE);
+        return 1;
+      }
+      io.stdout(new TextEncoder().encode(USAGE));
+      return 0;
+    }
+    if (cmd === "--version" || cmd === "-version" || cmd === "version") {
+      io.stdout(new TextEncoder().encode(`vm-cli (FerryVM) ${version()}\n`));
+      return 0;
+    }
+    if (cmd === "run") return await run(parseRunArgs(rest), io);
+    if (cmd.startsWith("-")) return await run(parseRunArgs(argv), io);
+    throw new UsageError(`${cmd}: unknown command (try vm-cli --help)`);
+  } catch (e) {
+    if (e instanceof UsageError) {
+      io.stderr(`vm-cli: ${e.message}\n`);
+      return 1;
+    }
+    throw e;
+  }
+}
+
+function readImage(io: CliIo, path: string, what: string): Uint8Array {
+  try {
+    return io.readFile(path);
+  } catch (e) {
+    const reason = e instanceof Error && "code" in e ? String((e as NodeJS.ErrnoException).code) : String(e);
+    throw new UsageError(`could not load ${what} '${path}': ${reason}`);
+  }
+}
+
+function resolveBios(cfg: RunConfig, io: CliIo): "none" | Uint8Array {
+  if (cfg.bios === "none") return "none";
+  if (cfg.bios === "default") {
+    for (const p of DEFAULT_BIOS_PATHS) {
+      try {
+        return io.readFile(p);
+      } catch {
+        // try the next location
+      }
+    }
+    throw new UsageError(
+      `-bios default: no OpenSBI firmware found (looked in ${DEFAULT_BIOS_PATHS.join(", ")}); use -bios none for bare programs`,
+    );
+  }
+  return readImage(io, cfg.bios.path, "firmware");
+}
+
+async function run(cfg: RunConfig, io: CliIo): Promise<number> {
+  const enc = new TextEncoder();
+  if (cfg.help === "usage") {
+    io.stdout(enc.encode(RUN_USAGE));
+    return 0;
+  }
+  if (cfg.help === "version") {
+    io.stdout(enc.encode(`vm-cli (FerryVM) ${version()}\n`));
+    return 0;
+  }
+  if (cfg.help === "machine") {
+    io.stdout(enc.encode("Supported machines are:\n" + MACHINES.map((m) => `${m.name.padEnd(20)} ${m.desc}\n`).join("")));
+    return 0;
+  }
+  if (cfg.help === "cpu") {
+    io.stdout(enc.encode("Available CPUs:\n" + CPUS.map((c) => `  ${c}\n`).join("")));
+    return 0;
+  }
+  const bios = resolveBios(cfg, io);
+  const kernel = cfg.kernel === undefined ? undefined : readImage(io, cfg.kernel, "kernel");
+  if (bios === "none" && kernel === undefined) {
+    io.stderr("vm-cli: warning: -bios none without -kernel: the harts start in empty RAM\n");
+  }
+  const serial = cfg.serial ?? (cfg.nographic ? "mon:stdio" : "stdio");
+  const consoleOn = serial === "mon:stdio" || serial === "stdio";
+  let machine: Machine;
+  try {
+    machine = await createMachine({
+      ramSize: cfg.ramSize,
+      harts: cfg.smp,
+      bios,
+      kernel,
+      onConsoleOutput: consoleOn ? io.stdout : undefined,
+      onErrorOutput: (b) => io.stderr(new TextDecoder().decode(b)),
+      onGuestError: (m) => io.stderr(`vm-cli: guest error: ${m}\n`),
+      icount: cfg.icountShift === undefined ? undefined : { shift: cfg.icountShift },
+    });
+  } catch (e) {
+    if (e instanceof RangeError || (e instanceof Error && e.name === "ElfError")) throw new UsageError(e.message);
+    throw e;
+  }
+
+  const detach = consoleOn ? attachConsole(machine, io, serial === "mon:stdio") : () => {};
+  try {
+    const timeoutMs = cfg.timeoutSeconds === undefined ? undefined : cfg.timeoutSeconds * 1000;
+    const started = performance.now();
+    for (;;) {
+      const left = timeoutMs === undefined ? undefined : Math.max(0, timeoutMs - (performance.now() - started));
+      const result: RunResult = await machine.run({ timeoutMs: left });
+      if (result.kind === "reset") {
+        if (cfg.noReboot) return 0;
+        machine.reset();
+        continue;
+      }
+      if (result.kind === "timeout") {
+        io.stderr(`vm-cli: timeout: the guest was still running after ${cfg.timeoutSeconds} s\n`);
+        return EXIT_TIMEOUT;
+      }
+      if (result.kind === "stopped") {
+        io.stderr("vm-cli: terminated\n");
+        return 0;
+      }
+      return exitStatus(result.code);
+    }
+  } finally {
+    detach();
+  }
+}
+
+/** Wires stdin to the guest; returns the function that undoes it. */
+function attachConsole(machine: Machine, io: CliIo, mux: boolean): () => void {
+  const stdin = io.stdin;
+  if (stdin === null) return () => {};
+  const raw = io.isTTY && io.setRawMode !== undefined;
+  if (raw) io.setRawMode!(true);
+  const escape = raw ? new ConsoleEscape(mux) : undefined;
+  const onData = (chunk: Buffer | string): void => {
+    const bytes = typeof chunk === "string" ? new TextEncoder().encode(chunk) : new Uint8Array(chunk);
+    if (escape === undefined) {
+      machine.sendConsoleInput(bytes);
+      return;
+    }
+    const { forward, actions } = escape.process(bytes);
+    if (forward.length > 0) machine.sendConsoleInput(forward);
+    for (const a of actions) {
+      if (a === "quit") machine.stop();
+      else if (a === "help") io.stderr(MUX_HELP);
+      else if (a === "monitor") io.stderr("\r\nvm-cli: the monitor is not supported yet\r\n");
+    }
+  };
+  stdin.on("data", onData);
+  stdin.resume();
+  return () => {
+    stdin.off("data", onData);
+    stdin.pause();
+    if (raw) io.setRawMode!(false);
+  };
+}
