@@ -3,8 +3,14 @@
  * and prints one table, or with `--json` only a JSON array of
  * `{ name, unit, value, baselines }` on stdout; progress always goes to stderr.
  */
+import { setFlagsFromString } from "node:v8";
 import { formatTable, type BenchContext, type BenchResult } from "./harness.ts";
 import { groups } from "./groups.ts";
+
+// Measure optimized code only: without this, V8 first runs WebAssembly from its baseline
+// compiler (Liftoff) and a kernel called a few times on large buffers may be timed there.
+// Groups must compile their modules in run(), after this line.
+setFlagsFromString("--no-liftoff");
 
 interface Options {
   json: boolean;

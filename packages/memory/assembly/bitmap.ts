@@ -43,27 +43,79 @@ export function find_next_bit_scalar(bitmap: usize, nbits: u32, start: u32): u32
   return nbits;
 }
 
+/** Writes the set bits of `word` (bit 0 = index `base`) below `nbits` to `out` from slot `n`, up to `max`; returns the new count. */
+@inline function emitBits(word: u64, base: u32, nbits: u32, out: usize, n: u32, max: u32): u32 {
+  while (word != 0 && n < max) {
+    const b = base + <u32>ctz(word);
+    if (b >= nbits) break;
+    store<u32>(out + (<usize>n << 2), b);
+    n++;
+    word &= word - 1;
+  }
+  return n;
+}
+
 /**
  * Writes the index of every set bit in [start, nbits) to the u32 array at `out`, at most
  * `max` of them, in ascending order; returns how many were written. Continue from the last
- * index + 1 when the result equals `max`.
+ * index + 1 when the result equals `max`. Goes through the bitmap in 64-byte blocks: one
+ * v128 test per block, then only the non-zero words of a block (found with i64x2.eq and a
+ * bitmask), so the branches follow set bits rather than words.
  */
 export function collect_bits(bitmap: usize, nbits: u32, start: u32, out: usize, max: u32): u32 {
+  if (start >= nbits || max == 0) return 0;
+  const words = (nbits + 63) >> 6;
+  let w = start >> 6;
+  let n = emitBits(load<u64>(bitmap + (<usize>w << 3)) & (~(<u64>0) << (start & 63)), w << 6, nbits, out, 0, max);
+  w++;
+  while ((w & 7) != 0 && w < words) {
+    n = emitBits(load<u64>(bitmap + (<usize>w << 3)), w << 6, nbits, out, n, max);
+    w++;
+  }
+  if (n >= max) return n;
+  const zero = i64x2.splat(0);
+  while (w + 8 <= words) {
+    const p = bitmap + (<usize>w << 3);
+    const a = v128.load(p);
+    const b = v128.load(p, 16);
+    const c = v128.load(p, 32);
+    const d = v128.load(p, 48);
+    if (v128.any_true(v128.or(v128.or(a, b), v128.or(c, d)))) {
+      let nz = ~(i64x2.bitmask(i64x2.eq(a, zero)) | (i64x2.bitmask(i64x2.eq(b, zero)) << 2) |
+        (i64x2.bitmask(i64x2.eq(c, zero)) << 4) | (i64x2.bitmask(i64x2.eq(d, zero)) << 6)) & 0xff;
+      while (nz != 0) {
+        const k = <u32>ctz(nz);
+        n = emitBits(load<u64>(p + (<usize>k << 3)), (w + k) << 6, nbits, out, n, max);
+        if (n >= max) return n;
+        nz &= nz - 1;
+      }
+    }
+    w += 8;
+  }
+  while (w < words) {
+    n = emitBits(load<u64>(bitmap + (<usize>w << 3)), w << 6, nbits, out, n, max);
+    w++;
+  }
+  return n;
+}
+
+/** Scalar twin of {@link collect_bits}: word by word, no SIMD skip of empty words. */
+export function collect_bits_scalar(bitmap: usize, nbits: u32, start: u32, out: usize, max: u32): u32 {
   let n: u32 = 0;
-  let bit = find_next_bit(bitmap, nbits, start);
-  while (bit < nbits && n < max) {
-    let w = bit >> 6;
-    let word = load<u64>(bitmap + (<usize>w << 3)) & (~(<u64>0) << (bit & 63));
-    const base = w << 6;
-    while (word != 0 && n < max) {
-      const b = base + <u32>ctz(word);
+  if (start >= nbits || max == 0) return 0;
+  const words = (nbits + 63) >> 6;
+  let w = start >> 6;
+  let word = load<u64>(bitmap + (<usize>w << 3)) & (~(<u64>0) << (start & 63));
+  for (;;) {
+    while (word != 0) {
+      const b = (w << 6) + <u32>ctz(word);
       if (b >= nbits) return n;
       store<u32>(out + (<usize>n << 2), b);
-      n++;
+      if (++n >= max) return n;
       word &= word - 1;
     }
-    if (n >= max) break;
-    bit = find_next_bit(bitmap, nbits, base + 64);
+    if (++w >= words) return n;
+    word = load<u64>(bitmap + (<usize>w << 3));
   }
   return n;
 }

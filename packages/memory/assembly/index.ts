@@ -11,6 +11,7 @@ export {
   find_next_bit,
   find_next_bit_scalar,
   collect_bits,
+  collect_bits_scalar,
   count_bits,
   count_bits_scalar,
   sync_bitmap,

@@ -109,11 +109,10 @@ export function xbzrle_encode(old: usize, cur: usize, slen: i32, dst: usize, dle
     const out = dst + <usize>d;
     if (n <= 16 && i + 16 <= slen && d + 16 <= dlen) {
       v128.store(out, v128.load(src));
-    } else if (n <= 64 && i + 64 <= slen && d + 64 <= dlen) {
-      v128.store(out, v128.load(src));
-      v128.store(out, v128.load(src, 16), 16);
-      v128.store(out, v128.load(src, 32), 32);
-      v128.store(out, v128.load(src, 48), 48);
+    } else if (n > 16 && n <= 1024) {
+      let k = 0;
+      for (; k + 16 <= n; k += 16) v128.store(out + <usize>k, v128.load(src + <usize>k));
+      if (k < n) v128.store(out + <usize>(n - 16), v128.load(src + <usize>(n - 16)));
     } else {
       memory.copy(out, src, <usize>n);
     }

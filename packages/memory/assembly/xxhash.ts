@@ -55,13 +55,24 @@ export function xxh64_scalar(ptr: usize, len: usize, seed: u64): u64 {
     let v3 = seed;
     let v4 = seed - P1;
     const limit = end - 32;
-    do {
+    while (p + 64 <= end) {
+      v1 = round(v1, load<u64>(p));
+      v2 = round(v2, load<u64>(p, 8));
+      v3 = round(v3, load<u64>(p, 16));
+      v4 = round(v4, load<u64>(p, 24));
+      v1 = round(v1, load<u64>(p, 32));
+      v2 = round(v2, load<u64>(p, 40));
+      v3 = round(v3, load<u64>(p, 48));
+      v4 = round(v4, load<u64>(p, 56));
+      p += 64;
+    }
+    while (p <= limit) {
       v1 = round(v1, load<u64>(p));
       v2 = round(v2, load<u64>(p, 8));
       v3 = round(v3, load<u64>(p, 16));
       v4 = round(v4, load<u64>(p, 24));
       p += 32;
-    } while (p <= limit);
+    }
     h = merge(v1, v2, v3, v4);
   } else {
     h = seed + P5;

@@ -21,6 +21,7 @@ export interface PageKernelExports {
   find_next_bit(bitmap: number, nbits: number, start: number): number;
   find_next_bit_scalar(bitmap: number, nbits: number, start: number): number;
   collect_bits(bitmap: number, nbits: number, start: number, out: number, max: number): number;
+  collect_bits_scalar(bitmap: number, nbits: number, start: number, out: number, max: number): number;
   count_bits(bitmap: number, nbits: number): number;
   count_bits_scalar(bitmap: number, nbits: number): number;
   sync_bitmap(live: number, synced: number, words: number): number;
