@@ -44,11 +44,15 @@ interface CpuExports {
 
 /** CSR names (lower case, as in the spec) to numbers. */
 export const CSR_NUMBERS: Readonly<Record<string, number>> = Object.freeze(
-  Object.fromEntries(
-    Object.entries(L)
+  Object.fromEntries([
+    ...Object.entries(L)
       .filter(([k, v]) => k.startsWith("CSR_") && typeof v === "number")
-      .map(([k, v]) => [k.slice(4).toLowerCase(), v as number]),
-  ),
+      .map(([k, v]) => [k.slice(4).toLowerCase(), v as number] as const),
+    ...Array.from({ length: 16 }, (_, i) => [`pmpaddr${i}`, L.CSR_PMPADDR0 + i] as const),
+    ...Array.from({ length: 29 }, (_, i) => [`hpmcounter${i + 3}`, L.CSR_HPMCOUNTER3 + i] as const),
+    ...Array.from({ length: 29 }, (_, i) => [`mhpmcounter${i + 3}`, L.CSR_MHPMCOUNTER3 + i] as const),
+    ...Array.from({ length: 29 }, (_, i) => [`mhpmevent${i + 3}`, L.CSR_MHPMEVENT3 + i] as const),
+  ]),
 );
 
 function wasmUrl(debug: boolean): URL {
