@@ -1,19 +1,17 @@
 // The interpreter loop: fetch (cached code page), decode (switch on the major opcode),
 // execute. Fast paths inline, slow paths (TLB misses, MMIO, traps, CSRs) out of line.
 import {
-  H_PC, H_PRIV, H_MSTATUS, H_MINSTRET, H_MCYCLE, H_WFI, H_FLUSH_REQUEST, H_STOP_REQUEST,
-  H_LAST_RETIRED, H_LR_ADDR, H_LR_VALUE, H_LR_VALID, H_MIP, H_TLB_LOAD, H_TLB_STORE,
-  EXIT_BUDGET, EXIT_WFI, EXIT_STOP, PRV_M, PRV_S, PRV_U,
+  H_PC, H_PRIV, H_MINSTRET, H_MCYCLE, H_WFI, H_FLUSH_REQUEST, H_STOP_REQUEST,
+  H_LAST_RETIRED, H_TLB_LOAD, H_TLB_STORE, EXIT_BUDGET, EXIT_WFI, EXIT_STOP,
 } from "./hart-layout";
-import { MSTATUS_TVM, MSTATUS_TW, MSTATUS_TSR, CSR_MIP } from "./csr-numbers";
 import {
   hartBase, setCurHart, clearEvents, clearExit, eventPending, trapPending, trapCause,
-  trapTval, exitReason, raise, requestExit, flushStoreTlb, flushAllTlbs,
+  trapTval, exitReason, flushStoreTlb,
 } from "./state";
-import { loadSlow, storeSlow, fetchSlow, amoHost, fetchPage, fetchDelta, dataPriv } from "./mmu";
-import { csrRead, csrWrite, csrIllegal, CSR_WRITE_RESYNC } from "./csr";
-import { takeTrap, pendingInterrupt, takeInterrupt, wfiWakes, doMret, doSret } from "./trap";
+import { loadSlow, storeSlow, fetchSlow, fetchPage, fetchDelta, dataPriv } from "./mmu";
+import { takeTrap, pendingInterrupt, takeInterrupt, wfiWakes } from "./trap";
 import { expandC } from "./rvc";
+import { execAmo, execSystem, newPc, X_NEXT, X_ILLEGAL, X_JUMP } from "./system";
 
 const NO_PAGE: u64 = 0xffff_ffff_ffff_ffff;
 /** Instructions between safe points (flush requests, interrupts). */
@@ -97,28 +95,6 @@ function remuw(a: u64, b: u64): u64 {
   return sext32(<u64>(x % y));
 }
 
-function amoOp(f5: u32, old: u64, src: u64, word: bool): u64 {
-  switch (f5) {
-    case 0x01: return src;
-    case 0x00: return old + src;
-    case 0x04: return old ^ src;
-    case 0x0c: return old & src;
-    case 0x08: return old | src;
-    case 0x10: return <i64>old < <i64>src ? old : src;
-    case 0x14: return <i64>old > <i64>src ? old : src;
-    case 0x18:
-      if (word) return <u32>old < <u32>src ? old : src;
-      return old < src ? old : src;
-    default:
-      if (word) return <u32>old > <u32>src ? old : src;
-      return old > src ? old : src;
-  }
-}
-
-@inline function isAmoFunct(f5: u32): bool {
-  return f5 == 0 || f5 == 1 || f5 == 4 || f5 == 8 || f5 == 0xc || f5 == 0x10 || f5 == 0x14 || f5 == 0x18 || f5 == 0x1c;
-}
-
 /** Sign- or zero-extends a raw loaded value per the load's funct3. */
 @inline function extendLoad(f3: u32, v: u64): u64 {
   switch (f3) {
@@ -192,27 +168,28 @@ export function run(hartIndex: u32, budget: u32): u32 {
         insn = expandC(raw);
         ilen = 2;
       }
-      switch (insn & 0x7f) {
-        case 0x37: /* lui */
+      // Major opcode bits 6:2 (bits 1:0 are 11 for every 32-bit instruction).
+      switch ((insn >> 2) & 31) {
+        case 0x0d: /* lui */
           setRd(h, insn, <u64>(<i64>(<i32>(insn & 0xffff_f000))));
           pc += ilen;
           continue;
-        case 0x17: /* auipc */
+        case 0x05: /* auipc */
           setRd(h, insn, pc + <u64>(<i64>(<i32>(insn & 0xffff_f000))));
           pc += ilen;
           continue;
-        case 0x6f: /* jal */
+        case 0x1b: /* jal */
           setRd(h, insn, pc + ilen);
           pc += immJ(insn);
           continue;
-        case 0x67: { /* jalr */
+        case 0x19: { /* jalr */
           if ((insn >> 12) & 7) break;
           const t = (rs1v(h, insn) + immI(insn)) & ~<u64>1;
           setRd(h, insn, pc + ilen);
           pc = t;
           continue;
         }
-        case 0x63: { /* branch */
+        case 0x18: { /* branch */
           const a = rs1v(h, insn), b = rs2v(h, insn);
           let taken: bool;
           switch ((insn >> 12) & 7) {
@@ -228,7 +205,7 @@ export function run(hartIndex: u32, budget: u32): u32 {
           pc += taken ? immB(insn) : ilen;
           continue;
         }
-        case 0x03: { /* load */
+        case 0x00: { /* load */
           const f3 = (insn >> 12) & 7;
           if (f3 == 7) break;
           const va = rs1v(h, insn) + immI(insn);
@@ -261,7 +238,7 @@ export function run(hartIndex: u32, budget: u32): u32 {
           pc += ilen;
           continue;
         }
-        case 0x23: { /* store */
+        case 0x08: { /* store */
           const f3 = (insn >> 12) & 7;
           if (f3 > 3) break;
           const va = rs1v(h, insn) + immS(insn);
@@ -290,7 +267,7 @@ export function run(hartIndex: u32, budget: u32): u32 {
           pc += ilen;
           continue;
         }
-        case 0x13: { /* op-imm */
+        case 0x04: { /* op-imm */
           const a = rs1v(h, insn);
           const imm = immI(insn);
           let v: u64;
@@ -318,10 +295,12 @@ export function run(hartIndex: u32, budget: u32): u32 {
           pc += ilen;
           continue;
         }
-        case 0x33: { /* op */
+        case 0x0c: { /* op */
+          if (insn & 0xbc00_0000) break;
           const a = rs1v(h, insn), b = rs2v(h, insn);
           let v: u64;
-          switch (((insn >> 22) & 0x3f8) | ((insn >> 12) & 7)) {
+          // funct3 | funct7 bit 0 -> 8 | funct7 bit 5 -> 16
+          switch (((insn >> 12) & 7) | ((insn >> 22) & 8) | ((insn >> 26) & 16)) {
             case 0x000: v = a + b; break;
             case 0x001: v = a << (b & 63); break;
             case 0x002: v = <i64>a < <i64>b ? 1 : 0; break;
@@ -330,8 +309,8 @@ export function run(hartIndex: u32, budget: u32): u32 {
             case 0x005: v = a >> (b & 63); break;
             case 0x006: v = a | b; break;
             case 0x007: v = a & b; break;
-            case 0x100: v = a - b; break;
-            case 0x105: v = <u64>(<i64>a >> <i64>(b & 63)); break;
+            case 0x010: v = a - b; break;
+            case 0x015: v = <u64>(<i64>a >> <i64>(b & 63)); break;
             case 0x008: v = a * b; break; /* mul */
             case 0x009: v = mulh(a, b); break;
             case 0x00a: v = mulhsu(a, b); break;
@@ -347,7 +326,7 @@ export function run(hartIndex: u32, budget: u32): u32 {
           pc += ilen;
           continue;
         }
-        case 0x1b: { /* op-imm-32 */
+        case 0x06: { /* op-imm-32 */
           const a = rs1v(h, insn);
           let v: u64 = 0;
           const f3 = (insn >> 12) & 7;
@@ -362,16 +341,17 @@ export function run(hartIndex: u32, budget: u32): u32 {
           pc += ilen;
           continue;
         }
-        case 0x3b: { /* op-32 */
+        case 0x0e: { /* op-32 */
+          if (insn & 0xbc00_0000) break;
           const a = rs1v(h, insn), b = rs2v(h, insn);
           let v: u64;
           const sh = <u32>b & 31;
-          switch (((insn >> 22) & 0x3f8) | ((insn >> 12) & 7)) {
+          switch (((insn >> 12) & 7) | ((insn >> 22) & 8) | ((insn >> 26) & 16)) {
             case 0x000: v = sext32(a + b); break;
             case 0x001: v = sext32(a << sh); break;
             case 0x005: v = sext32(<u64>(<u32>a >> sh)); break;
-            case 0x100: v = sext32(a - b); break;
-            case 0x105: v = sext32(<u64>(<i32>a >> sh)); break;
+            case 0x010: v = sext32(a - b); break;
+            case 0x015: v = sext32(<u64>(<i32>a >> sh)); break;
             case 0x008: v = sext32(a * b); break; /* mulw */
             case 0x00c: v = divw(a, b); break;
             case 0x00d: v = divuw(a, b); break;
@@ -384,154 +364,27 @@ export function run(hartIndex: u32, budget: u32): u32 {
           pc += ilen;
           continue;
         }
-        case 0x2f: { /* amo */
-          const f3 = (insn >> 12) & 7;
-          if (f3 != 2 && f3 != 3) break;
-          const word = f3 == 2;
-          const size: u32 = word ? 4 : 8;
-          const f5 = insn >> 27;
-          const va = rs1v(h, insn);
-          if (f5 == 0x02) { /* lr */
-            if ((insn >> 20) & 31) break;
-            if (va & (size - 1)) {
-              pc = takeTrap(h, pc, 4, va);
-              stopAt = left;
-              continue;
-            }
-            let v = loadSlow(h, va, size, dpriv);
-            if (trapPending) {
-              pc = takeTrap(h, pc, trapCause, trapTval);
-              stopAt = left;
-              continue;
-            }
-            if (eventPending) stopAt = left;
-            if (word) v = sext32(v);
-            store<u64>(h + H_LR_ADDR, va);
-            store<u64>(h + H_LR_VALUE, v);
-            store<u32>(h + H_LR_VALID, 1);
-            setRd(h, insn, v);
+        case 0x0b: /* amo */
+        case 0x1c: { /* system */
+          if ((insn & 0x7f) == 0x73) {
+            const done = <u64>(counted - left);
+            store<u64>(h + H_MINSTRET, load<u64>(h + H_MINSTRET) + done);
+            store<u64>(h + H_MCYCLE, load<u64>(h + H_MCYCLE) + done);
+            counted = left;
+          }
+          const r = (insn & 0x7f) == 0x73 ? execSystem(h, insn, pc, priv) : execAmo(h, insn, pc, dpriv);
+          if (r == X_ILLEGAL) break;
+          if (r == X_NEXT) {
             pc += ilen;
             continue;
           }
-          if (f5 != 0x03 && !isAmoFunct(f5)) break;
-          if (va & (size - 1)) {
-            pc = takeTrap(h, pc, 6, va);
-            stopAt = left;
-            continue;
-          }
-          const src = rs2v(h, insn);
-          if (f5 == 0x03) { /* sc */
-            let fail: u64 = 1;
-            if (load<u32>(h + H_LR_VALID) && load<u64>(h + H_LR_ADDR) == va) {
-              const host = amoHost(h, va, size, dpriv);
-              if (trapPending) {
-                pc = takeTrap(h, pc, trapCause, trapTval);
-                stopAt = left;
-                continue;
-              }
-              if (eventPending) stopAt = left;
-              const expect = load<u64>(h + H_LR_VALUE);
-              if (word) {
-                if (<u32>expect == load<u32>(host)) { store<u32>(host, <u32>src); fail = 0; }
-              } else if (expect == load<u64>(host)) {
-                store<u64>(host, src);
-                fail = 0;
-              }
-            }
-            store<u32>(h + H_LR_VALID, 0);
-            setRd(h, insn, fail);
-            pc += ilen;
-            continue;
-          }
-          const host = amoHost(h, va, size, dpriv);
-          if (trapPending) {
-            pc = takeTrap(h, pc, trapCause, trapTval);
-            stopAt = left;
-            continue;
-          }
-          if (eventPending) stopAt = left;
-          if (word) {
-            const old = sext32(<u64>load<u32>(host));
-            store<u32>(host, <u32>amoOp(f5, old, sext32(src), true));
-            setRd(h, insn, old);
-          } else {
-            const old = load<u64>(host);
-            store<u64>(host, amoOp(f5, old, src, false));
-            setRd(h, insn, old);
-          }
-          pc += ilen;
+          pc = r == X_JUMP ? newPc : pc + ilen;
+          stopAt = left;
           continue;
         }
-        case 0x0f: { /* fence, fence.i */
+        case 0x03: { /* fence, fence.i */
           const f3 = (insn >> 12) & 7;
           if (f3 > 1) break;
-          pc += ilen;
-          continue;
-        }
-        case 0x73: { /* system */
-          const f3 = (insn >> 12) & 7;
-          if (f3 == 0) {
-            if (insn == 0x0000_0073) { /* ecall */
-              pc = takeTrap(h, pc, 8 + <u64>priv, 0);
-              stopAt = left;
-              continue;
-            }
-            if (insn == 0x0010_0073) { /* ebreak */
-              pc = takeTrap(h, pc, 3, 0);
-              stopAt = left;
-              continue;
-            }
-            if (insn == 0x3020_0073) { /* mret */
-              if (priv != PRV_M) break;
-              pc = doMret(h);
-              stopAt = left;
-              continue;
-            }
-            if (insn == 0x1020_0073) { /* sret */
-              if (priv == PRV_U || (priv == PRV_S && (load<u64>(h + H_MSTATUS) & MSTATUS_TSR))) break;
-              pc = doSret(h);
-              stopAt = left;
-              continue;
-            }
-            if (insn == 0x1050_0073) { /* wfi */
-              if (priv == PRV_U || (priv == PRV_S && (load<u64>(h + H_MSTATUS) & MSTATUS_TW))) break;
-              pc += ilen;
-              if (!wfiWakes(h)) {
-                store<u32>(h + H_WFI, 1);
-                requestExit(EXIT_WFI);
-              }
-              stopAt = left;
-              continue;
-            }
-            if ((insn >> 25) == 0x09 && ((insn >> 7) & 31) == 0) { /* sfence.vma */
-              if (priv == PRV_U || (priv == PRV_S && (load<u64>(h + H_MSTATUS) & MSTATUS_TVM))) break;
-              flushAllTlbs(h);
-              pc += ilen;
-              stopAt = left;
-              continue;
-            }
-            break;
-          }
-          if (f3 == 4) break;
-          /* csrrw, csrrs, csrrc, csrrwi, csrrsi, csrrci */
-          const done = <u64>(counted - left);
-          store<u64>(h + H_MINSTRET, load<u64>(h + H_MINSTRET) + done);
-          store<u64>(h + H_MCYCLE, load<u64>(h + H_MCYCLE) + done);
-          counted = left;
-          const csr = insn >> 20;
-          const rs1 = (insn >> 15) & 31;
-          const src: u64 = f3 >= 5 ? <u64>rs1 : rs1v(h, insn);
-          const writes = (f3 & 3) == 1 || rs1 != 0;
-          const old = csrRead(h, csr, priv);
-          if (csrIllegal) break;
-          if (writes) {
-            const base = csr == CSR_MIP ? load<u64>(h + H_MIP) : old;
-            const nv = (f3 & 3) == 1 ? src : (f3 & 3) == 2 ? base | src : base & ~src;
-            const r = csrWrite(h, csr, nv, priv);
-            if (csrIllegal) break;
-            if (r == CSR_WRITE_RESYNC) stopAt = left;
-          }
-          setRd(h, insn, old);
           pc += ilen;
           continue;
         }

@@ -1,4 +1,7 @@
-// The C extension: expands a 16-bit instruction into its 32-bit equivalent (0 = illegal).
+// The C extension: expands a 16-bit instruction into its 32-bit equivalent (ILLEGAL if reserved).
+
+/** An always-illegal 32-bit encoding (major opcode 0x7f). */
+export const ILLEGAL: u32 = 0xffff_ffff;
 
 @inline function r(op: u32, f3: u32, f7: u32, rd: u32, rs1: u32, rs2: u32): u32 {
   return (f7 << 25) | (rs2 << 20) | (rs1 << 15) | (f3 << 12) | (rd << 7) | op;
@@ -33,7 +36,7 @@ export function expandC(c: u32): u32 {
   switch (((c & 3) << 3) | (c >> 13)) {
     case 0x00: { // c.addi4spn
       const imm = (((c >> 6) & 1) << 2) | (((c >> 5) & 1) << 3) | (((c >> 11) & 3) << 4) | (((c >> 7) & 0xf) << 6);
-      if (imm == 0) return 0;
+      if (imm == 0) return ILLEGAL;
       return i(0x13, 0, rdp, 2, imm);
     }
     case 0x02: // c.lw
@@ -47,7 +50,7 @@ export function expandC(c: u32): u32 {
     case 0x08: // c.addi
       return i(0x13, 0, rd, rd, imm6);
     case 0x09: // c.addiw
-      if (rd == 0) return 0;
+      if (rd == 0) return ILLEGAL;
       return i(0x1b, 0, rd, rd, imm6);
     case 0x0a: // c.li
       return i(0x13, 0, rd, 0, imm6);
@@ -55,10 +58,10 @@ export function expandC(c: u32): u32 {
       if (rd == 2) { // c.addi16sp
         const imm = sext((((c >> 12) & 1) << 9) | (((c >> 6) & 1) << 4) | (((c >> 5) & 1) << 6) |
           (((c >> 3) & 3) << 7) | (((c >> 2) & 1) << 5), 10);
-        if (imm == 0) return 0;
+        if (imm == 0) return ILLEGAL;
         return i(0x13, 0, 2, 2, imm);
       }
-      if (imm6 == 0) return 0; // c.lui
+      if (imm6 == 0) return ILLEGAL; // c.lui
       return ((<u32>imm6 << 12) & 0xffff_f000) | (rd << 7) | 0x37;
     }
     case 0x0c: { // misc-alu
@@ -76,7 +79,7 @@ export function expandC(c: u32): u32 {
             case 3: return r(0x33, 7, 0, rs1p, rs1p, rdp); // c.and
             case 4: return r(0x3b, 0, 0x20, rs1p, rs1p, rdp); // c.subw
             case 5: return r(0x3b, 0, 0, rs1p, rs1p, rdp); // c.addw
-            default: return 0;
+            default: return ILLEGAL;
           }
         }
       }
@@ -96,15 +99,15 @@ export function expandC(c: u32): u32 {
     case 0x10: // c.slli
       return i(0x13, 1, rd, rd, <i32>(((c >> 7) & 0x20) | ((c >> 2) & 0x1f)));
     case 0x12: // c.lwsp
-      if (rd == 0) return 0;
+      if (rd == 0) return ILLEGAL;
       return i(0x03, 2, rd, 2, <i32>((((c >> 12) & 1) << 5) | (((c >> 4) & 7) << 2) | (((c >> 2) & 3) << 6)));
     case 0x13: // c.ldsp
-      if (rd == 0) return 0;
+      if (rd == 0) return ILLEGAL;
       return i(0x03, 3, rd, 2, <i32>((((c >> 12) & 1) << 5) | (((c >> 5) & 3) << 3) | (((c >> 2) & 7) << 6)));
     case 0x14: {
       if (!(c & 0x1000)) {
         if (rs2 == 0) { // c.jr
-          if (rd == 0) return 0;
+          if (rd == 0) return ILLEGAL;
           return i(0x67, 0, 0, rd, 0);
         }
         return r(0x33, 0, 0, rd, 0, rs2); // c.mv
@@ -120,6 +123,6 @@ export function expandC(c: u32): u32 {
     case 0x17: // c.sdsp
       return s(0x23, 3, 2, rs2, <i32>((((c >> 10) & 7) << 3) | (((c >> 7) & 7) << 6)));
     default:
-      return 0;
+      return ILLEGAL;
   }
 }
