@@ -3,6 +3,7 @@ import { GuestMemory } from "./guest-memory.ts";
 import { HART_AREA_END, TARGET_PAGE_SIZE, WASM_PAGE_SIZE } from "./layout.ts";
 import { XbzrleCache } from "./page-cache.ts";
 import { DirtyRateMeter } from "./dirty.ts";
+import xxhash from "xxhash-wasm";
 
 function virt(): GuestMemory {
   return GuestMemory.createSync({
@@ -100,6 +101,17 @@ describe("GuestMemory", () => {
     mem.write(0x8000_0000, Uint8Array.of(1));
     mem.dirty("migration").sync();
     expect(seen).toEqual([1]);
+  });
+
+  it("checks zero pages and hashes pages and blocks in place", async () => {
+    const { h64Raw } = await xxhash();
+    const mem = virt();
+    const ram = mem.block("riscv_virt_board.ram");
+    expect(mem.isZeroPage(ram, 5)).toBe(true);
+    mem.write(0x8000_5fff, Uint8Array.of(9));
+    expect(mem.isZeroPage(ram, 5)).toBe(false);
+    expect(mem.hashPage(ram, 5)).toBe(h64Raw(ram.page(5).slice(), 0n));
+    expect(mem.hashBlock(ram)).toBe(h64Raw(ram.bytes.slice(), 0n));
   });
 
   it("resizes a block's used length within its max length", () => {

@@ -148,6 +148,21 @@ export class GuestMemory {
       }));
   }
 
+  /** Whether page `page` of `block` is all zeros (the zero-page check migration runs first). */
+  isZeroPage(block: RamBlock, page: number): boolean {
+    return this.kernels.buffer_is_zero(block.pageHostOffset(page), TARGET_PAGE_SIZE) !== 0;
+  }
+
+  /** XXH64 of page `page` of `block`, hashed in place (the scalar kernel: i64x2.mul is emulated on x64, so it is the faster twin). */
+  hashPage(block: RamBlock, page: number, seed = 0n): bigint {
+    return BigInt.asUintN(64, this.kernels.xxh64_scalar(block.pageHostOffset(page), TARGET_PAGE_SIZE, seed));
+  }
+
+  /** XXH64 of the used length of `block`, hashed in place (end-to-end RAM checks). */
+  hashBlock(block: RamBlock, seed = 0n): bigint {
+    return BigInt.asUintN(64, this.kernels.xxh64_scalar(block.hostOffset, block.usedLength, seed));
+  }
+
   /** Copies `length` bytes of guest RAM at guest-physical `addr` (device reads, DMA). */
   read(addr: number, length: number): Uint8Array {
     const { block, offset } = this.#ramRange(addr, length);

@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 import fc from "fast-check";
 import xxhash from "xxhash-wasm";
-import { kernelBench, rng } from "./test-support.ts";
+import { kernelBench, rng } from "./testing/kernel-bench.ts";
 import { xxh64Ts } from "./xxhash.ts";
 
 const kb = kernelBench();

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import fc from "fast-check";
-import { kernelBench, rng } from "./test-support.ts";
+import { kernelBench, rng } from "./testing/kernel-bench.ts";
 import { Xbzrle, XbzrleError, xbzrleDecode, xbzrleDecodeRaw, xbzrleEncode } from "./xbzrle.ts";
 
 const PAGE = 4096;
@@ -218,6 +218,7 @@ describe("Xbzrle", () => {
     const enc = codec.encode(OLD, NEW)!.slice();
     expect(enc).toEqual(Uint8Array.from([0x64, 0x01, cur[100]!]));
     expect(codec.encode(OLD, OLD)!.length).toBe(0);
+    expect(codec.encode(old, NEW)).toEqual(enc); // an old copy outside linear memory
     u8.set(old, PAGE_AT);
     codec.decode(enc, PAGE_AT);
     expect(u8.slice(PAGE_AT, PAGE_AT + PAGE)).toEqual(cur);

@@ -116,7 +116,8 @@ export function xbzrleDecode(src: Uint8Array, page: Uint8Array): number {
 
 /**
  * XBZRLE on linear memory with the SIMD kernels. Offsets are in the VM's memory; `scratch`
- * is where {@link encode} writes (pageSize bytes) and {@link decode} stages its input.
+ * (3 pages) is where {@link encode} writes (up to 2 pages) and stages an old page that is not
+ * in linear memory, and where {@link decode} stages its input.
  */
 export class Xbzrle {
   readonly pageSize: number;
@@ -132,12 +133,24 @@ export class Xbzrle {
   }
 
   /**
-   * Encodes the page at `cur` against the old copy at `old`. Returns the encoding (a view of
+   * Encodes the page at `cur` against the old copy `old` (an offset in linear memory, or the
+   * bytes, e.g. from {@link XbzrleCache.get}). Returns the encoding (a view of
    * the scratch buffer, valid until the next call; empty for an unchanged page) or undefined
    * when it would not fit in `limit` bytes (default: one page, QEMU's rule).
    */
-  encode(old: number, cur: number, limit = this.pageSize): Uint8Array | undefined {
-    const n = this.#kernels.xbzrle_encode(old, cur, this.pageSize, this.#scratch, limit);
+  encode(old: number | Uint8Array, cur: number, limit = this.pageSize): Uint8Array | undefined {
+    if (limit > this.pageSize * 2) throw new RangeError(`limit ${limit} exceeds the scratch area (${this.pageSize * 2} bytes)`);
+    let oldOffset: number;
+    if (typeof old === "number") {
+      oldOffset = old;
+    } else if (old.buffer === this.#memory.buffer) {
+      oldOffset = old.byteOffset;
+    } else {
+      // a cached copy outside linear memory: staged after the output area
+      oldOffset = this.#scratch + this.pageSize * 2;
+      new Uint8Array(this.#memory.buffer, oldOffset, this.pageSize).set(old.subarray(0, this.pageSize));
+    }
+    const n = this.#kernels.xbzrle_encode(oldOffset, cur, this.pageSize, this.#scratch, limit);
     if (n < 0) return undefined;
     return new Uint8Array(this.#memory.buffer, this.#scratch, n);
   }

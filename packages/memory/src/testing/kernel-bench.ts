@@ -1,6 +1,6 @@
 /** Test helpers: a small shared memory with the page kernels and fixed page slots. */
-import { loadPageKernelsSync, type PageKernelExports } from "./kernels.ts";
-import { KERNEL_SCRATCH_BASE } from "./layout.ts";
+import { loadPageKernelsSync, type PageKernelExports } from "../kernels.ts";
+import { KERNEL_SCRATCH_BASE } from "../layout.ts";
 
 export interface KernelBench {
   memory: WebAssembly.Memory;
