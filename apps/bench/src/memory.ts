@@ -161,7 +161,12 @@ function bitmapScans(env: Env): BenchResult[] {
       name: `bitmap scan 1 GiB, ${pct}% dirty (visit every set bit)`,
       unit: "µs/scan",
       value: us(simd),
-      baselines: { scalar: us(scalar), "find_next_bit per call": us(perCall), ts: us(ts) },
+      baselines: {
+        scalar: us(scalar),
+        "find_next_bit per call": us(perCall),
+        ts: us(ts),
+        "read-bandwidth": us(nbits / 8 / (env.readBw * 1e9)),
+      },
     });
     const ns = (s: number) => (s * 1e9) / set;
     out.push({
@@ -228,10 +233,10 @@ function xbzrle(env: Env): BenchResult[] {
     let encodedBytes = 0;
     for (let p = 0; p < PAIRS; p++) encodedBytes += Math.max(0, lengths[p]!);
     results.push({
-      name: `XBZRLE encode, ${pattern.name}`,
+      name: `XBZRLE encode, ${pattern.name} (${Math.round(encodedBytes / PAIRS)} B/page)`,
       unit: "GB/s",
       value: gbPerSecond(bytes, encSimd),
-      baselines: { scalar: gbPerSecond(bytes, encScalar), ts: gbPerSecond(bytes, encTs), "encoded bytes/page": encodedBytes / PAIRS },
+      baselines: { scalar: gbPerSecond(bytes, encScalar), ts: gbPerSecond(bytes, encTs), ...limits(env) },
     });
     if (pattern.name === "unchanged") continue;
     u8.copyWithin(DEC, OLD, OLD + bytes);
@@ -252,7 +257,7 @@ function xbzrle(env: Env): BenchResult[] {
       name: `XBZRLE decode, ${pattern.name}`,
       unit: "GB/s",
       value: gbPerSecond(bytes, decSimd),
-      baselines: { scalar: gbPerSecond(bytes, decScalar), ts: gbPerSecond(bytes, decTs) },
+      baselines: { scalar: gbPerSecond(bytes, decScalar), ts: gbPerSecond(bytes, decTs), ...limits(env) },
     });
   }
   return results;
