@@ -1,5 +1,6 @@
-// The interpreter loop: fetch (cached code page), decode (switch on the major opcode),
-// execute. Fast paths inline, slow paths (TLB misses, MMIO, traps, CSRs) out of line.
+// The interpreter loop: fetch (cached code page), decode with one dense switch on the major
+// opcode and funct3 (compressed instructions get their own 24 keys and run directly), execute.
+// Fast paths inline, slow paths (TLB misses, MMIO, traps, CSRs, atomics) out of line.
 import {
   H_PC, H_PRIV, H_MINSTRET, H_MCYCLE, H_WFI, H_FLUSH_REQUEST, H_STOP_REQUEST,
   H_LAST_RETIRED, H_TLB_LOAD, H_TLB_STORE, EXIT_BUDGET, EXIT_WFI, EXIT_STOP,
@@ -10,23 +11,52 @@ import {
 } from "./state";
 import { loadSlow, storeSlow, fetchSlow, fetchPage, fetchDelta, dataPriv } from "./mmu";
 import { takeTrap, pendingInterrupt, takeInterrupt, wfiWakes } from "./trap";
-import { expandC } from "./rvc";
 import { execAmo, execSystem, newPc, X_NEXT, X_ILLEGAL, X_JUMP } from "./system";
 
-const NO_PAGE: u64 = 0xffff_ffff_ffff_ffff;
+/**
+ * The cached code page when there is none: no fetch can succeed there (non-canonical for Sv39
+ * and Sv48, above 56-bit physical addresses), and its delta maps it onto the zeroed guard page
+ * at linear address 0, so a fetch "hit" yields 0, an illegal encoding, whose handler then
+ * re-fetches through the slow path and raises the real fault.
+ */
+const NO_PAGE: u64 = 0x7fff_ffff_ffff_f000;
+const NO_PAGE_DELTA: u64 = 0 - NO_PAGE;
+/** Switch key of an illegal encoding. */
+const BAD: u32 = 0xffff;
 /** Instructions between safe points (flush requests, interrupts). */
 const CHUNK: i32 = 4096;
 
-@inline function rs1v(h: usize, insn: u32): u64 {
-  return load<u64>(h + ((insn >> 12) & 0xf8));
+// Register file access by byte offset (register number << 3).
+@inline function xo(h: usize, off: u32): u64 {
+  return load<u64>(h + <usize>off);
 }
-@inline function rs2v(h: usize, insn: u32): u64 {
-  return load<u64>(h + ((insn >> 17) & 0xf8));
+@inline function setXo(h: usize, off: u32, v: u64): void {
+  if (off != 0) store<u64>(h + <usize>off, v);
 }
-@inline function setRd(h: usize, insn: u32, v: u64): void {
-  const o = (insn >> 4) & 0xf8;
-  if (o != 0) store<u64>(h + o, v);
+// 32-bit formats: rs1, rs2, rd offsets.
+@inline function rs1o(insn: u32): u32 {
+  return (insn >> 12) & 0xf8;
 }
+@inline function rs2o(insn: u32): u32 {
+  return (insn >> 17) & 0xf8;
+}
+@inline function rdo(insn: u32): u32 {
+  return (insn >> 4) & 0xf8;
+}
+// Compressed formats: full rd/rs1 (bits 11:7), full rs2 (6:2), rd'/rs2' (4:2), rs1' (9:7).
+@inline function crdo(c: u32): u32 {
+  return (c >> 4) & 0xf8;
+}
+@inline function crs2o(c: u32): u32 {
+  return (c << 1) & 0xf8;
+}
+@inline function crdpo(c: u32): u32 {
+  return 64 + ((c << 1) & 0x38);
+}
+@inline function crs1po(c: u32): u32 {
+  return 64 + ((c >> 4) & 0x38);
+}
+
 @inline function immI(insn: u32): u64 {
   return <u64>(<i64>((<i32>insn) >> 20));
 }
@@ -41,8 +71,69 @@ const CHUNK: i32 = 4096;
   return <u64>(<i64>(((<i32>(insn & 0x8000_0000)) >> 11) | <i32>((insn & 0xff000) |
     ((insn >> 9) & 0x800) | ((insn >> 20) & 0x7fe))));
 }
+@inline function immU(insn: u32): u64 {
+  return <u64>(<i64>(<i32>(insn & 0xffff_f000)));
+}
+@inline function sext(v: u32, bits: u32): u64 {
+  return <u64>(<i64>((<i32>(v << (32 - bits))) >> (32 - bits)));
+}
+/** CI-format 6-bit signed immediate (bit 12, bits 6:2). */
+@inline function cimm6(c: u32): u64 {
+  return sext(((c >> 7) & 0x20) | ((c >> 2) & 0x1f), 6);
+}
+@inline function cshamt(c: u32): u64 {
+  return <u64>(((c >> 7) & 0x20) | ((c >> 2) & 0x1f));
+}
+/** c.lw/c.sw offset. */
+@inline function cwimm(c: u32): u64 {
+  return <u64>((((c >> 10) & 7) << 3) | (((c >> 6) & 1) << 2) | (((c >> 5) & 1) << 6));
+}
+/** c.ld/c.sd offset. */
+@inline function cdimm(c: u32): u64 {
+  return <u64>((((c >> 10) & 7) << 3) | (((c >> 5) & 3) << 6));
+}
+@inline function cjimm(c: u32): u64 {
+  return sext((((c >> 12) & 1) << 11) | (((c >> 11) & 1) << 4) | (((c >> 9) & 3) << 8) |
+    (((c >> 8) & 1) << 10) | (((c >> 7) & 1) << 6) | (((c >> 6) & 1) << 7) |
+    (((c >> 3) & 7) << 1) | (((c >> 2) & 1) << 5), 12);
+}
+@inline function cbimm(c: u32): u64 {
+  return sext((((c >> 12) & 1) << 8) | (((c >> 10) & 3) << 3) | (((c >> 5) & 3) << 6) |
+    (((c >> 3) & 3) << 1) | (((c >> 2) & 1) << 5), 9);
+}
 @inline function sext32(v: u64): u64 {
   return <u64>(<i64>(<i32>v));
+}
+
+/**
+ * Load through the load TLB; the slow path (miss, page crossing, MMIO, faults) is out of line.
+ * The result goes to register offset `rd`: on a fault the slow path returns rd's current value
+ * so that the caller's write leaves it unchanged.
+ */
+@inline function ld<T>(h: usize, va: u64, dpriv: u32, rd: u32): u64 {
+  const e = h + H_TLB_LOAD + ((<usize>(va >> 12) & 1023) << 4);
+  if (load<u64>(e) == ((va & ~<u64>0xfff) | dpriv) && (<u32>va & 0xfff) <= <u32>(4096 - sizeof<T>())) {
+    return <u64>load<T>(<usize>(va + load<u64>(e, 8)));
+  }
+  return loadSlowTo(h, va, <u32>sizeof<T>(), isSigned<T>(), dpriv, rd);
+}
+
+function loadSlowTo(h: usize, va: u64, size: u32, signed: bool, dpriv: u32, rd: u32): u64 {
+  const v = loadSlow(h, va, size, dpriv);
+  if (trapPending) return load<u64>(h + <usize>rd);
+  if (!signed || size == 8) return v;
+  const sh = <u64>(64 - (size << 3));
+  return <u64>((<i64>(v << sh)) >> <i64>sh);
+}
+
+/** Store through the store TLB (filled only for pages already dirty in every client bitmap). */
+@inline function st<T>(h: usize, va: u64, v: u64, dpriv: u32): void {
+  const e = h + H_TLB_STORE + ((<usize>(va >> 12) & 1023) << 4);
+  if (load<u64>(e) == ((va & ~<u64>0xfff) | dpriv) && (<u32>va & 0xfff) <= <u32>(4096 - sizeof<T>())) {
+    store<T>(<usize>(va + load<u64>(e, 8)), <T>v);
+  } else {
+    storeSlow(h, va, <u32>sizeof<T>(), v, dpriv);
+  }
 }
 
 function mulhu(a: u64, b: u64): u64 {
@@ -95,14 +186,65 @@ function remuw(a: u64, b: u64): u64 {
   return sext32(<u64>(x % y));
 }
 
-/** Sign- or zero-extends a raw loaded value per the load's funct3. */
-@inline function extendLoad(f3: u32, v: u64): u64 {
-  switch (f3) {
-    case 0: return <u64>(<i64>(<i8>v));
-    case 1: return <u64>(<i64>(<i16>v));
-    case 2: return <u64>(<i64>(<i32>v));
-    default: return v;
+/** R-type OP (0x33) by funct3 and funct7; returns false for reserved encodings. */
+let opResult: u64 = 0;
+function execOp(f3: u32, f7: u32, a: u64, b: u64): bool {
+  if (f7 == 0) {
+    switch (f3) {
+      case 0: opResult = a + b; return true;
+      case 1: opResult = a << (b & 63); return true;
+      case 2: opResult = <i64>a < <i64>b ? 1 : 0; return true;
+      case 3: opResult = a < b ? 1 : 0; return true;
+      case 4: opResult = a ^ b; return true;
+      case 5: opResult = a >> (b & 63); return true;
+      case 6: opResult = a | b; return true;
+      default: opResult = a & b; return true;
+    }
   }
+  if (f7 == 1) {
+    switch (f3) {
+      case 0: opResult = a * b; return true;
+      case 1: opResult = mulh(a, b); return true;
+      case 2: opResult = mulhsu(a, b); return true;
+      case 3: opResult = mulhu(a, b); return true;
+      case 4: opResult = div64(a, b); return true;
+      case 5: opResult = b == 0 ? 0xffff_ffff_ffff_ffff : a / b; return true;
+      case 6: opResult = rem64(a, b); return true;
+      default: opResult = b == 0 ? a : a % b; return true;
+    }
+  }
+  if (f7 == 0x20) {
+    if (f3 == 0) { opResult = a - b; return true; }
+    if (f3 == 5) { opResult = <u64>(<i64>a >> <i64>(b & 63)); return true; }
+  }
+  return false;
+}
+
+/** R-type OP-32 (0x3b); returns false for reserved encodings. */
+function execOp32(f3: u32, f7: u32, a: u64, b: u64): bool {
+  const sh = <u32>b & 31;
+  if (f7 == 0) {
+    if (f3 == 0) { opResult = sext32(a + b); return true; }
+    if (f3 == 1) { opResult = sext32(a << sh); return true; }
+    if (f3 == 5) { opResult = sext32(<u64>(<u32>a >> sh)); return true; }
+    return false;
+  }
+  if (f7 == 0x20) {
+    if (f3 == 0) { opResult = sext32(a - b); return true; }
+    if (f3 == 5) { opResult = sext32(<u64>(<i32>a >> sh)); return true; }
+    return false;
+  }
+  if (f7 == 1) {
+    switch (f3) {
+      case 0: opResult = sext32(a * b); return true;
+      case 4: opResult = divw(a, b); return true;
+      case 5: opResult = divuw(a, b); return true;
+      case 6: opResult = remw(a, b); return true;
+      case 7: opResult = remuw(a, b); return true;
+      default: return false;
+    }
+  }
+  return false;
 }
 
 export function run(hartIndex: u32, budget: u32): u32 {
@@ -123,7 +265,7 @@ export function run(hartIndex: u32, budget: u32): u32 {
   let counted = left;
   let reason: u32 = EXIT_BUDGET;
   let priv: u32 = 0, dpriv: u32 = 0;
-  let fpage: u64 = NO_PAGE, fdelta: u64 = 0;
+  let fpage: u64 = NO_PAGE, fdelta: u64 = NO_PAGE_DELTA;
   while (true) {
     // Safe point.
     if (atomic.load<u32>(h + H_FLUSH_REQUEST)) {
@@ -144,12 +286,15 @@ export function run(hartIndex: u32, budget: u32): u32 {
     priv = load<u32>(h + H_PRIV);
     dpriv = dataPriv(h, priv);
     fpage = NO_PAGE;
+    fdelta = NO_PAGE_DELTA;
     clearEvents();
     let stopAt = left > CHUNK ? left - CHUNK : 0;
     while (left > stopAt) {
       left--;
       let insn: u32;
-      if ((pc & ~<u64>0xfff) == fpage && (<u32>pc & 0xfff) <= 0xffc) {
+      // One compare: pc is in the cached page, below offset 0xffe (a 32-bit instruction there
+      // would cross into the next page).
+      if (pc - fpage < 0xffe) {
         insn = load<u32>(<usize>(pc + fdelta));
       } else {
         insn = fetchSlow(h, pc, priv);
@@ -161,238 +306,282 @@ export function run(hartIndex: u32, budget: u32): u32 {
         fpage = fetchPage;
         fdelta = fetchDelta;
       }
-      let raw = insn;
-      let ilen: u64 = 4;
-      if ((insn & 3) != 3) {
-        raw = insn & 0xffff;
-        insn = expandC(raw);
-        ilen = 2;
+      // One key for every instruction: 32-bit = major opcode bits 6:2 and funct3 (0..255);
+      // compressed = 0x100 | quadrant << 3 | funct3 (0x100..0x117).
+      let key: u32;
+      if ((insn & 3) == 3) {
+        key = ((insn & 0x7c) << 1) | ((insn >> 12) & 7);
+      } else {
+        insn &= 0xffff;
+        key = 0x100 | ((insn & 3) << 3) | (insn >> 13);
       }
-      // Major opcode bits 6:2 (bits 1:0 are 11 for every 32-bit instruction).
-      switch ((insn >> 2) & 31) {
-        case 0x0d: /* lui */
-          setRd(h, insn, <u64>(<i64>(<i32>(insn & 0xffff_f000))));
-          pc += ilen;
+      switch (key) {
+        /* load */
+        case 0x00: setXo(h, rdo(insn), ld<i8>(h, xo(h, rs1o(insn)) + immI(insn), dpriv, rdo(insn))); break;
+        case 0x01: setXo(h, rdo(insn), ld<i16>(h, xo(h, rs1o(insn)) + immI(insn), dpriv, rdo(insn))); break;
+        case 0x02: setXo(h, rdo(insn), ld<i32>(h, xo(h, rs1o(insn)) + immI(insn), dpriv, rdo(insn))); break;
+        case 0x03: setXo(h, rdo(insn), ld<u64>(h, xo(h, rs1o(insn)) + immI(insn), dpriv, rdo(insn))); break;
+        case 0x04: setXo(h, rdo(insn), ld<u8>(h, xo(h, rs1o(insn)) + immI(insn), dpriv, rdo(insn))); break;
+        case 0x05: setXo(h, rdo(insn), ld<u16>(h, xo(h, rs1o(insn)) + immI(insn), dpriv, rdo(insn))); break;
+        case 0x06: setXo(h, rdo(insn), ld<u32>(h, xo(h, rs1o(insn)) + immI(insn), dpriv, rdo(insn))); break;
+        /* store */
+        case 0x40: st<u8>(h, xo(h, rs1o(insn)) + immS(insn), xo(h, rs2o(insn)), dpriv); break;
+        case 0x41: st<u16>(h, xo(h, rs1o(insn)) + immS(insn), xo(h, rs2o(insn)), dpriv); break;
+        case 0x42: st<u32>(h, xo(h, rs1o(insn)) + immS(insn), xo(h, rs2o(insn)), dpriv); break;
+        case 0x43: st<u64>(h, xo(h, rs1o(insn)) + immS(insn), xo(h, rs2o(insn)), dpriv); break;
+        /* fence, fence.i: memory is coherent and code is read from it directly */
+        case 0x18:
+        case 0x19:
+          pc += 4;
           continue;
-        case 0x05: /* auipc */
-          setRd(h, insn, pc + <u64>(<i64>(<i32>(insn & 0xffff_f000))));
-          pc += ilen;
+        /* op-imm */
+        case 0x20: setXo(h, rdo(insn), xo(h, rs1o(insn)) + immI(insn)); pc += 4; continue;
+        case 0x21: /* slli */
+          if (insn >> 26) { key = BAD; break; }
+          setXo(h, rdo(insn), xo(h, rs1o(insn)) << ((insn >> 20) & 63));
+          pc += 4;
           continue;
-        case 0x1b: /* jal */
-          setRd(h, insn, pc + ilen);
-          pc += immJ(insn);
+        case 0x22: setXo(h, rdo(insn), <i64>xo(h, rs1o(insn)) < <i64>immI(insn) ? 1 : 0); pc += 4; continue;
+        case 0x23: setXo(h, rdo(insn), xo(h, rs1o(insn)) < immI(insn) ? 1 : 0); pc += 4; continue;
+        case 0x24: setXo(h, rdo(insn), xo(h, rs1o(insn)) ^ immI(insn)); pc += 4; continue;
+        case 0x25: { /* srli, srai */
+          const f6 = insn >> 26;
+          const sh = <u64>((insn >> 20) & 63);
+          if (f6 == 0) setXo(h, rdo(insn), xo(h, rs1o(insn)) >> sh);
+          else if (f6 == 0x10) setXo(h, rdo(insn), <u64>(<i64>xo(h, rs1o(insn)) >> <i64>sh));
+          else { key = BAD; break; }
+          pc += 4;
           continue;
-        case 0x19: { /* jalr */
-          if ((insn >> 12) & 7) break;
-          const t = (rs1v(h, insn) + immI(insn)) & ~<u64>1;
-          setRd(h, insn, pc + ilen);
+        }
+        case 0x26: setXo(h, rdo(insn), xo(h, rs1o(insn)) | immI(insn)); pc += 4; continue;
+        case 0x27: setXo(h, rdo(insn), xo(h, rs1o(insn)) & immI(insn)); pc += 4; continue;
+        /* auipc */
+        case 0x28: case 0x29: case 0x2a: case 0x2b: case 0x2c: case 0x2d: case 0x2e: case 0x2f:
+          setXo(h, rdo(insn), pc + immU(insn));
+          pc += 4;
+          continue;
+        /* op-imm-32 */
+        case 0x30: setXo(h, rdo(insn), sext32(xo(h, rs1o(insn)) + immI(insn))); pc += 4; continue;
+        case 0x31: /* slliw */
+          if (insn >> 25) { key = BAD; break; }
+          setXo(h, rdo(insn), sext32(xo(h, rs1o(insn)) << ((insn >> 20) & 31)));
+          pc += 4;
+          continue;
+        case 0x35: { /* srliw, sraiw */
+          const f7 = insn >> 25;
+          const sh = (insn >> 20) & 31;
+          if (f7 == 0) setXo(h, rdo(insn), sext32(<u64>(<u32>xo(h, rs1o(insn)) >> sh)));
+          else if (f7 == 0x20) setXo(h, rdo(insn), sext32(<u64>(<i32>xo(h, rs1o(insn)) >> sh)));
+          else { key = BAD; break; }
+          pc += 4;
+          continue;
+        }
+        /* amo */
+        case 0x5a:
+        case 0x5b: {
+          const r = execAmo(h, insn, pc, dpriv);
+          if (r == X_ILLEGAL) { key = BAD; break; }
+          pc = r == X_JUMP ? newPc : pc + 4;
+          if (r != X_NEXT) stopAt = left;
+          continue;
+        }
+        /* op */
+        case 0x60: case 0x61: case 0x62: case 0x63: case 0x64: case 0x65: case 0x66: case 0x67: {
+          const f7 = insn >> 25;
+          const a = xo(h, rs1o(insn)), b = xo(h, rs2o(insn));
+          let v: u64 = 0;
+          if (key == 0x60 && f7 == 0) v = a + b;
+          else if (key == 0x60 && f7 == 0x20) v = a - b;
+          else if (execOp(key & 7, f7, a, b)) v = opResult;
+          else { key = BAD; break; }
+          setXo(h, rdo(insn), v);
+          pc += 4;
+          continue;
+        }
+        /* lui */
+        case 0x68: case 0x69: case 0x6a: case 0x6b: case 0x6c: case 0x6d: case 0x6e: case 0x6f:
+          setXo(h, rdo(insn), immU(insn));
+          pc += 4;
+          continue;
+        /* op-32 */
+        case 0x70: case 0x71: case 0x74: case 0x75: case 0x76: case 0x77: {
+          const f7 = insn >> 25;
+          const a = xo(h, rs1o(insn)), b = xo(h, rs2o(insn));
+          let v: u64 = 0;
+          if (key == 0x70 && f7 == 0) v = sext32(a + b);
+          else if (execOp32(key & 7, f7, a, b)) v = opResult;
+          else { key = BAD; break; }
+          setXo(h, rdo(insn), v);
+          pc += 4;
+          continue;
+        }
+        /* branch */
+        case 0xc0: pc += xo(h, rs1o(insn)) == xo(h, rs2o(insn)) ? immB(insn) : 4; continue;
+        case 0xc1: pc += xo(h, rs1o(insn)) != xo(h, rs2o(insn)) ? immB(insn) : 4; continue;
+        case 0xc4: pc += <i64>xo(h, rs1o(insn)) < <i64>xo(h, rs2o(insn)) ? immB(insn) : 4; continue;
+        case 0xc5: pc += <i64>xo(h, rs1o(insn)) >= <i64>xo(h, rs2o(insn)) ? immB(insn) : 4; continue;
+        case 0xc6: pc += xo(h, rs1o(insn)) < xo(h, rs2o(insn)) ? immB(insn) : 4; continue;
+        case 0xc7: pc += xo(h, rs1o(insn)) >= xo(h, rs2o(insn)) ? immB(insn) : 4; continue;
+        /* jalr */
+        case 0xc8: {
+          const t = (xo(h, rs1o(insn)) + immI(insn)) & ~<u64>1;
+          setXo(h, rdo(insn), pc + 4);
           pc = t;
           continue;
         }
-        case 0x18: { /* branch */
-          const a = rs1v(h, insn), b = rs2v(h, insn);
-          let taken: bool;
-          switch ((insn >> 12) & 7) {
-            case 0: taken = a == b; break;
-            case 1: taken = a != b; break;
-            case 4: taken = <i64>a < <i64>b; break;
-            case 5: taken = <i64>a >= <i64>b; break;
-            case 6: taken = a < b; break;
-            case 7: taken = a >= b; break;
-            default: taken = false; insn = 0;
-          }
-          if (insn == 0) break;
-          pc += taken ? immB(insn) : ilen;
+        /* jal */
+        case 0xd8: case 0xd9: case 0xda: case 0xdb: case 0xdc: case 0xdd: case 0xde: case 0xdf:
+          setXo(h, rdo(insn), pc + 4);
+          pc += immJ(insn);
+          continue;
+        /* system */
+        case 0xe0: case 0xe1: case 0xe2: case 0xe3: case 0xe4: case 0xe5: case 0xe6: case 0xe7: {
+          const done = <u64>(counted - left);
+          store<u64>(h + H_MINSTRET, load<u64>(h + H_MINSTRET) + done);
+          store<u64>(h + H_MCYCLE, load<u64>(h + H_MCYCLE) + done);
+          counted = left;
+          const r = execSystem(h, insn, pc, priv);
+          if (r == X_ILLEGAL) { key = BAD; break; }
+          pc = r == X_JUMP ? newPc : pc + 4;
+          if (r != X_NEXT) stopAt = left;
           continue;
         }
-        case 0x00: { /* load */
-          const f3 = (insn >> 12) & 7;
-          if (f3 == 7) break;
-          const va = rs1v(h, insn) + immI(insn);
-          const size: u32 = 1 << (f3 & 3);
-          const e = h + H_TLB_LOAD + ((<usize>(va >> 12) & 1023) << 4);
+
+        /* c.addi4spn */
+        case 0x100: {
+          const imm = (((insn >> 6) & 1) << 2) | (((insn >> 5) & 1) << 3) | (((insn >> 11) & 3) << 4) | (((insn >> 7) & 0xf) << 6);
+          if (imm == 0) { key = BAD; break; }
+          store<u64>(h + crdpo(insn), xo(h, 16) + <u64>imm);
+          pc += 2;
+          continue;
+        }
+        case 0x102: store<u64>(h + crdpo(insn), ld<i32>(h, xo(h, crs1po(insn)) + cwimm(insn), dpriv, crdpo(insn))); break; /* c.lw */
+        case 0x103: store<u64>(h + crdpo(insn), ld<u64>(h, xo(h, crs1po(insn)) + cdimm(insn), dpriv, crdpo(insn))); break; /* c.ld */
+        case 0x106: st<u32>(h, xo(h, crs1po(insn)) + cwimm(insn), xo(h, crdpo(insn)), dpriv); break; /* c.sw */
+        case 0x107: st<u64>(h, xo(h, crs1po(insn)) + cdimm(insn), xo(h, crdpo(insn)), dpriv); break; /* c.sd */
+        case 0x108: setXo(h, crdo(insn), xo(h, crdo(insn)) + cimm6(insn)); pc += 2; continue; /* c.addi */
+        case 0x109: /* c.addiw */
+          if (crdo(insn) == 0) { key = BAD; break; }
+          store<u64>(h + crdo(insn), sext32(xo(h, crdo(insn)) + cimm6(insn)));
+          pc += 2;
+          continue;
+        case 0x10a: setXo(h, crdo(insn), cimm6(insn)); pc += 2; continue; /* c.li */
+        case 0x10b: {
+          const rd = crdo(insn);
+          if (rd == 16) { /* c.addi16sp */
+            const imm = sext((((insn >> 12) & 1) << 9) | (((insn >> 6) & 1) << 4) | (((insn >> 5) & 1) << 6) |
+              (((insn >> 3) & 3) << 7) | (((insn >> 2) & 1) << 5), 10);
+            if (imm == 0) { key = BAD; break; }
+            store<u64>(h + 16, xo(h, 16) + imm);
+          } else { /* c.lui */
+            const imm = cimm6(insn);
+            if (imm == 0) { key = BAD; break; }
+            setXo(h, rd, imm << 12);
+          }
+          pc += 2;
+          continue;
+        }
+        case 0x10c: { /* c.srli, c.srai, c.andi, c.sub, c.xor, c.or, c.and, c.subw, c.addw */
+          const rd = crs1po(insn);
+          const a = xo(h, rd);
           let v: u64;
-          if (load<u64>(e) == ((va & ~<u64>0xfff) | dpriv) && (<u32>va & 0xfff) <= 4096 - size) {
-            const host = <usize>(va + load<u64>(e, 8));
-            switch (f3) {
-              case 0: v = <u64>load<i8>(host); break;
-              case 1: v = <u64>load<i16>(host); break;
-              case 2: v = <u64>load<i32>(host); break;
-              case 3: v = load<u64>(host); break;
-              case 4: v = <u64>load<u8>(host); break;
-              case 5: v = <u64>load<u16>(host); break;
-              default: v = <u64>load<u32>(host);
-            }
-          } else {
-            v = extendLoad(f3, loadSlow(h, va, size, dpriv));
-            if (eventPending) {
-              if (trapPending) {
-                pc = takeTrap(h, pc, trapCause, trapTval);
-                stopAt = left;
-                continue;
+          switch ((insn >> 10) & 3) {
+            case 0: v = a >> cshamt(insn); break;
+            case 1: v = <u64>(<i64>a >> <i64>cshamt(insn)); break;
+            case 2: v = a & cimm6(insn); break;
+            default: {
+              const b = xo(h, crdpo(insn));
+              switch (((insn >> 10) & 4) | ((insn >> 5) & 3)) {
+                case 0: v = a - b; break;
+                case 1: v = a ^ b; break;
+                case 2: v = a | b; break;
+                case 3: v = a & b; break;
+                case 4: v = sext32(a - b); break;
+                case 5: v = sext32(a + b); break;
+                default: v = 0; key = BAD;
               }
-              stopAt = left;
             }
           }
-          setRd(h, insn, v);
-          pc += ilen;
+          if (key == BAD) break;
+          store<u64>(h + rd, v);
+          pc += 2;
           continue;
         }
-        case 0x08: { /* store */
-          const f3 = (insn >> 12) & 7;
-          if (f3 > 3) break;
-          const va = rs1v(h, insn) + immS(insn);
-          const v = rs2v(h, insn);
-          const size: u32 = 1 << f3;
-          const e = h + H_TLB_STORE + ((<usize>(va >> 12) & 1023) << 4);
-          if (load<u64>(e) == ((va & ~<u64>0xfff) | dpriv) && (<u32>va & 0xfff) <= 4096 - size) {
-            const host = <usize>(va + load<u64>(e, 8));
-            switch (f3) {
-              case 0: store<u8>(host, <u8>v); break;
-              case 1: store<u16>(host, <u16>v); break;
-              case 2: store<u32>(host, <u32>v); break;
-              default: store<u64>(host, v);
+        case 0x10d: pc += cjimm(insn); continue; /* c.j */
+        case 0x10e: pc += xo(h, crs1po(insn)) == 0 ? cbimm(insn) : 2; continue; /* c.beqz */
+        case 0x10f: pc += xo(h, crs1po(insn)) != 0 ? cbimm(insn) : 2; continue; /* c.bnez */
+        case 0x110: setXo(h, crdo(insn), xo(h, crdo(insn)) << cshamt(insn)); pc += 2; continue; /* c.slli */
+        case 0x112: { /* c.lwsp */
+          if (crdo(insn) == 0) { key = BAD; break; }
+          const off = (((insn >> 12) & 1) << 5) | (((insn >> 4) & 7) << 2) | (((insn >> 2) & 3) << 6);
+          store<u64>(h + crdo(insn), ld<i32>(h, xo(h, 16) + <u64>off, dpriv, crdo(insn)));
+          break;
+        }
+        case 0x113: { /* c.ldsp */
+          if (crdo(insn) == 0) { key = BAD; break; }
+          const off = (((insn >> 12) & 1) << 5) | (((insn >> 5) & 3) << 3) | (((insn >> 2) & 7) << 6);
+          store<u64>(h + crdo(insn), ld<u64>(h, xo(h, 16) + <u64>off, dpriv, crdo(insn)));
+          break;
+        }
+        case 0x114: {
+          const rd = crdo(insn), rs2 = crs2o(insn);
+          if (!(insn & 0x1000)) {
+            if (rs2 == 0) { /* c.jr */
+              if (rd == 0) { key = BAD; break; }
+              pc = xo(h, rd) & ~<u64>1;
+              continue;
             }
-          } else {
-            storeSlow(h, va, size, v, dpriv);
-            if (eventPending) {
-              if (trapPending) {
-                pc = takeTrap(h, pc, trapCause, trapTval);
-                stopAt = left;
-                continue;
-              }
-              stopAt = left;
-            }
-          }
-          pc += ilen;
-          continue;
-        }
-        case 0x04: { /* op-imm */
-          const a = rs1v(h, insn);
-          const imm = immI(insn);
-          let v: u64;
-          switch ((insn >> 12) & 7) {
-            case 0: v = a + imm; break;
-            case 1:
-              if (insn >> 26) { insn = 0; v = 0; break; }
-              v = a << (imm & 63);
-              break;
-            case 2: v = <i64>a < <i64>imm ? 1 : 0; break;
-            case 3: v = a < imm ? 1 : 0; break;
-            case 4: v = a ^ imm; break;
-            case 5: {
-              const f6 = insn >> 26;
-              if (f6 == 0) v = a >> (imm & 63);
-              else if (f6 == 0x10) v = <u64>(<i64>a >> <i64>(imm & 63));
-              else { insn = 0; v = 0; }
-              break;
-            }
-            case 6: v = a | imm; break;
-            default: v = a & imm;
-          }
-          if (insn == 0) break;
-          setRd(h, insn, v);
-          pc += ilen;
-          continue;
-        }
-        case 0x0c: { /* op */
-          if (insn & 0xbc00_0000) break;
-          const a = rs1v(h, insn), b = rs2v(h, insn);
-          let v: u64;
-          // funct3 | funct7 bit 0 -> 8 | funct7 bit 5 -> 16
-          switch (((insn >> 12) & 7) | ((insn >> 22) & 8) | ((insn >> 26) & 16)) {
-            case 0x000: v = a + b; break;
-            case 0x001: v = a << (b & 63); break;
-            case 0x002: v = <i64>a < <i64>b ? 1 : 0; break;
-            case 0x003: v = a < b ? 1 : 0; break;
-            case 0x004: v = a ^ b; break;
-            case 0x005: v = a >> (b & 63); break;
-            case 0x006: v = a | b; break;
-            case 0x007: v = a & b; break;
-            case 0x010: v = a - b; break;
-            case 0x015: v = <u64>(<i64>a >> <i64>(b & 63)); break;
-            case 0x008: v = a * b; break; /* mul */
-            case 0x009: v = mulh(a, b); break;
-            case 0x00a: v = mulhsu(a, b); break;
-            case 0x00b: v = mulhu(a, b); break;
-            case 0x00c: v = div64(a, b); break;
-            case 0x00d: v = b == 0 ? 0xffff_ffff_ffff_ffff : a / b; break;
-            case 0x00e: v = rem64(a, b); break;
-            case 0x00f: v = b == 0 ? a : a % b; break;
-            default: insn = 0; v = 0;
-          }
-          if (insn == 0) break;
-          setRd(h, insn, v);
-          pc += ilen;
-          continue;
-        }
-        case 0x06: { /* op-imm-32 */
-          const a = rs1v(h, insn);
-          let v: u64 = 0;
-          const f3 = (insn >> 12) & 7;
-          const f7 = insn >> 25;
-          const sh = (insn >> 20) & 31;
-          if (f3 == 0) v = sext32(a + immI(insn));
-          else if (f3 == 1 && f7 == 0) v = sext32(a << sh);
-          else if (f3 == 5 && f7 == 0) v = sext32(<u64>(<u32>a >> sh));
-          else if (f3 == 5 && f7 == 0x20) v = sext32(<u64>(<i32>a >> sh));
-          else break;
-          setRd(h, insn, v);
-          pc += ilen;
-          continue;
-        }
-        case 0x0e: { /* op-32 */
-          if (insn & 0xbc00_0000) break;
-          const a = rs1v(h, insn), b = rs2v(h, insn);
-          let v: u64;
-          const sh = <u32>b & 31;
-          switch (((insn >> 12) & 7) | ((insn >> 22) & 8) | ((insn >> 26) & 16)) {
-            case 0x000: v = sext32(a + b); break;
-            case 0x001: v = sext32(a << sh); break;
-            case 0x005: v = sext32(<u64>(<u32>a >> sh)); break;
-            case 0x010: v = sext32(a - b); break;
-            case 0x015: v = sext32(<u64>(<i32>a >> sh)); break;
-            case 0x008: v = sext32(a * b); break; /* mulw */
-            case 0x00c: v = divw(a, b); break;
-            case 0x00d: v = divuw(a, b); break;
-            case 0x00e: v = remw(a, b); break;
-            case 0x00f: v = remuw(a, b); break;
-            default: insn = 0; v = 0;
-          }
-          if (insn == 0) break;
-          setRd(h, insn, v);
-          pc += ilen;
-          continue;
-        }
-        case 0x0b: /* amo */
-        case 0x1c: { /* system */
-          if ((insn & 0x7f) == 0x73) {
-            const done = <u64>(counted - left);
-            store<u64>(h + H_MINSTRET, load<u64>(h + H_MINSTRET) + done);
-            store<u64>(h + H_MCYCLE, load<u64>(h + H_MCYCLE) + done);
-            counted = left;
-          }
-          const r = (insn & 0x7f) == 0x73 ? execSystem(h, insn, pc, priv) : execAmo(h, insn, pc, dpriv);
-          if (r == X_ILLEGAL) break;
-          if (r == X_NEXT) {
-            pc += ilen;
+            setXo(h, rd, xo(h, rs2)); /* c.mv */
+            pc += 2;
             continue;
           }
-          pc = r == X_JUMP ? newPc : pc + ilen;
+          if (rs2 == 0) {
+            if (rd == 0) { /* c.ebreak */
+              pc = takeTrap(h, pc, 3, 0);
+              stopAt = left;
+              continue;
+            }
+            const t = xo(h, rd) & ~<u64>1; /* c.jalr */
+            store<u64>(h + 8, pc + 2);
+            pc = t;
+            continue;
+          }
+          setXo(h, rd, xo(h, rd) + xo(h, rs2)); /* c.add */
+          pc += 2;
+          continue;
+        }
+        case 0x116: /* c.swsp */
+          st<u32>(h, xo(h, 16) + <u64>((((insn >> 9) & 0xf) << 2) | (((insn >> 7) & 3) << 6)), xo(h, crs2o(insn)), dpriv);
+          break;
+        case 0x117: /* c.sdsp */
+          st<u64>(h, xo(h, 16) + <u64>((((insn >> 10) & 7) << 3) | (((insn >> 7) & 7) << 6)), xo(h, crs2o(insn)), dpriv);
+          break;
+        default:
+          key = BAD;
+      }
+      // Loads and stores break out of the switch to here: they may have taken a slow path.
+      if (key != BAD) {
+        if (eventPending) {
+          stopAt = left;
+          if (trapPending) {
+            pc = takeTrap(h, pc, trapCause, trapTval);
+            continue;
+          }
+        }
+        pc += key >= 0x100 ? 2 : 4;
+        continue;
+      }
+      /* illegal instruction */
+      if (fpage == NO_PAGE && pc - NO_PAGE < 0xffe) {
+        // Read from the guard page: fetch for real, which raises the fault.
+        insn = fetchSlow(h, pc, priv);
+        if (trapPending) {
+          pc = takeTrap(h, pc, trapCause, trapTval);
           stopAt = left;
           continue;
         }
-        case 0x03: { /* fence, fence.i */
-          const f3 = (insn >> 12) & 7;
-          if (f3 > 1) break;
-          pc += ilen;
-          continue;
-        }
-        default:
-          break;
       }
-      /* illegal instruction */
-      pc = takeTrap(h, pc, 2, <u64>raw);
+      pc = takeTrap(h, pc, 2, <u64>insn);
       stopAt = left;
     }
   }
@@ -404,4 +593,3 @@ export function run(hartIndex: u32, budget: u32): u32 {
   if (reason == EXIT_STOP) atomic.store<u32>(h + H_STOP_REQUEST, 0);
   return reason;
 }
-

@@ -318,7 +318,7 @@ export function storeSlow(hart: usize, va: u64, size: u32, value: u64, priv: u32
 }
 
 /** Fetch slow path result: the page that may be cached by the loop (-1 = none) and its delta. */
-export let fetchPage: u64 = 0xffff_ffff_ffff_ffff;
+export let fetchPage: u64 = 0x7fff_ffff_ffff_f000;
 export let fetchDelta: u64 = 0;
 
 function fetch16(hart: usize, va: u64, priv: u32): u32 {
@@ -333,7 +333,8 @@ function fetch16(hart: usize, va: u64, priv: u32): u32 {
 
 /** Fetches the instruction at `pc` (16 or 32 bits); raises on faults. */
 export function fetchSlow(hart: usize, pc: u64, priv: u32): u32 {
-  fetchPage = 0xffff_ffff_ffff_ffff;
+  fetchPage = 0x7fff_ffff_ffff_f000;
+  fetchDelta = 0 - fetchPage;
   const lo = fetch16(hart, pc, priv);
   if (trapPendingNow()) return 0;
   const e = tlbEntry(hart, ACC_FETCH, pc);

@@ -70,6 +70,32 @@ describe("synchronous exceptions", () => {
     expect(csrs(m, "mcause", "mepc", "mtval")).toEqual([1n, 0x1000_0000n, 0x1000_0000n]);
   });
 
+  it("a faulting load leaves its destination register unchanged", () => {
+    const m = trapProgram((a) => {
+      a.emit(...A.li(8, 0x4000_0000n), A.ld(8, 8, 0));
+      a.emit16(A.C.lw(8, 8, 4));
+    });
+    expect(csrs(m, "mcause", "mtval")).toEqual([5n, 0x4000_0000n]);
+    expect(m.cpu.hart(0).x[8]).toBe(0x4000_0000n);
+  });
+
+  it("fetching from a never-fetchable address faults instead of reading the guard page", () => {
+    for (const target of [0n, 0x7fff_ffff_ffff_f010n]) {
+      const m = trapProgram((a) => a.emit(...A.li(1, target), A.jalr(0, 1, 0)));
+      expect(csrs(m, "mcause", "mepc", "mtval")).toEqual([1n, target, target]);
+    }
+  });
+
+  it("executes a 32-bit instruction that crosses a page boundary", () => {
+    const m = trapProgram((a) => {
+      a.emit(...A.li(1, 0x8000_2ffen), A.jalr(0, 1, 0));
+    }, (m) => {
+      m.code(0x8000_2ffen, (a) => a.emit(A.addi(7, 0, 77), A.EBREAK));
+    });
+    expect(csrs(m, "mcause", "mepc")).toEqual([3n, 0x8000_3002n]);
+    expect(m.cpu.hart(0).x[7]).toBe(77n);
+  });
+
   it("misaligned atomics raise address-misaligned: load for lr, store/AMO for sc and AMOs", () => {
     const m1 = trapProgram((a) => a.emit(...A.li(1, 0x8000_2004n), A.amo("lr", "d", 2, 1, 0)));
     expect(csrs(m1, "mcause", "mtval")).toEqual([4n, 0x8000_2004n]);
