@@ -3,7 +3,7 @@ import {
   H_MSTATUS, H_MISA, H_MEDELEG, H_MIDELEG, H_MIE, H_MIP, H_MTVEC, H_MSCRATCH, H_MEPC,
   H_MCAUSE, H_MTVAL, H_MCOUNTEREN, H_STVEC, H_SSCRATCH, H_SEPC, H_SCAUSE, H_STVAL,
   H_SCOUNTEREN, H_SATP, H_MENVCFG, H_SENVCFG, H_MCYCLE, H_MINSTRET, H_MHARTID, H_PMPCFG0,
-  H_PMPCFG2, H_PMPADDR, H_MIP_EXTERNAL, H_MTIMECMP, PRV_M, PRV_S, PRV_U,
+  H_PMPCFG2, H_PMPADDR, H_MIP_EXTERNAL, H_MTIMECMP, H_STIMECMP, PRV_M, PRV_S, PRV_U,
 } from "./hart-layout";
 import { MA_MTIME } from "./machine-area";
 import * as C from "./csr-numbers";
@@ -28,11 +28,19 @@ const MIP_WRITABLE: u64 = S_INTS;
 /** Exceptions QEMU 7.2 lets medeleg delegate (no hypervisor). */
 const DELEGABLE_EXCPS: u64 = 0xf0_bfff;
 const ENVCFG_MASK: u64 = 0xf1;
+/** menvcfg.STCE (Sstc): stimecmp drives STIP. */
+const MENVCFG_STCE: u64 = <u64>1 << 63;
+const MIP_STIP: u64 = 1 << C.IRQ_S_TIMER;
 
 /** mip as software sees it: stored bits, device lines, MTIP from the CLINT comparator. */
 export function effectiveMip(hart: usize): u64 {
   let mip = load<u64>(hart + H_MIP) | <u64>load<u32>(hart + H_MIP_EXTERNAL);
-  if (load<u64>(machineArea + MA_MTIME) >= load<u64>(hart + H_MTIMECMP)) mip |= 1 << C.IRQ_M_TIMER;
+  const now = load<u64>(machineArea + MA_MTIME);
+  if (now >= load<u64>(hart + H_MTIMECMP)) mip |= 1 << C.IRQ_M_TIMER;
+  if (load<u64>(hart + H_MENVCFG) & MENVCFG_STCE) {
+    mip &= ~MIP_STIP;
+    if (now >= load<u64>(hart + H_STIMECMP)) mip |= MIP_STIP;
+  }
   return mip;
 }
 
@@ -75,6 +83,10 @@ export function csrRead(hart: usize, csr: u32, priv: u32): u64 {
     case C.CSR_SATP:
       if (priv == PRV_S && (load<u64>(hart + H_MSTATUS) & C.MSTATUS_TVM)) break;
       return load<u64>(hart + H_SATP);
+    case C.CSR_STIMECMP:
+      // Sstc: below M it needs mcounteren.TM and menvcfg.STCE (QEMU 7.2's predicate).
+      if (priv != PRV_M && (!(load<u64>(hart + H_MCOUNTEREN) & 2) || !(load<u64>(hart + H_MENVCFG) & MENVCFG_STCE))) break;
+      return load<u64>(hart + H_STIMECMP);
     case C.CSR_MVENDORID:
     case C.CSR_MARCHID:
     case C.CSR_MIMPID:
@@ -145,7 +157,8 @@ export function csrWrite(hart: usize, csr: u32, v: u64, priv: u32): u32 {
     case C.CSR_SCOUNTEREN: store<u64>(hart + H_SCOUNTEREN, v & 0xffff_ffff); return CSR_WRITE_PLAIN;
     case C.CSR_SENVCFG: store<u64>(hart + H_SENVCFG, v & ENVCFG_MASK); return CSR_WRITE_PLAIN;
     case C.CSR_SSCRATCH: store<u64>(hart + H_SSCRATCH, v); return CSR_WRITE_PLAIN;
-    case C.CSR_SEPC: store<u64>(hart + H_SEPC, v & ~1); return CSR_WRITE_PLAIN;
+    case C.CSR_SEPC: store<u64>(hart + H_SEPC, v); return CSR_WRITE_PLAIN;
+    case C.CSR_STIMECMP: store<u64>(hart + H_STIMECMP, v); return CSR_WRITE_RESYNC;
     case C.CSR_SCAUSE: store<u64>(hart + H_SCAUSE, v); return CSR_WRITE_PLAIN;
     case C.CSR_STVAL: store<u64>(hart + H_STVAL, v); return CSR_WRITE_PLAIN;
     case C.CSR_SIP: {
@@ -169,15 +182,18 @@ export function csrWrite(hart: usize, csr: u32, v: u64, priv: u32): u32 {
     case C.CSR_MIE: store<u64>(hart + H_MIE, v & (S_INTS | M_INTS)); return CSR_WRITE_RESYNC;
     case C.CSR_MTVEC: if ((v & 3) < 2) store<u64>(hart + H_MTVEC, v); return CSR_WRITE_PLAIN;
     case C.CSR_MCOUNTEREN: store<u64>(hart + H_MCOUNTEREN, v & 0xffff_ffff); return CSR_WRITE_PLAIN;
-    case C.CSR_MENVCFG: store<u64>(hart + H_MENVCFG, v & ENVCFG_MASK); return CSR_WRITE_PLAIN;
+    case C.CSR_MENVCFG: store<u64>(hart + H_MENVCFG, v & (ENVCFG_MASK | MENVCFG_STCE)); return CSR_WRITE_RESYNC;
     case C.CSR_MCOUNTINHIBIT: return CSR_WRITE_PLAIN;
     case C.CSR_MSCRATCH: store<u64>(hart + H_MSCRATCH, v); return CSR_WRITE_PLAIN;
-    case C.CSR_MEPC: store<u64>(hart + H_MEPC, v & ~1); return CSR_WRITE_PLAIN;
+    case C.CSR_MEPC: store<u64>(hart + H_MEPC, v); return CSR_WRITE_PLAIN;
     case C.CSR_MCAUSE: store<u64>(hart + H_MCAUSE, v); return CSR_WRITE_PLAIN;
     case C.CSR_MTVAL: store<u64>(hart + H_MTVAL, v); return CSR_WRITE_PLAIN;
-    case C.CSR_MIP:
-      store<u64>(hart + H_MIP, (load<u64>(hart + H_MIP) & ~MIP_WRITABLE) | (v & MIP_WRITABLE));
+    case C.CSR_MIP: {
+      // With Sstc enabled STIP follows stimecmp and is not writable.
+      const mask = load<u64>(hart + H_MENVCFG) & MENVCFG_STCE ? MIP_WRITABLE & ~MIP_STIP : MIP_WRITABLE;
+      store<u64>(hart + H_MIP, (load<u64>(hart + H_MIP) & ~mask) | (v & mask));
       return CSR_WRITE_RESYNC;
+    }
     case C.CSR_PMPCFG0:
     case C.CSR_PMPCFG2: {
       const base: u32 = csr == C.CSR_PMPCFG0 ? 0 : 8;

@@ -45,7 +45,7 @@ export const H_SENVCFG = 0x2b0;
 export const H_MCYCLE = 0x2b8;
 export const H_MINSTRET = 0x2c0;
 export const H_MHARTID = 0x2c8;
-/** Reserved for Sstc's stimecmp (not implemented yet). */
+/** Sstc's stimecmp: with menvcfg.STCE set, STIP = mtime >= stimecmp. */
 export const H_STIMECMP = 0x2d0;
 export const H_PMPCFG0 = 0x2d8;
 export const H_PMPCFG2 = 0x2e0;

@@ -392,3 +392,50 @@ describe("interrupts", () => {
     expect(h.csr("mip") & 0x200n).toBe(0n);
   });
 });
+
+describe("Sstc", () => {
+  it("stimecmp needs mcounteren.TM and menvcfg.STCE below M", () => {
+    const access = (tm: boolean, stce: boolean) => trapProgram((a) => {
+      if (tm) a.emit(A.csrrsi(0, L.CSR_MCOUNTEREN, 2));
+      if (stce) a.emit(...A.li(5, 1n << 63n), A.csrrs(0, L.CSR_MENVCFG, 5));
+      enterMode(a, 1);
+      a.emit(A.addi(1, 0, 33), A.csrrw(0, L.CSR_STIMECMP, 1), A.csrrs(2, L.CSR_STIMECMP, 0), A.ECALL);
+    }).cpu.hart(0);
+    expect(access(false, true).csr("mcause")).toBe(2n);
+    expect(access(true, false).csr("mcause")).toBe(2n);
+    const ok = access(true, true);
+    expect(ok.csr("mcause")).toBe(9n);
+    expect(ok.x[2]).toBe(33n);
+  });
+
+  it("with STCE, STIP follows mtime >= stimecmp and software writes to it are ignored", () => {
+    const m = makeMachine();
+    const h = m.cpu.hart(0);
+    h.setCsr("menvcfg", 1n << 63n);
+    h.setCsr("stimecmp", 500n);
+    m.cpu.mtime = 499n;
+    h.setCsr("mip", 0x20n);
+    expect(h.csr("mip") & 0x20n).toBe(0n);
+    m.cpu.mtime = 500n;
+    expect(h.csr("mip") & 0x20n).toBe(0x20n);
+    h.setCsr("menvcfg", 0n);
+    expect(h.csr("mip") & 0x20n).toBe(0n);
+    h.setCsr("mip", 0x20n);
+    expect(h.csr("mip") & 0x20n).toBe(0x20n);
+  });
+
+  it("delivers the stimecmp timer to S through mideleg", () => {
+    const sHandler = 0x8000_9000n;
+    const m = trapProgram((a) => {
+      a.emit(...A.li(5, sHandler), A.csrrw(0, L.CSR_STVEC, 5), ...A.li(5, 0x20n), A.csrrw(0, L.CSR_MIDELEG, 5), A.csrrw(0, L.CSR_MIE, 5));
+      a.emit(A.csrrsi(0, L.CSR_MCOUNTEREN, 2), ...A.li(5, 1n << 63n), A.csrrs(0, L.CSR_MENVCFG, 5));
+      enterMode(a, 1);
+      a.emit(A.csrrsi(0, L.CSR_SSTATUS, 2), A.addi(1, 0, 100), A.csrrw(0, L.CSR_STIMECMP, 1));
+      a.emit(A.addi(0, 0, 0), A.jal(0, -4));
+    }, (m) => {
+      m.cpu.mtime = 100n;
+      m.code(sHandler, (a) => a.emit(A.csrrs(10, L.CSR_SCAUSE, 0), ...A.li(31, TOHOST), A.sd(0, 31, 0)));
+    });
+    expect(m.cpu.hart(0).x[10]).toBe(IRQ | 5n);
+  });
+});
