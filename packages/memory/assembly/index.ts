@@ -6,7 +6,7 @@ export {
   xbzrle_decode,
   xbzrle_decode_scalar,
 } from "./xbzrle";
-export { xxh64, xxh64_scalar } from "./xxhash";
+export { xxh64, xxh64_scalar, xxh64_pages, xxh64_pages_scalar } from "./xxhash";
 export {
   find_next_bit,
   find_next_bit_scalar,

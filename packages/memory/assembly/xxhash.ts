@@ -107,3 +107,66 @@ export function xxh64(ptr: usize, len: usize, seed: u64): u64 {
   }
   return finish(h + <u64>len, p, end);
 }
+
+@inline function lanesDone(v1: u64, v2: u64, v3: u64, v4: u64, len: u64): u64 {
+  let h = merge(v1, v2, v3, v4) + len;
+  h ^= h >> 33;
+  h *= P2;
+  h ^= h >> 29;
+  h *= P3;
+  h ^= h >> 32;
+  return h;
+}
+
+/**
+ * XXH64 (seed 0) of each of `pages` pages of `pageSize` bytes (a multiple of 32) from `ptr`,
+ * stored as u64 at `out`: the page hash for end-to-end RAM checks. Four pages are hashed side
+ * by side, 16 independent multiply chains and four memory streams, which keeps the loads in
+ * flight (WebAssembly has no prefetch) so the hash runs at memory speed.
+ */
+export function xxh64_pages(ptr: usize, pages: u32, pageSize: u32, out: usize): void {
+  const ps = <usize>pageSize;
+  let pg: u32 = 0;
+  for (; pg + 4 <= pages; pg += 4) {
+    const base = ptr + <usize>pg * ps;
+    let a1 = P1 + P2, a2 = P2, a3: u64 = 0, a4: u64 = 0 - P1;
+    let b1 = P1 + P2, b2 = P2, b3: u64 = 0, b4: u64 = 0 - P1;
+    let c1 = P1 + P2, c2 = P2, c3: u64 = 0, c4: u64 = 0 - P1;
+    let d1 = P1 + P2, d2 = P2, d3: u64 = 0, d4: u64 = 0 - P1;
+    for (let o: usize = 0; o < ps; o += 32) {
+      const a = base + o;
+      const b = a + ps;
+      const c = b + ps;
+      const d = c + ps;
+      a1 = round(a1, load<u64>(a));
+      b1 = round(b1, load<u64>(b));
+      c1 = round(c1, load<u64>(c));
+      d1 = round(d1, load<u64>(d));
+      a2 = round(a2, load<u64>(a, 8));
+      b2 = round(b2, load<u64>(b, 8));
+      c2 = round(c2, load<u64>(c, 8));
+      d2 = round(d2, load<u64>(d, 8));
+      a3 = round(a3, load<u64>(a, 16));
+      b3 = round(b3, load<u64>(b, 16));
+      c3 = round(c3, load<u64>(c, 16));
+      d3 = round(d3, load<u64>(d, 16));
+      a4 = round(a4, load<u64>(a, 24));
+      b4 = round(b4, load<u64>(b, 24));
+      c4 = round(c4, load<u64>(c, 24));
+      d4 = round(d4, load<u64>(d, 24));
+    }
+    const q = out + (<usize>pg << 3);
+    store<u64>(q, lanesDone(a1, a2, a3, a4, ps));
+    store<u64>(q, lanesDone(b1, b2, b3, b4, ps), 8);
+    store<u64>(q, lanesDone(c1, c2, c3, c4, ps), 16);
+    store<u64>(q, lanesDone(d1, d2, d3, d4, ps), 24);
+  }
+  for (; pg < pages; pg++) store<u64>(out + (<usize>pg << 3), xxh64_scalar(ptr + <usize>pg * ps, ps, 0));
+}
+
+/** Twin of {@link xxh64_pages}: one page at a time. */
+export function xxh64_pages_scalar(ptr: usize, pages: u32, pageSize: u32, out: usize): void {
+  for (let pg: u32 = 0; pg < pages; pg++) {
+    store<u64>(out + (<usize>pg << 3), xxh64_scalar(ptr + <usize>pg * <usize>pageSize, pageSize, 0));
+  }
+}

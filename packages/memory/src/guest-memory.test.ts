@@ -112,6 +112,10 @@ describe("GuestMemory", () => {
     expect(mem.isZeroPage(ram, 5)).toBe(false);
     expect(mem.hashPage(ram, 5)).toBe(h64Raw(ram.page(5).slice(), 0n));
     expect(mem.hashBlock(ram)).toBe(h64Raw(ram.bytes.slice(), 0n));
+    const hashes = mem.hashPages(ram); // 2048 pages: more than one scratch chunk
+    expect(hashes).toHaveLength(2048);
+    for (const p of [0, 5, 1535, 1536, 2047]) expect(hashes[p]).toBe(h64Raw(ram.page(p).slice(), 0n));
+    expect(hashes[4]).toBe(hashes[6]); // zero pages hash alike
   });
 
   it("resizes a block's used length within its max length", () => {

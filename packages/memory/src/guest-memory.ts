@@ -53,6 +53,8 @@ export interface CpuRamRegion {
 /** Bytes of kernel scratch the memory package uses, from KERNEL_SCRATCH_BASE. */
 export const MEMORY_SCRATCH_SIZE = 0x4000;
 const COLLECT_OFFSET = KERNEL_SCRATCH_BASE;
+const HASH_OFFSET = KERNEL_SCRATCH_BASE + 0x1000;
+const HASH_CHUNK_PAGES = (MEMORY_SCRATCH_SIZE - 0x1000) / 8;
 
 export class GuestMemory {
   readonly memory: WebAssembly.Memory;
@@ -156,6 +158,22 @@ export class GuestMemory {
   /** XXH64 of page `page` of `block`, hashed in place (the scalar kernel: i64x2.mul is emulated on x64, so it is the faster twin). */
   hashPage(block: RamBlock, page: number, seed = 0n): bigint {
     return BigInt.asUintN(64, this.kernels.xxh64_scalar(block.pageHostOffset(page), TARGET_PAGE_SIZE, seed));
+  }
+
+  /**
+   * The page hash of every page of `block`: XXH64 (seed 0) of each target page, hashed in
+   * place four pages at a time; compare two VMs' arrays to find the pages that differ.
+   */
+  hashPages(block: RamBlock): BigUint64Array {
+    const hashes = new BigUint64Array(block.pages);
+    const chunk = HASH_CHUNK_PAGES;
+    const view = new BigUint64Array(this.memory.buffer, HASH_OFFSET, chunk);
+    for (let first = 0; first < block.pages; first += chunk) {
+      const n = Math.min(chunk, block.pages - first);
+      this.kernels.xxh64_pages(block.pageHostOffset(first), n, TARGET_PAGE_SIZE, HASH_OFFSET);
+      hashes.set(view.subarray(0, n), first);
+    }
+    return hashes;
   }
 
   /** XXH64 of the used length of `block`, hashed in place (end-to-end RAM checks). */

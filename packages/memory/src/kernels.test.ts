@@ -137,6 +137,23 @@ describe("XXH64 page hash", () => {
     }
   });
 
+  it("hashes each page like xxhash-wasm, four at a time and one at a time", async () => {
+    const { h64Raw } = await xxhash();
+    const next = rng(17);
+    for (const [pages, size] of [[11, 4096], [6, 32], [4, 96]] as const) {
+      for (let i = 0; i < pages * size; i++) u8[A + i] = next() & 0xff;
+      u8.fill(0, A + 2 * size, A + 3 * size); // one zero page
+      const out = kb.slot(20);
+      for (const hashPages of [k.xxh64_pages, k.xxh64_pages_scalar]) {
+        new BigUint64Array(kb.memory.buffer, out, pages).fill(0n);
+        hashPages(A, pages, size, out);
+        const got = Array.from(new BigUint64Array(kb.memory.buffer, out, pages));
+        const expected = Array.from({ length: pages }, (_, p) => h64Raw(u8.slice(A + p * size, A + (p + 1) * size), 0n));
+        expect(got).toEqual(expected);
+      }
+    }
+  });
+
   it("matches xxhash-wasm on whole pages and with a seed", async () => {
     const { h64Raw } = await xxhash();
     const len = 64 * 4096;

@@ -18,6 +18,8 @@ export interface PageKernelExports {
   xbzrle_decode_scalar(src: number, slen: number, dst: number, dlen: number): number;
   xxh64(ptr: number, len: number, seed: bigint): bigint;
   xxh64_scalar(ptr: number, len: number, seed: bigint): bigint;
+  xxh64_pages(ptr: number, pages: number, pageSize: number, out: number): void;
+  xxh64_pages_scalar(ptr: number, pages: number, pageSize: number, out: number): void;
   find_next_bit(bitmap: number, nbits: number, start: number): number;
   find_next_bit_scalar(bitmap: number, nbits: number, start: number): number;
   collect_bits(bitmap: number, nbits: number, start: number, out: number, max: number): number;
