@@ -167,8 +167,10 @@ void m_trap(struct frame *f) {
     unexpected("M-mode interrupt", cause, f->epc, csr_read(mtval));
   }
   uint64_t status = csr_read(mstatus);
-  if ((cause == CAUSE_USER_ECALL || cause == CAUSE_SUPERVISOR_ECALL) &&
-      f->x[17] == LOWER_RETURN_MAGIC) {
+  if (((cause == CAUSE_USER_ECALL || cause == CAUSE_SUPERVISOR_ECALL) &&
+       f->x[17] == LOWER_RETURN_MAGIC) ||
+      (cause == CAUSE_ILLEGAL_INSTRUCTION && f->x[17] == LOWER_RETURN_MAGIC &&
+       f->x[16] == LOWER_RETURN_MAGIC)) {
     f->epc = (uint64_t)lower_return;
     csr_set(mstatus, MSTATUS_MPP);
     csr_clear(mstatus, MSTATUS_MPRV);
@@ -198,11 +200,17 @@ void s_trap(struct frame *f) {
     unexpected("S-mode interrupt", cause, f->epc, csr_read(stval));
   }
   uint64_t status = csr_read(sstatus);
-  if (cause == CAUSE_USER_ECALL && f->x[17] == LOWER_RETURN_MAGIC) {
-    /* Pass the U function's result on to M, which returns from run_lower. */
+  if ((cause == CAUSE_USER_ECALL || cause == CAUSE_SUPERVISOR_ECALL) &&
+      f->x[17] == LOWER_RETURN_MAGIC) {
+    /* Pass the function's result on to M, which returns from run_lower: by an S ecall, or,
+       when S ecalls are delegated, by an illegal instruction with a6 = a7 = magic. */
     register uint64_t a0 asm("a0") = f->x[10];
+    register uint64_t a6 asm("a6") = LOWER_RETURN_MAGIC;
     register uint64_t a7 asm("a7") = LOWER_RETURN_MAGIC;
-    asm volatile("ecall" : : "r"(a0), "r"(a7) : "memory");
+    if (cause == CAUSE_USER_ECALL)
+      asm volatile("ecall" : : "r"(a0), "r"(a7) : "memory");
+    else
+      asm volatile(".4byte 0x0000000b" : : "r"(a0), "r"(a6), "r"(a7) : "memory");
     for (;;) {
     }
   }
