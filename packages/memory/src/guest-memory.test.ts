@@ -118,6 +118,21 @@ describe("GuestMemory", () => {
     expect(hashes[4]).toBe(hashes[6]); // zero pages hash alike
   });
 
+  it("encodes XBZRLE deltas of guest pages against cached copies", () => {
+    const mem = virt();
+    const ram = mem.block("riscv_virt_board.ram");
+    const cache = new XbzrleCache(16 * 4096);
+    mem.write(0x8000_3000, new Uint8Array(4096).fill(7));
+    cache.insert(ram.ramAddr + 3 * 4096, ram.page(3), 0);
+    mem.write(0x8000_3010, Uint8Array.of(1, 2));
+    const delta = mem.xbzrle.encode(cache.get(ram.ramAddr + 3 * 4096)!, ram.pageHostOffset(3))!;
+    expect(Array.from(delta)).toEqual([/* zrun 16 */ 0x10, /* nzrun 2 */ 0x02, 1, 2]);
+    const other = mem.block("riscv_virt_board.mrom");
+    new Uint8Array(mem.memory.buffer, other.pageHostOffset(0), 4096).fill(7);
+    mem.xbzrle.decode(delta.slice(), other.pageHostOffset(0));
+    expect(other.page(0)).toEqual(ram.page(3));
+  });
+
   it("resizes a block's used length within its max length", () => {
     const mem = virt();
     const rom = mem.block("riscv_virt_board.mrom");

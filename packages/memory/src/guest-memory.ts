@@ -14,6 +14,7 @@ import {
 import { loadPageKernels, loadPageKernelsSync, type PageKernelExports } from "./kernels.ts";
 import { RamBlock, type RamBlockOptions } from "./ram-block.ts";
 import { DirtyBitmap, type SyncBarrier } from "./dirty.ts";
+import { Xbzrle } from "./xbzrle.ts";
 
 /** Callbacks of an MMIO region; `offset` is relative to the region base. */
 export interface MmioOps {
@@ -50,11 +51,15 @@ export interface CpuRamRegion {
   dirtyBitmaps: number[];
 }
 
-/** Bytes of kernel scratch the memory package uses, from KERNEL_SCRATCH_BASE. */
-export const MEMORY_SCRATCH_SIZE = 0x4000;
+/**
+ * Bytes of kernel scratch GuestMemory uses from KERNEL_SCRATCH_BASE (main thread only):
+ * bitmap iteration 4 KiB, page hashes 12 KiB, XBZRLE 3 pages. Others start after it.
+ */
+export const MEMORY_SCRATCH_SIZE = 0x7000;
 const COLLECT_OFFSET = KERNEL_SCRATCH_BASE;
 const HASH_OFFSET = KERNEL_SCRATCH_BASE + 0x1000;
-const HASH_CHUNK_PAGES = (MEMORY_SCRATCH_SIZE - 0x1000) / 8;
+const HASH_CHUNK_PAGES = 0x3000 / 8;
+const XBZRLE_OFFSET = KERNEL_SCRATCH_BASE + 0x4000;
 
 export class GuestMemory {
   readonly memory: WebAssembly.Memory;
@@ -65,6 +70,7 @@ export class GuestMemory {
   readonly dirtyClients: readonly string[];
   #dirty: DirtyBitmap[];
   #barrier: SyncBarrier | undefined;
+  #xbzrle: Xbzrle | undefined;
 
   /** Creates the address space; Node reads the page kernels synchronously. */
   static createSync(options: GuestMemoryOptions): GuestMemory {
@@ -100,6 +106,12 @@ export class GuestMemory {
           collectOffset: COLLECT_OFFSET,
         }),
     );
+  }
+
+  /** XBZRLE encode/decode on this memory (target pages, scratch inside MEMORY_SCRATCH_SIZE). */
+  get xbzrle(): Xbzrle {
+    this.#xbzrle ??= new Xbzrle(this.kernels, this.memory, { scratch: XBZRLE_OFFSET, pageSize: TARGET_PAGE_SIZE });
+    return this.#xbzrle;
   }
 
   /** The dirty bitmap of client `name` (e.g. "migration"). */

@@ -16,12 +16,15 @@
  * migration.sync();                                   // live bits -> synced bitmap, then the sync barrier
  * const ram = mem.block("riscv_virt_board.ram");
  * for (const page of migration.pages(ram)) {
- *   if (migration.testAndClear(ram, page)) send(ram.page(page)); // a view, no copy
+ *   if (!migration.testAndClear(ram, page)) continue;
+ *   if (mem.isZeroPage(ram, page)) sendZero(page);
+ *   else send(ram.page(page)); // a view, no copy
  * }
+ * const delta = mem.xbzrle.encode(cache.get(addr)!, ram.pageHostOffset(page)); // undefined: overflow
  * ```
  *
- * Kernel scratch: the package uses [KERNEL_SCRATCH_BASE, + MEMORY_SCRATCH_SIZE) for its own
- * buffers (bitmap iteration); give {@link Xbzrle} a scratch area after that.
+ * Kernel scratch: GuestMemory uses [KERNEL_SCRATCH_BASE, + MEMORY_SCRATCH_SIZE) for its own
+ * buffers (bitmap iteration, page hashes, `mem.xbzrle`); other users start after it.
  */
 export * from "./layout.ts";
 export * from "./kernels.ts";
