@@ -11,7 +11,7 @@ import {
   WASM_PAGE_SIZE,
   type MemoryLayout,
 } from "./layout.ts";
-import { loadPageKernels, loadPageKernelsSync, type PageKernelExports } from "./kernels.ts";
+import { loadPageKernels, loadPageKernelsSync, type LoadKernelsOptions, type PageKernelExports } from "./kernels.ts";
 import { RamBlock, type RamBlockOptions } from "./ram-block.ts";
 import { DirtyBitmap, type SyncBarrier } from "./dirty.ts";
 import { Xbzrle } from "./xbzrle.ts";
@@ -38,6 +38,8 @@ export interface GuestMemoryOptions {
   readonly dirtyClients?: readonly string[];
   /** Use the page kernels' debug build. */
   readonly debug?: boolean;
+  /** The page kernels' module bytes (a browser without file access); default: build/memory.wasm. */
+  readonly kernelsWasm?: BufferSource;
   /** An existing memory of the right size (e.g. received by a worker); default: a new shared one. */
   readonly memory?: WebAssembly.Memory;
 }
@@ -75,12 +77,12 @@ export class GuestMemory {
   /** Creates the address space; Node reads the page kernels synchronously. */
   static createSync(options: GuestMemoryOptions): GuestMemory {
     const { layout, memory } = prepare(options);
-    return new GuestMemory(options, layout, memory, loadPageKernelsSync({ memory, debug: options.debug ?? false }));
+    return new GuestMemory(options, layout, memory, loadPageKernelsSync(kernelOptions(options, memory)));
   }
 
   static async create(options: GuestMemoryOptions): Promise<GuestMemory> {
     const { layout, memory } = prepare(options);
-    return new GuestMemory(options, layout, memory, await loadPageKernels({ memory, debug: options.debug ?? false }));
+    return new GuestMemory(options, layout, memory, await loadPageKernels(kernelOptions(options, memory)));
   }
 
   private constructor(options: GuestMemoryOptions, layout: MemoryLayout, memory: WebAssembly.Memory, kernels: PageKernelExports) {
@@ -227,6 +229,12 @@ export class GuestMemory {
     }
     return hit;
   }
+}
+
+function kernelOptions(options: GuestMemoryOptions, memory: WebAssembly.Memory): LoadKernelsOptions {
+  return options.kernelsWasm === undefined
+    ? { memory, debug: options.debug ?? false }
+    : { memory, debug: options.debug ?? false, wasm: options.kernelsWasm };
 }
 
 function prepare(options: GuestMemoryOptions): { layout: MemoryLayout; memory: WebAssembly.Memory } {

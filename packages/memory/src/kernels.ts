@@ -5,8 +5,6 @@
  * Each SIMD kernel has a scalar twin (`*Scalar`) computing the same result another way; the
  * tests hold them to each other, the bench measures both.
  */
-import { readFileSync } from "node:fs";
-
 /** The raw exports of build/memory.wasm (pointers are u32 offsets into the linear memory). */
 export interface PageKernelExports {
   buffer_is_zero(ptr: number, len: number): number;
@@ -59,8 +57,13 @@ function imports(memory: WebAssembly.Memory): WebAssembly.Imports {
 
 function readWasm(debug: boolean): BufferSource {
   const url = wasmUrl(debug);
+  // no static node:fs import, so the package also loads in a browser (which passes `wasm` or awaits loadPageKernels)
+  const fs = (globalThis as { process?: { getBuiltinModule?: (id: string) => unknown } }).process?.getBuiltinModule?.(
+    "node:fs",
+  ) as typeof import("node:fs") | undefined;
+  if (fs === undefined) throw new Error("loading the page kernels synchronously needs Node.js (or pass options.wasm)");
   try {
-    return readFileSync(url);
+    return fs.readFileSync(url) as unknown as BufferSource;
   } catch (error) {
     throw new Error(`cannot read ${url.pathname}: build @ferryvm/memory first (pnpm --filter @ferryvm/memory build)`, {
       cause: error,
