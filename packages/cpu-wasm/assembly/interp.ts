@@ -385,13 +385,24 @@ export function run(hartIndex: u32, budget: u32): u32 {
           if (r != X_NEXT) stopAt = left;
           continue;
         }
-        /* op */
+        /* op: funct7 0 inline, M (funct7 1) and the rest out of line */
         case 0x60: case 0x61: case 0x62: case 0x63: case 0x64: case 0x65: case 0x66: case 0x67: {
           const f7 = insn >> 25;
           const a = xo(h, rs1o(insn)), b = xo(h, rs2o(insn));
           let v: u64 = 0;
-          if (key == 0x60 && f7 == 0) v = a + b;
-          else if (key == 0x60 && f7 == 0x20) v = a - b;
+          if (f7 == 0) {
+            switch (key & 7) {
+              case 0: v = a + b; break;
+              case 1: v = a << (b & 63); break;
+              case 2: v = <i64>a < <i64>b ? 1 : 0; break;
+              case 3: v = a < b ? 1 : 0; break;
+              case 4: v = a ^ b; break;
+              case 5: v = a >> (b & 63); break;
+              case 6: v = a | b; break;
+              default: v = a & b;
+            }
+          } else if (f7 == 0x20 && key == 0x60) v = a - b;
+          else if (f7 == 1 && key == 0x60) v = a * b;
           else if (execOp(key & 7, f7, a, b)) v = opResult;
           else { key = BAD; break; }
           setXo(h, rdo(insn), v);

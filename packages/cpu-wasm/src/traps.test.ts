@@ -111,6 +111,20 @@ describe("synchronous exceptions", () => {
     expect(m.accesses).toEqual([]);
   });
 
+  it("stores to a read-only region are store access faults and loads from it work", () => {
+    const m = trapProgram((a) => {
+      a.emit(...A.li(1, 0x1000n), A.ld(2, 1, 8), A.sd(2, 1, 0));
+    }, (m) => {
+      m.cpu.setRegions([
+        { base: 0x8000_0000, size: 0x40_0000, hostOffset: 0x40_0000 },
+        { base: 0x1000, size: 0x1000, hostOffset: 0x30_0000, readonly: true },
+      ]);
+      new DataView(m.cpu.memory.buffer).setBigUint64(0x30_0008, 0x1234n, true);
+    });
+    expect(csrs(m, "mcause", "mtval")).toEqual([7n, 0x1000n]);
+    expect(m.cpu.hart(0).x[2]).toBe(0x1234n);
+  });
+
   it("uses vectored mtvec only for interrupts", () => {
     const m = trapProgram((a) => {
       a.emit(...A.li(5, HANDLER | 1n), A.csrrw(0, L.CSR_MTVEC, 5), A.ECALL);
