@@ -10,11 +10,6 @@ export function find_next_bit(bitmap: usize, nbits: u32, start: u32): u32 {
   let word = load<u64>(bitmap + (<usize>w << 3)) & (~(<u64>0) << (start & 63));
   if (word != 0) return min(nbits, (w << 6) + <u32>ctz(word));
   w++;
-  while ((w & 1) != 0 && w < words) {
-    word = load<u64>(bitmap + (<usize>w << 3));
-    if (word != 0) return min(nbits, (w << 6) + <u32>ctz(word));
-    w++;
-  }
   while (w + 8 <= words) {
     const p = bitmap + (<usize>w << 3);
     const v = v128.or(v128.or(v128.load(p), v128.load(p, 16)), v128.or(v128.load(p, 32), v128.load(p, 48)));
