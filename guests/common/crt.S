@@ -107,9 +107,13 @@ run_lower:
   sd s9, 80(sp)
   sd s10, 88(sp)
   sd s11, 96(sp)
+  csrr t0, mstatus
+  sd t0, 104(sp)
   la t0, run_lower_saved_sp
   sd sp, 0(t0)
-  li t0, (3 << 11)
+  /* MIE is 0 while the lower mode runs (M interrupts are enabled there anyway) and the
+     caller's MIE comes back at lower_return. */
+  li t0, (3 << 11) | (1 << 7)
   csrc mstatus, t0
   andi a0, a0, 3
   slli t1, a0, 11
@@ -144,6 +148,9 @@ lower_return:
   ld s9, 80(sp)
   ld s10, 88(sp)
   ld s11, 96(sp)
+  ld t0, 104(sp)
+  andi t0, t0, (1 << 3)
+  csrs mstatus, t0
   addi sp, sp, 112
   ret
 
