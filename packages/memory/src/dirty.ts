@@ -18,7 +18,12 @@
 import type { PageKernelExports } from "./kernels.ts";
 import type { RamBlock } from "./ram-block.ts";
 
-/** Called after bits were moved out of the live bitmaps; must return once every hart dropped its store-TLB entries. */
+/**
+ * Called after bits were moved out of the live bitmaps; must return once every hart dropped
+ * its store-TLB entries: for a hart running in a worker, set its flushRequest and wait until
+ * the hart cleared it (at its next safe point); for a hart run on this thread between slices,
+ * call `cpu.tlbFlushStores(hart)`.
+ */
 export type SyncBarrier = () => void;
 
 const COLLECT_MAX = 1024;
