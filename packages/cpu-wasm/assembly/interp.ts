@@ -385,27 +385,70 @@ export function run(hartIndex: u32, budget: u32): u32 {
           if (r != X_NEXT) stopAt = left;
           continue;
         }
-        /* op: funct7 0 inline, M (funct7 1) and the rest out of line */
-        case 0x60: case 0x61: case 0x62: case 0x63: case 0x64: case 0x65: case 0x66: case 0x67: {
-          const f7 = insn >> 25;
+        /* op: funct7 = 0 inline, the M extension and sub/sra through execOp */
+        case 0x60: {
           const a = xo(h, rs1o(insn)), b = xo(h, rs2o(insn));
-          let v: u64 = 0;
-          if (f7 == 0) {
-            switch (key & 7) {
-              case 0: v = a + b; break;
-              case 1: v = a << (b & 63); break;
-              case 2: v = <i64>a < <i64>b ? 1 : 0; break;
-              case 3: v = a < b ? 1 : 0; break;
-              case 4: v = a ^ b; break;
-              case 5: v = a >> (b & 63); break;
-              case 6: v = a | b; break;
-              default: v = a & b;
-            }
-          } else if (f7 == 0x20 && key == 0x60) v = a - b;
-          else if (f7 == 1 && key == 0x60) v = a * b;
-          else if (execOp(key & 7, f7, a, b)) v = opResult;
+          if ((insn >> 25) == 0) setXo(h, rdo(insn), a + b);
+          else if ((insn >> 25) == 0x20) setXo(h, rdo(insn), a - b);
+          else if ((insn >> 25) == 1) setXo(h, rdo(insn), a * b);
+          else if (execOp(0, insn >> 25, a, b)) setXo(h, rdo(insn), opResult);
           else { key = BAD; break; }
-          setXo(h, rdo(insn), v);
+          pc += 4;
+          continue;
+        }
+        case 0x61: {
+          const a = xo(h, rs1o(insn)), b = xo(h, rs2o(insn));
+          if ((insn >> 25) == 0) setXo(h, rdo(insn), a << (b & 63));
+          else if (execOp(1, insn >> 25, a, b)) setXo(h, rdo(insn), opResult);
+          else { key = BAD; break; }
+          pc += 4;
+          continue;
+        }
+        case 0x62: {
+          const a = xo(h, rs1o(insn)), b = xo(h, rs2o(insn));
+          if ((insn >> 25) == 0) setXo(h, rdo(insn), <i64>a < <i64>b ? 1 : 0);
+          else if (execOp(2, insn >> 25, a, b)) setXo(h, rdo(insn), opResult);
+          else { key = BAD; break; }
+          pc += 4;
+          continue;
+        }
+        case 0x63: {
+          const a = xo(h, rs1o(insn)), b = xo(h, rs2o(insn));
+          if ((insn >> 25) == 0) setXo(h, rdo(insn), a < b ? 1 : 0);
+          else if (execOp(3, insn >> 25, a, b)) setXo(h, rdo(insn), opResult);
+          else { key = BAD; break; }
+          pc += 4;
+          continue;
+        }
+        case 0x64: {
+          const a = xo(h, rs1o(insn)), b = xo(h, rs2o(insn));
+          if ((insn >> 25) == 0) setXo(h, rdo(insn), a ^ b);
+          else if (execOp(4, insn >> 25, a, b)) setXo(h, rdo(insn), opResult);
+          else { key = BAD; break; }
+          pc += 4;
+          continue;
+        }
+        case 0x65: {
+          const a = xo(h, rs1o(insn)), b = xo(h, rs2o(insn));
+          if ((insn >> 25) == 0) setXo(h, rdo(insn), a >> (b & 63));
+          else if (execOp(5, insn >> 25, a, b)) setXo(h, rdo(insn), opResult);
+          else { key = BAD; break; }
+          pc += 4;
+          continue;
+        }
+        case 0x66: {
+          const a = xo(h, rs1o(insn)), b = xo(h, rs2o(insn));
+          if ((insn >> 25) == 0) setXo(h, rdo(insn), a | b);
+          else if (execOp(6, insn >> 25, a, b)) setXo(h, rdo(insn), opResult);
+          else { key = BAD; break; }
+          pc += 4;
+          continue;
+        }
+        case 0x67: {
+          const a = xo(h, rs1o(insn)), b = xo(h, rs2o(insn));
+          if ((insn >> 25) == 0) setXo(h, rdo(insn), a & b);
+          else if (execOp(7, insn >> 25, a, b)) setXo(h, rdo(insn), opResult);
+          else { key = BAD; break; }
           pc += 4;
           continue;
         }
@@ -415,14 +458,35 @@ export function run(hartIndex: u32, budget: u32): u32 {
           pc += 4;
           continue;
         /* op-32 */
-        case 0x70: case 0x71: case 0x74: case 0x75: case 0x76: case 0x77: {
-          const f7 = insn >> 25;
+        case 0x70: {
           const a = xo(h, rs1o(insn)), b = xo(h, rs2o(insn));
-          let v: u64 = 0;
-          if (key == 0x70 && f7 == 0) v = sext32(a + b);
-          else if (execOp32(key & 7, f7, a, b)) v = opResult;
+          if ((insn >> 25) == 0) setXo(h, rdo(insn), sext32(a + b));
+          else if ((insn >> 25) == 0x20) setXo(h, rdo(insn), sext32(a - b));
+          else if ((insn >> 25) == 1) setXo(h, rdo(insn), sext32(a * b));
+          else if (execOp32(0, insn >> 25, a, b)) setXo(h, rdo(insn), opResult);
           else { key = BAD; break; }
-          setXo(h, rdo(insn), v);
+          pc += 4;
+          continue;
+        }
+        case 0x71: {
+          const a = xo(h, rs1o(insn)), b = xo(h, rs2o(insn));
+          if ((insn >> 25) == 0) setXo(h, rdo(insn), sext32(a << (b & 31)));
+          else if (execOp32(1, insn >> 25, a, b)) setXo(h, rdo(insn), opResult);
+          else { key = BAD; break; }
+          pc += 4;
+          continue;
+        }
+        case 0x75: {
+          const a = xo(h, rs1o(insn)), b = xo(h, rs2o(insn));
+          if ((insn >> 25) == 0) setXo(h, rdo(insn), sext32(<u64>(<u32>a >> (<u32>b & 31))));
+          else if (execOp32(5, insn >> 25, a, b)) setXo(h, rdo(insn), opResult);
+          else { key = BAD; break; }
+          pc += 4;
+          continue;
+        }
+        case 0x74: case 0x76: case 0x77: {
+          if (!execOp32(key & 7, insn >> 25, xo(h, rs1o(insn)), xo(h, rs2o(insn)))) { key = BAD; break; }
+          setXo(h, rdo(insn), opResult);
           pc += 4;
           continue;
         }
