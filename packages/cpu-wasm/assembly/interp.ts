@@ -111,9 +111,9 @@ const CHUNK: i32 = 4096;
  * so that the caller's write leaves it unchanged.
  */
 @inline function ld<T>(h: usize, va: u64, dpriv: u32, rd: u32): u64 {
-  const e = h + H_TLB_LOAD + ((<usize>(va >> 12) & 1023) << 4);
-  if (load<u64>(e) == ((va & ~<u64>0xfff) | dpriv) && (<u32>va & 0xfff) <= <u32>(4096 - sizeof<T>())) {
-    return <u64>load<T>(<usize>(va + load<u64>(e, 8)));
+  const e = h + ((<usize>(va >> 12) & 1023) << 4);
+  if (load<u64>(e, H_TLB_LOAD) == ((va & ~<u64>0xfff) | dpriv) && (sizeof<T>() == 1 || (<u32>va & 0xfff) <= <u32>(4096 - sizeof<T>()))) {
+    return <u64>load<T>(<usize>(va + load<u64>(e, H_TLB_LOAD + 8)));
   }
   return loadSlowTo(h, va, <u32>sizeof<T>(), isSigned<T>(), dpriv, rd);
 }
@@ -128,9 +128,9 @@ function loadSlowTo(h: usize, va: u64, size: u32, signed: bool, dpriv: u32, rd: 
 
 /** Store through the store TLB (filled only for pages already dirty in every client bitmap). */
 @inline function st<T>(h: usize, va: u64, v: u64, dpriv: u32): void {
-  const e = h + H_TLB_STORE + ((<usize>(va >> 12) & 1023) << 4);
-  if (load<u64>(e) == ((va & ~<u64>0xfff) | dpriv) && (<u32>va & 0xfff) <= <u32>(4096 - sizeof<T>())) {
-    store<T>(<usize>(va + load<u64>(e, 8)), <T>v);
+  const e = h + ((<usize>(va >> 12) & 1023) << 4);
+  if (load<u64>(e, H_TLB_STORE) == ((va & ~<u64>0xfff) | dpriv) && (sizeof<T>() == 1 || (<u32>va & 0xfff) <= <u32>(4096 - sizeof<T>()))) {
+    store<T>(<usize>(va + load<u64>(e, H_TLB_STORE + 8)), <T>v);
   } else {
     storeSlow(h, va, <u32>sizeof<T>(), v, dpriv);
   }
