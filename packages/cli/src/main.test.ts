@@ -39,6 +39,11 @@ describe("main", () => {
     expect(await main(run("htif-fail.elf"), io().cli)).toBe(5);
   });
 
+  it("reads a riscv-tests p-environment report: two 32-bit tohost stores from the M-mode handler", async () => {
+    expect(await main(run("rvtest-p-pass.elf"), io().cli)).toBe(0);
+    expect(await main(run("rvtest-p-fail.elf"), io().cli)).toBe(3);
+  });
+
   it("prints through the HTIF syscall proxy and exits with its code", async () => {
     const t = io();
     expect(await main(run("htif-syscall.elf"), t.cli)).toBe(7);
