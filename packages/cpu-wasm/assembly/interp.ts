@@ -307,13 +307,13 @@ export function run(hartIndex: u32, budget: u32): u32 {
         fdelta = fetchDelta;
       }
       // One key for every instruction: 32-bit = major opcode bits 6:2 and funct3 (0..255);
-      // compressed = 0x100 | quadrant << 3 | funct3 (0x100..0x117).
+      // compressed = 0x100 | quadrant << 4 | funct3 << 1 | bit 12 (0x100..0x12f).
       let key: u32;
       if ((insn & 3) == 3) {
         key = ((insn & 0x7c) << 1) | ((insn >> 12) & 7);
       } else {
         insn &= 0xffff;
-        key = 0x100 | ((insn & 3) << 3) | (insn >> 13);
+        key = 0x100 | ((insn & 3) << 4) | (insn >> 12);
       }
       switch (key) {
         /* load */
@@ -523,25 +523,25 @@ export function run(hartIndex: u32, budget: u32): u32 {
         }
 
         /* c.addi4spn */
-        case 0x100: {
+        case 0x100: case 0x101: {
           const imm = (((insn >> 6) & 1) << 2) | (((insn >> 5) & 1) << 3) | (((insn >> 11) & 3) << 4) | (((insn >> 7) & 0xf) << 6);
           if (imm == 0) { key = BAD; break; }
           store<u64>(h + crdpo(insn), xo(h, 16) + <u64>imm);
           pc += 2;
           continue;
         }
-        case 0x102: store<u64>(h + crdpo(insn), ld<i32>(h, xo(h, crs1po(insn)) + cwimm(insn), dpriv, crdpo(insn))); break; /* c.lw */
-        case 0x103: store<u64>(h + crdpo(insn), ld<u64>(h, xo(h, crs1po(insn)) + cdimm(insn), dpriv, crdpo(insn))); break; /* c.ld */
-        case 0x106: st<u32>(h, xo(h, crs1po(insn)) + cwimm(insn), xo(h, crdpo(insn)), dpriv); break; /* c.sw */
-        case 0x107: st<u64>(h, xo(h, crs1po(insn)) + cdimm(insn), xo(h, crdpo(insn)), dpriv); break; /* c.sd */
-        case 0x108: setXo(h, crdo(insn), xo(h, crdo(insn)) + cimm6(insn)); pc += 2; continue; /* c.addi */
-        case 0x109: /* c.addiw */
+        case 0x104: case 0x105: store<u64>(h + crdpo(insn), ld<i32>(h, xo(h, crs1po(insn)) + cwimm(insn), dpriv, crdpo(insn))); break; /* c.lw */
+        case 0x106: case 0x107: store<u64>(h + crdpo(insn), ld<u64>(h, xo(h, crs1po(insn)) + cdimm(insn), dpriv, crdpo(insn))); break; /* c.ld */
+        case 0x10c: case 0x10d: st<u32>(h, xo(h, crs1po(insn)) + cwimm(insn), xo(h, crdpo(insn)), dpriv); break; /* c.sw */
+        case 0x10e: case 0x10f: st<u64>(h, xo(h, crs1po(insn)) + cdimm(insn), xo(h, crdpo(insn)), dpriv); break; /* c.sd */
+        case 0x110: case 0x111: setXo(h, crdo(insn), xo(h, crdo(insn)) + cimm6(insn)); pc += 2; continue; /* c.addi */
+        case 0x112: case 0x113: /* c.addiw */
           if (crdo(insn) == 0) { key = BAD; break; }
           store<u64>(h + crdo(insn), sext32(xo(h, crdo(insn)) + cimm6(insn)));
           pc += 2;
           continue;
-        case 0x10a: setXo(h, crdo(insn), cimm6(insn)); pc += 2; continue; /* c.li */
-        case 0x10b: {
+        case 0x114: case 0x115: setXo(h, crdo(insn), cimm6(insn)); pc += 2; continue; /* c.li */
+        case 0x116: case 0x117: {
           const rd = crdo(insn);
           if (rd == 16) { /* c.addi16sp */
             const imm = sext((((insn >> 12) & 1) << 9) | (((insn >> 6) & 1) << 4) | (((insn >> 5) & 1) << 6) |
@@ -556,7 +556,7 @@ export function run(hartIndex: u32, budget: u32): u32 {
           pc += 2;
           continue;
         }
-        case 0x10c: { /* c.srli, c.srai, c.andi, c.sub, c.xor, c.or, c.and, c.subw, c.addw */
+        case 0x118: case 0x119: { /* c.srli, c.srai, c.andi, c.sub, c.xor, c.or, c.and, c.subw, c.addw */
           const rd = crs1po(insn);
           const a = xo(h, rd);
           let v: u64;
@@ -582,34 +582,35 @@ export function run(hartIndex: u32, budget: u32): u32 {
           pc += 2;
           continue;
         }
-        case 0x10d: pc += cjimm(insn); continue; /* c.j */
-        case 0x10e: pc += xo(h, crs1po(insn)) == 0 ? cbimm(insn) : 2; continue; /* c.beqz */
-        case 0x10f: pc += xo(h, crs1po(insn)) != 0 ? cbimm(insn) : 2; continue; /* c.bnez */
-        case 0x110: setXo(h, crdo(insn), xo(h, crdo(insn)) << cshamt(insn)); pc += 2; continue; /* c.slli */
-        case 0x112: { /* c.lwsp */
+        case 0x11a: case 0x11b: pc += cjimm(insn); continue; /* c.j */
+        case 0x11c: case 0x11d: pc += xo(h, crs1po(insn)) == 0 ? cbimm(insn) : 2; continue; /* c.beqz */
+        case 0x11e: case 0x11f: pc += xo(h, crs1po(insn)) != 0 ? cbimm(insn) : 2; continue; /* c.bnez */
+        case 0x120: case 0x121: setXo(h, crdo(insn), xo(h, crdo(insn)) << cshamt(insn)); pc += 2; continue; /* c.slli */
+        case 0x124: case 0x125: { /* c.lwsp */
           if (crdo(insn) == 0) { key = BAD; break; }
           const off = (((insn >> 12) & 1) << 5) | (((insn >> 4) & 7) << 2) | (((insn >> 2) & 3) << 6);
           store<u64>(h + crdo(insn), ld<i32>(h, xo(h, 16) + <u64>off, dpriv, crdo(insn)));
           break;
         }
-        case 0x113: { /* c.ldsp */
+        case 0x126: case 0x127: { /* c.ldsp */
           if (crdo(insn) == 0) { key = BAD; break; }
           const off = (((insn >> 12) & 1) << 5) | (((insn >> 5) & 3) << 3) | (((insn >> 2) & 7) << 6);
           store<u64>(h + crdo(insn), ld<u64>(h, xo(h, 16) + <u64>off, dpriv, crdo(insn)));
           break;
         }
-        case 0x114: {
+        case 0x128: { /* c.jr, c.mv */
           const rd = crdo(insn), rs2 = crs2o(insn);
-          if (!(insn & 0x1000)) {
-            if (rs2 == 0) { /* c.jr */
-              if (rd == 0) { key = BAD; break; }
-              pc = xo(h, rd) & ~<u64>1;
-              continue;
-            }
-            setXo(h, rd, xo(h, rs2)); /* c.mv */
-            pc += 2;
+          if (rs2 == 0) {
+            if (rd == 0) { key = BAD; break; }
+            pc = xo(h, rd) & ~<u64>1;
             continue;
           }
+          setXo(h, rd, xo(h, rs2));
+          pc += 2;
+          continue;
+        }
+        case 0x129: { /* c.ebreak, c.jalr, c.add */
+          const rd = crdo(insn), rs2 = crs2o(insn);
           if (rs2 == 0) {
             if (rd == 0) { /* c.ebreak */
               pc = takeTrap(h, pc, 3, 0);
@@ -621,14 +622,14 @@ export function run(hartIndex: u32, budget: u32): u32 {
             pc = t;
             continue;
           }
-          setXo(h, rd, xo(h, rd) + xo(h, rs2)); /* c.add */
+          setXo(h, rd, xo(h, rd) + xo(h, rs2));
           pc += 2;
           continue;
         }
-        case 0x116: /* c.swsp */
+        case 0x12c: case 0x12d: /* c.swsp */
           st<u32>(h, xo(h, 16) + <u64>((((insn >> 9) & 0xf) << 2) | (((insn >> 7) & 3) << 6)), xo(h, crs2o(insn)), dpriv);
           break;
-        case 0x117: /* c.sdsp */
+        case 0x12e: case 0x12f: /* c.sdsp */
           st<u64>(h, xo(h, 16) + <u64>((((insn >> 10) & 7) << 3) | (((insn >> 7) & 7) << 6)), xo(h, crs2o(insn)), dpriv);
           break;
         default:
