@@ -13,13 +13,13 @@ const CTRL_C = 0x03;
 export type ConsoleAction = "quit" | "help" | "break" | "monitor" | "timestamps" | "commit";
 
 export const MUX_HELP =
-  "\r\nC-a h    print this help\r\n" +
-  "C-a x    exit emulator\r\n" +
-  "C-a s    save disk data back to file (if -snapshot)\r\n" +
-  "C-a t    toggle console timestamps\r\n" +
-  "C-a b    send break (magic sysrq)\r\n" +
-  "C-a c    switch between console and monitor\r\n" +
-  "C-a C-a  sends C-a\r\n";
+  "\nC-a h    print this help\n" +
+  "C-a x    exit emulator\n" +
+  "C-a s    save disk data back to file (if -snapshot)\n" +
+  "C-a t    toggle console timestamps\n" +
+  "C-a b    send break (magic sysrq)\n" +
+  "C-a c    switch between console and monitor\n" +
+  "C-a C-a  sends C-a\n";
 
 /** Splits terminal input into guest bytes and console actions. */
 export class ConsoleEscape {
