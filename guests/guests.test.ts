@@ -1,0 +1,182 @@
+/**
+ * Runs the committed guests on FerryVM (through `createMachine`) and, when
+ * `qemu-system-riscv64` is installed, on QEMU too, comparing console output byte for byte.
+ */
+import { describe, expect, it } from "vitest";
+import { execFile, spawnSync } from "node:child_process";
+import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { createMachine, type RunResult } from "@ferryvm/devices";
+import { parseElf } from "@ferryvm/cpu-wasm";
+
+const root = fileURLToPath(new URL(".", import.meta.url));
+const QEMU = "qemu-system-riscv64";
+const qemuInstalled = spawnSync(QEMU, ["--version"]).status === 0;
+const noQemu = "qemu-system-riscv64 is not installed: differential checks skipped";
+const RAM = 128 * 1024 * 1024;
+
+function elves(dir: string): string[] {
+  return readdirSync(join(root, dir)).filter((f) => f.endsWith(".elf")).sort();
+}
+
+interface Outcome {
+  result: RunResult;
+  output: string;
+}
+
+async function runFerry(elf: Uint8Array, timeoutMs: number): Promise<Outcome> {
+  const chunks: Uint8Array[] = [];
+  const m = await createMachine({
+    ramSize: RAM,
+    harts: 1,
+    bios: "none",
+    kernel: elf,
+    onConsoleOutput: (b) => chunks.push(b.slice()),
+  });
+  const result = await m.run({ timeoutMs });
+  return { result, output: Buffer.concat(chunks).toString("latin1") };
+}
+
+interface QemuOutcome {
+  code: number | null;
+  output: string;
+}
+
+let qemuRuns = 0;
+const qemuDir = mkdtempSync(join(tmpdir(), "ferryvm-qemu-"));
+
+/** Runs QEMU with the console in a file (a pipe drops bytes when the event loop is busy). */
+function runQemu(machine: "virt" | "spike", elfPath: string, timeoutMs = 20_000): Promise<QemuOutcome> {
+  const out = join(qemuDir, `console-${qemuRuns++}.txt`);
+  const args = ["-M", machine, "-m", "128M", "-bios", "none", "-display", "none", "-monitor", "none",
+    "-serial", `file:${out}`, "-kernel", elfPath];
+  return new Promise((resolve) => {
+    const child = execFile(QEMU, args, { timeout: timeoutMs }, (error) => {
+      const code = error ? (typeof error.code === "number" ? error.code : null) : 0;
+      resolve({ code, output: readFileSync(out, "latin1") });
+    });
+    child.stdin?.end();
+  });
+}
+
+/** A copy of `elf` with the u64 at symbol `name` set to `value`. */
+function patchU64(elf: Uint8Array, name: string, value: bigint): Uint8Array {
+  const copy = elf.slice();
+  const image = parseElf(copy);
+  const sym = image.symbol(name);
+  if (!sym) throw new Error(`no symbol ${name}`);
+  for (const seg of image.segments) {
+    const off = Number(sym.value - seg.vaddr);
+    if (off >= 0 && off + 8 <= seg.filesz) {
+      new DataView(seg.data.buffer, seg.data.byteOffset + off, 8).setBigUint64(0, value, true);
+      return copy;
+    }
+  }
+  throw new Error(`symbol ${name} is not in a loaded segment`);
+}
+
+function read(rel: string): Uint8Array {
+  return new Uint8Array(readFileSync(join(root, rel)));
+}
+
+const isa = elves("isa");
+const htif = elves("htif");
+/** QEMU 7.2's HTIF has no riscv-tests syscall proxy. */
+const qemuHtifUnsupported = new Set(["syscall.elf"]);
+/** What the HTIF guests print (and exit with) on a correct machine. */
+const htifExpected: Record<string, { code: number; output: string }> = {
+  "pass.elf": { code: 0, output: "" },
+  "fail.elf": { code: 21, output: "" },
+  "console.elf": { code: 0, output: "Hello from the HTIF console!\n" },
+  "syscall.elf": { code: 0, output: "Hello through the syscall proxy\n" },
+  "rvtest.elf": { code: 0, output: "" },
+};
+
+describe("ISA guests on FerryVM", () => {
+  it("has guests to run", () => {
+    expect(isa.length).toBeGreaterThanOrEqual(10);
+  });
+  for (const name of isa) {
+    it(`${name} passes`, async () => {
+      const { result, output } = await runFerry(read(`isa/${name}`), 20_000);
+      const test = name.replace(/\.elf$/, "");
+      expect(output).toContain(`${test}: PASS\n`);
+      expect(output).not.toContain("FAIL");
+      expect(result).toEqual({ kind: "exit", code: 0 });
+    });
+  }
+});
+
+describe("HTIF guests on FerryVM", () => {
+  for (const name of htif) {
+    it(`${name} ends with its HTIF status and output`, async () => {
+      const expected = htifExpected[name];
+      expect(expected, `expectation for ${name}`).toBeDefined();
+      const { result, output } = await runFerry(read(`htif/${name}`), 10_000);
+      expect(output).toBe(expected!.output);
+      expect(result).toEqual({ kind: "exit", code: expected!.code });
+    });
+  }
+});
+
+describe("hello and bench guests on FerryVM", () => {
+  it("hello greets and ticks until its patched tick count", async () => {
+    let elf = patchU64(read("hello/hello.elf"), "hello_ticks", 3n);
+    elf = patchU64(elf, "hello_interval", 10_000n); // 1 ms of guest time
+    const { result, output } = await runFerry(elf, 10_000);
+    expect(output).toBe(
+      "Hello from FerryVM! This is a bare-metal RISC-V guest on hart 0.\ntick 1\ntick 2\ntick 3\nbye\n",
+    );
+    expect(result).toEqual({ kind: "exit", code: 0 });
+  });
+
+  it("bench prints its checksum for a shortened run", async () => {
+    const elf = patchU64(read("bench/bench.elf"), "bench_iterations", 300n);
+    const { result, output } = await runFerry(elf, 20_000);
+    expect(output).toMatch(/^bench: 300 iterations in S-mode with Sv39\nbench: checksum [0-9a-f]{16}\n$/);
+    expect(result).toEqual({ kind: "exit", code: 0 });
+  });
+});
+
+describe("differential checks against QEMU 7.2", () => {
+  const dqit = qemuInstalled ? it : it.skip;
+  if (!qemuInstalled) it.skip(noQemu, () => {});
+
+  for (const name of isa) {
+    dqit(`${name} prints the same on QEMU and FerryVM`, async () => {
+      const [qemu, ferry] = await Promise.all([
+        runQemu("virt", join(root, "isa", name)),
+        runFerry(read(`isa/${name}`), 20_000),
+      ]);
+      expect(qemu.code).toBe(0);
+      expect(ferry.output).toBe(qemu.output);
+    });
+  }
+
+  for (const name of htif) {
+    if (qemuHtifUnsupported.has(name)) {
+      it.skip(`${name}: QEMU 7.2's HTIF has no syscall proxy`, () => {});
+      continue;
+    }
+    dqit(`${name} ends the same on QEMU (-M spike) and FerryVM`, async () => {
+      const [qemu, ferry] = await Promise.all([
+        runQemu("spike", join(root, "htif", name)),
+        runFerry(read(`htif/${name}`), 10_000),
+      ]);
+      expect(qemu.code).toBe(htifExpected[name]!.code);
+      expect(ferry.output).toBe(qemu.output);
+      expect(ferry.result).toEqual({ kind: "exit", code: qemu.code });
+    });
+  }
+
+  dqit("bench computes the same checksum on QEMU and FerryVM", async () => {
+    const elf = patchU64(read("bench/bench.elf"), "bench_iterations", 2000n);
+    const dir = mkdtempSync(join(tmpdir(), "ferryvm-bench-"));
+    writeFileSync(join(dir, "bench.elf"), elf);
+    const [qemu, ferry] = await Promise.all([runQemu("virt", join(dir, "bench.elf")), runFerry(elf, 30_000)]);
+    expect(qemu.code).toBe(0);
+    expect(ferry.output).toBe(qemu.output);
+  });
+});
