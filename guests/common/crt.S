@@ -18,6 +18,11 @@ _start:
   .option norelax
   la gp, __global_pointer$
   .option pop
+  /* What the boot ROM passed: a0 = hartid, a1 = FDT address, a2 = fw_dynamic_info. */
+  la t0, boot_regs
+  sd a0, 0(t0)
+  sd a1, 8(t0)
+  sd a2, 16(t0)
   csrr t0, mhartid
   bnez t0, park
   la sp, stack_top
@@ -153,6 +158,12 @@ lower_return:
   csrs mstatus, t0
   addi sp, sp, 112
   ret
+
+  .data
+  .align 3
+  .globl boot_regs
+boot_regs:
+  .dword 0, 0, 0
 
   .bss
   .align 3

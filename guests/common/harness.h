@@ -185,6 +185,9 @@ void trap_expect(void);
 /* Stop expecting exceptions (an exception afterwards is reported and ends the test). */
 void trap_done(void);
 
+/* a0, a1, a2 as the boot ROM left them at _start. */
+extern uint64_t boot_regs[3];
+
 uint64_t run_lower(int mode, uint64_t (*fn)(uint64_t), uint64_t arg);
 extern char s_trap_entry[];
 
