@@ -35,6 +35,10 @@ describe("Machine", () => {
     expect(await (await boot("htif-fail")).m.run({ timeoutMs: 5000 })).toEqual({ kind: "exit", code: 5 });
   });
 
+  it("sees an HTIF exit written from S-mode through a virtual alias of tohost", async () => {
+    expect(await (await boot("htif-virtual")).m.run({ timeoutMs: 5000 })).toEqual({ kind: "exit", code: 6 });
+  });
+
   it("prints HTIF console output and answers through fromhost", async () => {
     const { m, text } = await boot("htif-console");
     expect(await m.run({ timeoutMs: 5000 })).toEqual({ kind: "exit", code: 0 });
