@@ -21,6 +21,8 @@ export interface CliIo {
   isTTY: boolean;
   setRawMode?: (raw: boolean) => void;
   readFile: (path: string) => Uint8Array;
+  /** Handle SIGINT/SIGTERM/SIGHUP: stop the guest, restore the terminal, exit 128 + signal. */
+  handleSignals?: boolean;
 }
 
 /** Exit status when `--timeout` ends the run (as timeout(1)). */
@@ -40,6 +42,7 @@ export function processIo(): CliIo {
     isTTY: stdin.isTTY === true,
     setRawMode: stdin.isTTY ? (raw) => stdin.setRawMode(raw) : undefined,
     readFile: (p) => readFileSync(p),
+    handleSignals: true,
   };
 }
 
@@ -185,6 +188,13 @@ async function run(cfg: RunConfig, io: CliIo): Promise<number> {
   }
 
   const detach = consoleOn ? attachConsole(machine, io, serial === "mon:stdio") : () => {};
+  let signalled: NodeJS.Signals | undefined;
+  const onSignal = (sig: NodeJS.Signals): void => {
+    signalled = sig;
+    machine.stop();
+  };
+  const signals: NodeJS.Signals[] = io.handleSignals ? ["SIGINT", "SIGTERM", "SIGHUP"] : [];
+  for (const s of signals) process.on(s, onSignal);
   try {
     const timeoutMs = cfg.timeoutSeconds === undefined ? undefined : cfg.timeoutSeconds * 1000;
     const started = performance.now();
@@ -201,15 +211,22 @@ async function run(cfg: RunConfig, io: CliIo): Promise<number> {
         return EXIT_TIMEOUT;
       }
       if (result.kind === "stopped") {
+        if (signalled !== undefined) {
+          io.stderr(`vm-cli: terminating on signal ${signalled}\n`);
+          return 128 + (SIGNAL_NUMBERS[signalled] ?? 0);
+        }
         io.stderr("vm-cli: terminated\n");
         return 0;
       }
       return exitStatus(result.code);
     }
   } finally {
+    for (const s of signals) process.off(s, onSignal);
     detach();
   }
 }
+
+const SIGNAL_NUMBERS: Partial<Record<NodeJS.Signals, number>> = { SIGHUP: 1, SIGINT: 2, SIGTERM: 15 };
 
 /** Wires stdin to the guest; returns the function that undoes it. */
 function attachConsole(machine: Machine, io: CliIo, mux: boolean): () => void {
