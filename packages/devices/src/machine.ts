@@ -172,7 +172,11 @@ export class Machine {
 
     this.finisher = new SifiveTest((e, hart) => this.#onFinisher(e, hart));
     this.clint = new Clint({ harts: this.harts, hart: (i) => this.cpu.hart(i), timebase: this.clock });
-    this.uart = new Uart16550({ onTransmit: (b) => this.#emitByte(b), nowNs: () => this.clock.ns() });
+    this.uart = new Uart16550({
+      onTransmit: (b) => this.#emitByte(b),
+      nowNs: () => this.clock.ns(),
+      onAcceptInput: () => this.#pumpInput(),
+    });
     this.bus.map("riscv.sifive.test", VIRT_TEST, SIFIVE_TEST_SIZE, this.finisher);
     this.bus.map("riscv.aclint", VIRT_CLINT, CLINT_SIZE, this.clint);
     this.bus.map("serial", VIRT_UART0, VIRT_UART0_SIZE, this.uart);

@@ -83,6 +83,17 @@ describe("Uart16550", () => {
     expect(uart.irqLevel).toBe(false);
   });
 
+  it("asks for more input after each RBR read, except in loopback", () => {
+    let asked = 0;
+    const uart = new Uart16550({ onTransmit: () => {}, onAcceptInput: () => asked++ });
+    uart.receive(Uint8Array.of(1));
+    uart.read(UART_RBR, 1);
+    expect(asked).toBe(1);
+    uart.write(UART_MCR, 1, 0x10);
+    uart.read(UART_RBR, 1);
+    expect(asked).toBe(1);
+  });
+
   it("reports an overrun without FIFO and clears it when LSR is read", () => {
     const { uart } = setup();
     uart.write(UART_IER, 1, UART_IER_RLSI);

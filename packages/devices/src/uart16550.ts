@@ -69,12 +69,15 @@ export interface Uart16550Options {
   onIrq?: (level: boolean) => void;
   /** Virtual time in nanoseconds, for the receive FIFO's character timeout. */
   nowNs?: () => number;
+  /** Called after the guest read RBR: room for more input (QEMU's qemu_chr_fe_accept_input). */
+  onAcceptInput?: () => void;
 }
 
 export class Uart16550 implements MmioDevice {
   #tx: (byte: number) => void;
   #irq: (level: boolean) => void;
   #now: () => number;
+  #accept: () => void;
 
   rbr = 0;
   ier = 0;
@@ -99,6 +102,7 @@ export class Uart16550 implements MmioDevice {
     this.#tx = options.onTransmit;
     this.#irq = options.onIrq ?? (() => {});
     this.#now = options.nowNs ?? (() => 0);
+    this.#accept = options.onAcceptInput ?? (() => {});
     this.reset();
   }
 
@@ -186,6 +190,7 @@ export class Uart16550 implements MmioDevice {
           this.lsr &= ~(UART_LSR_DR | UART_LSR_BI);
         }
         this.#updateIrq();
+        if (!(this.mcr & UART_MCR_LOOP)) this.#accept();
         return ret;
       }
       case UART_IER:
