@@ -15,3 +15,4 @@
 export * from "./cpu.ts";
 export * from "./layout.ts";
 export * from "./elf.ts";
+export { benchLoop, type BenchLoopResult } from "./bench-loop.ts";
