@@ -384,6 +384,172 @@ static void test_sfence(void) {
   group_end();
 }
 
+
+/* ---- cached translations must follow changes made without M's help ---- */
+
+static volatile uint64_t alt_pte;
+
+static uint64_t s_load_then_store(uint64_t va) {
+  uint64_t v = *(volatile uint64_t *)va;
+  *(volatile uint64_t *)(va + 8) = v + 1;
+  return 0;
+}
+
+/* bit i set = access i faulted */
+static uint64_t s_toggle_sum(uint64_t va) {
+  uint64_t faults = 0;
+  trap_expect();
+  csr_clear(sstatus, MSTATUS_SUM);
+  *(volatile uint64_t *)va;
+  faults |= trap.count ? 1 : 0;
+  trap_expect();
+  csr_set(sstatus, MSTATUS_SUM);
+  *(volatile uint64_t *)va;
+  faults |= trap.count ? 2 : 0;
+  trap_expect();
+  csr_clear(sstatus, MSTATUS_SUM);
+  *(volatile uint64_t *)va;
+  faults |= trap.count ? 4 : 0;
+  trap_done();
+  return faults;
+}
+
+static uint64_t s_toggle_mxr(uint64_t va) {
+  uint64_t faults = 0;
+  trap_expect();
+  *(volatile uint64_t *)va;
+  faults |= trap.count ? 1 : 0;
+  trap_expect();
+  csr_set(sstatus, MSTATUS_MXR);
+  *(volatile uint64_t *)va;
+  faults |= trap.count ? 2 : 0;
+  trap_expect();
+  csr_clear(sstatus, MSTATUS_MXR);
+  *(volatile uint64_t *)va;
+  faults |= trap.count ? 4 : 0;
+  trap_done();
+  return faults;
+}
+
+/* Calls the code at va, remaps va (the PTE at *pte) to alt_pte, sfence.vma va, calls again. */
+static volatile uint64_t *remap_pte;
+static uint64_t s_call_remap_call(uint64_t va) {
+  uint64_t (*fn)(void) = (uint64_t (*)(void))va;
+  uint64_t a = fn();
+  *remap_pte = alt_pte;
+  asm volatile("sfence.vma %0, zero" : : "r"(va) : "memory");
+  uint64_t b = fn();
+  return a * 1000 + b;
+}
+
+static uint64_t s_load_remap_load(uint64_t va) {
+  uint64_t a = *(volatile uint64_t *)va;
+  *remap_pte = alt_pte;
+  asm volatile("sfence.vma" ::: "memory");
+  uint64_t b = *(volatile uint64_t *)va;
+  return a << 32 | b;
+}
+
+static uint64_t s_switch_satp(uint64_t va) {
+  uint64_t a = *(volatile uint64_t *)va;
+  csr_write(satp, alt_pte); /* no sfence.vma */
+  uint64_t b = *(volatile uint64_t *)va;
+  return a << 32 | b;
+}
+
+/* An M-mode load with MPRV = 1 and MPP = S (set each time: a trap leaves MPP = U after mret),
+   with `bits` (SUM, MXR) set in mstatus. Returns the trap cause or 0. */
+static uint64_t mprv_load_as_s(uint64_t va, uint64_t bits) {
+  trap_expect();
+  csr_clear(mstatus, MSTATUS_MPP);
+  csr_set(mstatus, (1UL << 11) | bits);
+  csr_set(mstatus, MSTATUS_MPRV);
+  *(volatile uint64_t *)va;
+  csr_clear(mstatus, MSTATUS_MPRV | bits);
+  trap_done();
+  return trap.count ? trap.cause : 0;
+}
+
+static uint64_t root_alt[512] __attribute__((aligned(4096)));
+__attribute__((unused)) static uint64_t top_alt[512] __attribute__((aligned(4096)));
+static uint64_t alt_l1[512] __attribute__((aligned(4096)));
+static uint64_t alt_l0[512] __attribute__((aligned(4096)));
+
+static void test_cached(void) {
+  group_begin("translation changes within one S run");
+  use_root(PRV_S);
+  set_pte(2, PTE_V | RWX | PTE_A);
+  run_lower(PRV_S, s_load_then_store, VA(2) + DATA_OFF);
+  CHECK("store after a load on a clean page sets D", t_l0[2] & AD, AD);
+  CHECK("the store landed", ((uint64_t *)(PA(2) + DATA_OFF))[1], 0x2001);
+  use_root(PRV_S);
+  set_pte(3, PTE_V | RWX | AD | PTE_U);
+  CHECK("SUM toggled by S: fault, ok, fault", run_lower(PRV_S, s_toggle_sum, VA(3) + DATA_OFF), 5);
+  use_root(PRV_S);
+  set_pte(3, PTE_V | PTE_X | AD);
+  CHECK("MXR toggled by S: fault, ok, fault", run_lower(PRV_S, s_toggle_mxr, VA(3) + DATA_OFF), 5);
+  /* code: page 4 returns 42, page 5 returns 43 */
+  ((uint32_t *)PA(5))[0] = 0x02b00513; /* li a0, 43 */
+  fence_i();
+  set_pte(4, PTE_V | RWX | AD);
+  remap_pte = &t_l0[4];
+  alt_pte = PTE(PA(5), PTE_V | RWX | AD);
+  use_root(PRV_S);
+  CHECK("remapped code page runs the new code", run_lower(PRV_S, s_call_remap_call, VA(4)), 42043);
+  set_pte(4, PTE_V | RWX | AD);
+  remap_pte = &t_l0[4];
+  alt_pte = PTE(PA(6), PTE_V | RWX | AD);
+  use_root(PRV_S);
+  CHECK("remapped data page reads the new data",
+        run_lower(PRV_S, s_load_remap_load, VA(4) + DATA_OFF),
+        *(uint64_t *)(PA(4) + DATA_OFF) << 32 | *(uint64_t *)(PA(6) + DATA_OFF));
+  set_pte(4, PTE_V | RWX | AD);
+  /* an alternative root where the test area's page 4 is physical page 7 */
+#if LEVELS == 3
+  build_top(root_alt, 0);
+  root_alt[1] = PTE(alt_l1, PTE_V);
+#else
+  build_top(top_alt, 0);
+  top_alt[1] = PTE(alt_l1, PTE_V);
+  root_alt[0] = PTE(top_alt, PTE_V);
+#endif
+  alt_l1[0] = PTE(alt_l0, PTE_V);
+  alt_l0[4] = PTE(PA(7), PTE_V | RWX | AD);
+  alt_pte = (SATP_MODE << 60) | ((uint64_t)root_alt >> 12);
+  use_root(PRV_S);
+  /* QEMU 7.2 flushes its TLB on satp writes, so the new root applies at once. */
+  CHECK("satp written by S applies to the next access",
+        run_lower(PRV_S, s_switch_satp, VA(4) + DATA_OFF),
+        *(uint64_t *)(PA(4) + DATA_OFF) << 32 | *(uint64_t *)(PA(7) + DATA_OFF));
+  csr_write(satp, 0);
+  group_end();
+
+  group_begin("MPRV with SUM and MXR");
+  use_root(PRV_S);
+  set_pte(3, PTE_V | PTE_R | PTE_W | AD | PTE_U);
+  CHECK("MPRV as S, U page, SUM = 0: fault", mprv_load_as_s(VA(3) + DATA_OFF, 0), LPF);
+  CHECK("MPRV as S, U page, SUM = 1: ok", mprv_load_as_s(VA(3) + DATA_OFF, MSTATUS_SUM), 0);
+  set_pte(3, PTE_V | PTE_X | AD);
+  CHECK("MPRV as S, X-only page: fault", mprv_load_as_s(VA(3) + DATA_OFF, 0), LPF);
+  CHECK("MPRV as S, X-only page, MXR = 1: ok", mprv_load_as_s(VA(3) + DATA_OFF, MSTATUS_MXR), 0);
+  csr_write(satp, 0);
+  group_end();
+
+  group_begin("reserved PTE bits");
+  set_pte(3, PTE_V | RWX | AD | (1UL << 54));
+  CHECK("bit 54 set: load", load(PRV_S, VA(3) + DATA_OFF), LPF);
+  set_pte(3, PTE_V | RWX | AD | (1UL << 60));
+  CHECK("bit 60 set: load", load(PRV_S, VA(3) + DATA_OFF), LPF);
+  set_pte(3, PTE_V | RWX | AD | (1UL << 63));
+  CHECK("bit 63 (N, no Svnapot) set: load", load(PRV_S, VA(3) + DATA_OFF), LPF);
+  set_pte(3, PTE_V | RWX | AD | (1UL << 61));
+  CHECK("bit 61 (PBMT, no Svpbmt) set: load", load(PRV_S, VA(3) + DATA_OFF), LPF);
+  set_pte(3, PTE_V | RWX | AD | (3UL << 8));
+  CHECK("RSW bits 8-9 are free for software", load(PRV_S, VA(3) + DATA_OFF), 0);
+  set_pte(3, PTE_V | RWX | AD);
+  group_end();
+}
+
 int main(void) {
   build();
   test_translation();
@@ -392,5 +558,6 @@ int main(void) {
   test_fetch_across();
   test_mprv();
   test_sfence();
+  test_cached();
   return finish();
 }
