@@ -127,6 +127,18 @@ export class HartView {
     this.#view.setBigUint64(L.H_MTIMECMP, BigInt.asUintN(64, v), true);
   }
 
+  /**
+   * The earliest mtime at which a timer interrupt becomes pending: mtimecmp, or stimecmp when
+   * Sstc is on (menvcfg.STCE, which OpenSBI sets when it finds the stimecmp CSR). A host that
+   * sleeps while every hart waits in WFI must wake by then.
+   */
+  get timerDeadline(): bigint {
+    const m = this.mtimecmp;
+    if ((this.#view.getBigUint64(L.H_MENVCFG, true) >> 63n) === 0n) return m;
+    const s = this.#view.getBigUint64(L.H_STIMECMP, true);
+    return s < m ? s : m;
+  }
+
   /** MSIP/MEIP/SEIP lines driven by devices (mip bit positions). */
   get mipExternal(): number {
     return Atomics.load(new Uint32Array(this.#view.buffer, this.#base + L.H_MIP_EXTERNAL, 1), 0);

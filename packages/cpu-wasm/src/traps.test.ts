@@ -432,7 +432,10 @@ describe("Sstc", () => {
     expect(h.csr("mip") & 0x20n).toBe(0n);
     m.cpu.mtime = 500n;
     expect(h.csr("mip") & 0x20n).toBe(0x20n);
+    h.mtimecmp = 700n;
+    expect(h.timerDeadline).toBe(500n);
     h.setCsr("menvcfg", 0n);
+    expect(h.timerDeadline).toBe(700n);
     expect(h.csr("mip") & 0x20n).toBe(0n);
     h.setCsr("mip", 0x20n);
     expect(h.csr("mip") & 0x20n).toBe(0x20n);
