@@ -26,11 +26,16 @@ interface Outcome {
   output: string;
 }
 
-async function runFerry(elf: Uint8Array, timeoutMs: number): Promise<Outcome> {
+/** Guests named smp* need two harts. */
+function hartsFor(name: string): number {
+  return name.startsWith("smp") ? 2 : 1;
+}
+
+async function runFerry(elf: Uint8Array, timeoutMs: number, harts = 1): Promise<Outcome> {
   const chunks: Uint8Array[] = [];
   const m = await createMachine({
     ramSize: RAM,
-    harts: 1,
+    harts,
     bios: "none",
     kernel: elf,
     onConsoleOutput: (b) => chunks.push(b.slice()),
@@ -48,9 +53,9 @@ let qemuRuns = 0;
 const qemuDir = mkdtempSync(join(tmpdir(), "ferryvm-qemu-"));
 
 /** Runs QEMU with the console in a file (a pipe drops bytes when the event loop is busy). */
-function runQemu(machine: "virt" | "spike", elfPath: string, timeoutMs = 20_000): Promise<QemuOutcome> {
+function runQemu(machine: "virt" | "spike", elfPath: string, harts = 1, timeoutMs = 20_000): Promise<QemuOutcome> {
   const out = join(qemuDir, `console-${qemuRuns++}.txt`);
-  const args = ["-M", machine, "-m", "128M", "-bios", "none", "-display", "none", "-monitor", "none",
+  const args = ["-M", machine, "-smp", String(harts), "-m", "128M", "-bios", "none", "-display", "none", "-monitor", "none",
     "-serial", `file:${out}`, "-kernel", elfPath];
   return new Promise((resolve) => {
     const child = execFile(QEMU, args, { timeout: timeoutMs }, (error) => {
@@ -100,7 +105,7 @@ describe("ISA guests on FerryVM", () => {
   });
   for (const name of isa) {
     it(`${name} passes`, async () => {
-      const { result, output } = await runFerry(read(`isa/${name}`), 20_000);
+      const { result, output } = await runFerry(read(`isa/${name}`), 20_000, hartsFor(name));
       const test = name.replace(/\.elf$/, "");
       expect(output).toContain(`${test}: PASS\n`);
       expect(output).not.toContain("FAIL");
@@ -147,8 +152,8 @@ describe("differential checks against QEMU 7.2", () => {
   for (const name of isa) {
     dqit(`${name} prints the same on QEMU and FerryVM`, async () => {
       const [qemu, ferry] = await Promise.all([
-        runQemu("virt", join(root, "isa", name)),
-        runFerry(read(`isa/${name}`), 20_000),
+        runQemu("virt", join(root, "isa", name), hartsFor(name)),
+        runFerry(read(`isa/${name}`), 20_000, hartsFor(name)),
       ]);
       expect(qemu.code).toBe(0);
       expect(ferry.output).toBe(qemu.output);

@@ -46,9 +46,27 @@ _start:
 2:
   call main
   call exit
+/* Other harts: M trap vector and their own stacks, then wait (MSIE on, MIE off: an IPI wakes
+   WFI) until hart 0 publishes secondary_entry; run it as secondary_entry(hartid). */
 park:
+  la t0, m_trap_entry
+  csrw mtvec, t0
+  csrr t0, mhartid
+  slli t0, t0, 13
+  la sp, secondary_stacks
+  add sp, sp, t0
+  csrw mscratch, sp
+  addi sp, sp, -2048
+  li t0, 8
+  csrw mie, t0
+1:
   wfi
-  j park
+  la t0, secondary_entry
+  ld t1, 0(t0)
+  beqz t1, 1b
+  csrr a0, mhartid
+  jalr t1
+  j 1b
 
 /* The M-mode trap entry. */
   .text
@@ -167,6 +185,12 @@ boot_regs:
 
   .bss
   .align 3
+  .globl secondary_entry
+secondary_entry:
+  .dword 0
+  .align 12
+secondary_stacks: /* hart h (1..4) uses the 8 KiB below secondary_stacks + h * 8 KiB */
+  .skip 4 * 8192
 run_lower_saved_sp:
   .dword 0
 
