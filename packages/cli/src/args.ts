@@ -33,6 +33,10 @@ export interface RunConfig {
   timeoutSeconds: number | undefined;
   noReboot: boolean;
   cpu: string;
+  /** Spike's `+signature=FILE`: dump [begin_signature, end_signature) at exit (riscv-arch-test). */
+  signature: string | undefined;
+  /** Bytes per signature line (Spike's `+signature-granularity`, default 4). */
+  signatureGranularity: number;
   /** `-M help`, `-cpu help`, `-help`, `-version`: print and exit. */
   help: "machine" | "cpu" | "usage" | "version" | undefined;
 }
@@ -195,6 +199,15 @@ const OPTIONS: Record<string, OptionDef> = {
   icount: { arg: true, apply: applyIcount },
   timeout: { arg: true, apply: applyTimeout },
   "no-reboot": { arg: false, apply: (cfg) => { cfg.noReboot = true; } },
+  signature: { arg: true, apply: (cfg, v) => { cfg.signature = v; } },
+  "signature-granularity": {
+    arg: true,
+    apply: (cfg, v, opt) => {
+      const n = parseInt10(v, opt, "granularity");
+      if (n < 1 || n > 64 || (n & (n - 1)) !== 0) throw new UsageError(`${opt}: ${n} is not a power of two in 1..64`);
+      cfg.signatureGranularity = n;
+    },
+  },
   cpu: {
     arg: true,
     apply: (cfg, v, opt) => {
@@ -239,6 +252,8 @@ export function defaultRunConfig(): RunConfig {
     timeoutSeconds: undefined,
     noReboot: false,
     cpu: "rv64",
+    signature: undefined,
+    signatureGranularity: 4,
     help: undefined,
   };
 }

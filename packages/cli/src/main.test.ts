@@ -127,6 +127,29 @@ describe("main", () => {
   });
 });
 
+describe("--signature", () => {
+  it("writes [begin_signature, end_signature) as Spike does, one 32-bit word per line", async () => {
+    const files = new Map<string, string>();
+    const t = io();
+    const cli = { ...t.cli, writeFile: (p: string, text: string) => files.set(p, text) };
+    expect(await main(run("signature.elf", "--signature", "sig.txt"), cli)).toBe(0);
+    expect(files.get("sig.txt")).toBe("11223344\ndeadbeef\n000000aa\nffff0102\n");
+  });
+
+  it("honours --signature-granularity", async () => {
+    const files = new Map<string, string>();
+    const cli = { ...io().cli, writeFile: (p: string, text: string) => files.set(p, text) };
+    await main(run("signature.elf", "--signature", "s", "--signature-granularity", "8"), cli);
+    expect(files.get("s")).toBe("deadbeef11223344\nffff0102000000aa\n");
+  });
+
+  it("refuses a kernel without signature symbols", async () => {
+    const t = io();
+    expect(await main(run("htif-pass.elf", "--signature", "s"), t.cli)).toBe(1);
+    expect(t.err()).toMatch(/no begin_signature\/end_signature symbols/);
+  });
+});
+
 describe("exitStatus", () => {
   it("never turns a failure into 0", () => {
     expect(exitStatus(0)).toBe(0);

@@ -5,7 +5,7 @@
  * @module
  */
 
-import { readFileSync } from "node:fs";
+import { readFileSync, writeFileSync } from "node:fs";
 import { createMachine, type Machine, type RunResult } from "@ferryvm/devices";
 import { CPUS, MACHINES, parseRunArgs, UsageError, type RunConfig } from "./args.ts";
 import { ConsoleEscape, MUX_HELP } from "./console.ts";
@@ -21,6 +21,7 @@ export interface CliIo {
   isTTY: boolean;
   setRawMode?: (raw: boolean) => void;
   readFile: (path: string) => Uint8Array;
+  writeFile?: (path: string, text: string) => void;
   /** Handle SIGINT/SIGTERM/SIGHUP: stop the guest, restore the terminal, exit 128 + signal. */
   handleSignals?: boolean;
 }
@@ -42,6 +43,7 @@ export function processIo(): CliIo {
     isTTY: stdin.isTTY === true,
     setRawMode: stdin.isTTY ? (raw) => stdin.setRawMode(raw) : undefined,
     readFile: (p) => readFileSync(p),
+    writeFile: (p, t) => writeFileSync(p, t),
     handleSignals: true,
   };
 }
@@ -80,6 +82,8 @@ export const RUN_USAGE = `usage: vm-cli run [options]   (QEMU's spelling; --opt 
   -icount [shift=]N|auto   deterministic time: 2^N ns per instruction
   -no-reboot            exit instead of rebooting when the guest resets
   --timeout SECONDS     stop a guest still running after SECONDS (exit status ${EXIT_TIMEOUT})
+  --signature FILE      at exit, write [begin_signature, end_signature) as Spike does (riscv-arch-test)
+  --signature-granularity N   bytes per signature line (default 4)
   -display none, -monitor none, -nic none, -accel tcg, -name NAME: accepted
 
 The guest's exit status becomes vm-cli's: the sifive_test finisher at 0x100000 or HTIF
@@ -218,12 +222,39 @@ async function run(cfg: RunConfig, io: CliIo): Promise<number> {
         io.stderr("vm-cli: terminated\n");
         return 0;
       }
+      if (cfg.signature !== undefined) writeSignature(machine, cfg, io);
       return exitStatus(result.code);
     }
   } finally {
     for (const s of signals) process.off(s, onSignal);
     detach();
   }
+}
+
+/**
+ * Spike's signature dump: the bytes of [begin_signature, end_signature), `granularity` bytes per
+ * line, each line the hex of a little-endian number (highest byte first), zero-padded at the end.
+ */
+export function formatSignature(bytes: Uint8Array, granularity: number): string {
+  let text = "";
+  for (let i = 0; i < bytes.length; i += granularity) {
+    for (let j = granularity; j > 0; j--) text += (i + j <= bytes.length ? bytes[i + j - 1]! : 0).toString(16).padStart(2, "0");
+    text += "\n";
+  }
+  return text;
+}
+
+function writeSignature(machine: Machine, cfg: RunConfig, io: CliIo): void {
+  const elf = machine.kernelImage?.elf;
+  const begin = elf?.symbol("begin_signature")?.value;
+  const end = elf?.symbol("end_signature")?.value;
+  if (begin === undefined || end === undefined || end < begin) {
+    throw new UsageError("--signature: the kernel has no begin_signature/end_signature symbols");
+  }
+  const bytes = machine.physicalMemory.view(begin, Number(end - begin));
+  if (bytes === undefined) throw new UsageError("--signature: the signature region is outside guest RAM");
+  const write = io.writeFile ?? ((p: string, t: string) => writeFileSync(p, t));
+  write(cfg.signature!, formatSignature(bytes, cfg.signatureGranularity));
 }
 
 const SIGNAL_NUMBERS: Partial<Record<NodeJS.Signals, number>> = { SIGHUP: 1, SIGINT: 2, SIGTERM: 15 };
