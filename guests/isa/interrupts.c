@@ -44,6 +44,34 @@ static uint64_t msip_from_lower(uint64_t unused) {
   return seen;
 }
 
+extern char lower_trampoline[];
+
+static uint64_t read_stimecmp(uint64_t unused) {
+  trap_expect();
+  asm volatile("csrr t0, stimecmp" ::: "t0");
+  trap_done();
+  return trap.count ? trap.cause : 0;
+}
+
+static volatile uint64_t s_seen, s_cause;
+
+static void s_timer(uint64_t cause, struct frame *f) {
+  s_seen++;
+  s_cause = cause;
+  csr_write(stimecmp, -1UL);
+}
+
+static uint64_t s_arm_and_wait(uint64_t ticks) {
+  csr_write(sie, 1UL << IRQ_S_TIMER);
+  csr_write(stimecmp, csr_read(time) + ticks);
+  csr_set(sstatus, MSTATUS_SIE);
+  uint64_t end = csr_read(time) + MTIME_HZ;
+  while (!s_seen && csr_read(time) < end) {
+  }
+  csr_clear(sstatus, MSTATUS_SIE);
+  return s_seen;
+}
+
 /* Vectored mtvec: a table of jumps; each stub notes its index in sscratch (free in M tests). */
 asm(".pushsection .text\n"
     ".balign 256\n"
@@ -179,6 +207,56 @@ int main(void) {
   uint64_t qemu = 1 | 3 << 8 | 5 << 16 | 7 << 24 | 9UL << 32;
   CHECK_EITHER("order (one byte per interrupt)", got, spec, qemu);
   csr_write(mie, 0);
+  group_end();
+
+  group_begin("taken at the first instruction that enables them");
+  seen = 0;
+  csr_write(mie, 1UL << IRQ_M_SOFT);
+  mmio_write32(CLINT_MSIP, 1);
+  uint64_t after;
+  asm volatile("la %0, 1f\n csrsi mstatus, 8\n 1: nop" : "=&r"(after) : : "memory");
+  csr_clear(mstatus, MSTATUS_MIE);
+  CHECK("taken", seen, 1);
+  CHECK("mepc = the instruction after csrsi", last_epc, after);
+  seen = 0;
+  mmio_write32(CLINT_MSIP, 1);
+  run_lower(PRV_S, spin_in_lower, 0);
+  CHECK("taken right after mret to S", seen, 1);
+  CHECK("mepc = the S entry point", last_epc, (uint64_t)lower_trampoline);
+  csr_write(mie, 0);
+  group_end();
+
+  group_begin("Sstc: stimecmp");
+  csr_set(menvcfg, 1UL << 63); /* STCE */
+  csr_write(stimecmp, -1UL);
+  CHECK("STIP clear with stimecmp = max", csr_read(mip) & (1UL << IRQ_S_TIMER), 0);
+  csr_write(stimecmp, 0);
+  CHECK("STIP set with stimecmp = 0", csr_read(mip) & (1UL << IRQ_S_TIMER), 1UL << IRQ_S_TIMER);
+  csr_clear(mip, 1UL << IRQ_S_TIMER);
+  CHECK("STIP not writable in mip while STCE = 1", csr_read(mip) & (1UL << IRQ_S_TIMER), 1UL << IRQ_S_TIMER);
+  csr_write(stimecmp, -1UL);
+  CHECK("STIP clears with stimecmp", csr_read(mip) & (1UL << IRQ_S_TIMER), 0);
+  csr_write(mcounteren, 2);
+  CHECK("S reads stimecmp with STCE and TM", run_lower(PRV_S, read_stimecmp, 0), 0);
+  csr_write(mcounteren, 0);
+  CHECK("S: stimecmp without mcounteren.TM", run_lower(PRV_S, read_stimecmp, 0), CAUSE_ILLEGAL_INSTRUCTION);
+  csr_write(mcounteren, 2);
+  csr_clear(menvcfg, 1UL << 63);
+  CHECK("S: stimecmp without STCE", run_lower(PRV_S, read_stimecmp, 0), CAUSE_ILLEGAL_INSTRUCTION);
+  csr_set(menvcfg, 1UL << 63);
+  /* a delegated S timer interrupt from stimecmp, taken in S */
+  csr_write(stvec, (uint64_t)s_trap_entry);
+  s_irq_handler = s_timer;
+  csr_write(mideleg, 1UL << IRQ_S_TIMER);
+  csr_write(mie, 1UL << IRQ_S_TIMER);
+  s_seen = 0;
+  CHECK("S timer from stimecmp taken in S", run_lower(PRV_S, s_arm_and_wait, MTIME_HZ / 1000), 1);
+  CHECK("scause", s_cause, CAUSE_INTERRUPT | IRQ_S_TIMER);
+  csr_write(mie, 0);
+  csr_write(mideleg, 0);
+  csr_write(mcounteren, 0);
+  csr_write(stimecmp, -1UL);
+  csr_clear(menvcfg, 1UL << 63);
   group_end();
 
   group_begin("vectored mtvec");

@@ -205,6 +205,13 @@ int main(void) {
   CHECK("walk denied: store access fault", access(PRV_S, OP_STORE, va + 8), SAF);
   CHECK("identity mapping still fine", access(PRV_S, OP_LOAD, (uint64_t)pg[7]), 0);
   set_cfg(0, 0);
+  set_addr(1, NAPOT_4K(pg[7]));
+  set_cfg(1, P_NAPOT | P_R);
+  CHECK("translated store to a PMP read-only page: access fault", access(PRV_S, OP_STORE, va), SAF);
+  CHECK("mtval = VA", trap.tval, va);
+  CHECK("translated load allowed", access(PRV_S, OP_LOAD, va), 0);
+  set_cfg(1, 0);
+  set_cfg(0, 0);
   csr_write(satp, 0);
   sfence_vma();
   group_end();

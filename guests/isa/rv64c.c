@@ -105,6 +105,29 @@ int main(void) {
   CHECK("32-bit instruction split over two pages", straddle_fn(40), 42 + 0x345);
   group_end();
 
+  group_begin("HINT encodings execute as no-ops");
+  {
+    trap_expect();
+    register uint64_t a0 asm("a0") = 0x1234;
+    asm volatile(".2byte 0x4015\n" /* c.li x0, 5 */
+                 ".2byte 0x0015\n" /* c.nop 5 */
+                 ".2byte 0x902a\n" /* c.add x0, a0 */
+                 ".2byte 0x802a\n" /* c.mv x0, a0 */
+                 ".2byte 0x0006\n" /* c.slli x0, 1 */
+                 ".2byte 0x6005\n" /* c.lui x0, 1 */
+                 ".2byte 0x0501\n" /* c.addi a0, 0 */
+                 ".2byte 0x0502\n" /* c.slli a0, 0 */
+                 : "+r"(a0) : : "memory");
+    uint64_t after = a0; /* before any call can clobber a0 */
+    trap_done();
+    CHECK("no trap", trap.count, 0);
+    CHECK("a0 unchanged", after, 0x1234);
+    uint64_t z;
+    asm volatile("mv %0, x0" : "=r"(z));
+    CHECK("x0 still 0", z, 0);
+  }
+  group_end();
+
   group_begin("reserved encodings are illegal");
   trap_expect();
   asm volatile(".2byte 0x0000");
