@@ -2,7 +2,8 @@ import { readFileSync } from "node:fs";
 import { PassThrough } from "node:stream";
 import { fileURLToPath } from "node:url";
 import { describe, expect, it } from "vitest";
-import { EXIT_TIMEOUT, exitStatus, main, type CliIo } from "./main.ts";
+import { existsSync } from "node:fs";
+import { DEFAULT_BIOS_PATHS, EXIT_TIMEOUT, exitStatus, main, type CliIo } from "./main.ts";
 
 const fixtures = fileURLToPath(new URL("../../devices/test-fixtures/", import.meta.url));
 
@@ -124,6 +125,22 @@ describe("main", () => {
     const t = io();
     expect(await main(["frob"], t.cli)).toBe(1);
     expect(t.err()).toMatch(/frob: unknown command/);
+  });
+});
+
+describe.skipIf(!DEFAULT_BIOS_PATHS.some((p) => existsSync(p)))("-bios default (OpenSBI fw_dynamic)", () => {
+  it("boots a raw S-mode payload at 0x80200000 that prints through SBI and powers off", async () => {
+    const t = io();
+    expect(await main(["run", "-M", "virt", "-kernel", fixtures + "sbi-hello.bin", "-nographic", "--timeout", "20"], t.cli)).toBe(0);
+    expect(t.out()).toMatch(/OpenSBI v/);
+    expect(t.out()).toMatch(/Domain0 Next Address\s+: 0x0000000080200000/);
+    expect(t.out()).toMatch(/hello from S-mode\r?\n$/);
+  });
+
+  it("refuses a kernel that overlaps the firmware", async () => {
+    const t = io();
+    expect(await main(["run", "-M", "virt", "-kernel", fixtures + "uart-hello.elf", "-nographic"], t.cli)).toBe(1);
+    expect(t.err()).toMatch(/overlaps the firmware at 0x80000000\.\.0x[0-9a-f]+ \(use -bios none/);
   });
 });
 
