@@ -3,7 +3,8 @@ import {
   H_MSTATUS, H_MISA, H_MEDELEG, H_MIDELEG, H_MIE, H_MIP, H_MTVEC, H_MSCRATCH, H_MEPC,
   H_MCAUSE, H_MTVAL, H_MCOUNTEREN, H_STVEC, H_SSCRATCH, H_SEPC, H_SCAUSE, H_STVAL,
   H_SCOUNTEREN, H_SATP, H_MENVCFG, H_SENVCFG, H_MCYCLE, H_MINSTRET, H_MHARTID, H_PMPCFG0,
-  H_PMPCFG2, H_PMPADDR, H_MIP_EXTERNAL, H_MTIMECMP, H_STIMECMP, PRV_M, PRV_S, PRV_U,
+  H_PMPCFG2, H_PMPADDR, H_MIP_EXTERNAL, H_MTIMECMP, H_STIMECMP, H_MCOUNTINHIBIT, H_MHPMCOUNTER,
+  H_MHPMEVENT, HPM_COUNTERS, PRV_M, PRV_S, PRV_U,
 } from "./hart-layout";
 import { MA_MTIME } from "./machine-area";
 import * as C from "./csr-numbers";
@@ -101,7 +102,7 @@ export function csrRead(hart: usize, csr: u32, priv: u32): u64 {
     case C.CSR_MTVEC: return load<u64>(hart + H_MTVEC);
     case C.CSR_MCOUNTEREN: return load<u64>(hart + H_MCOUNTEREN);
     case C.CSR_MENVCFG: return load<u64>(hart + H_MENVCFG);
-    case C.CSR_MCOUNTINHIBIT: return 0;
+    case C.CSR_MCOUNTINHIBIT: return load<u64>(hart + H_MCOUNTINHIBIT);
     case C.CSR_MSCRATCH: return load<u64>(hart + H_MSCRATCH);
     case C.CSR_MEPC: return load<u64>(hart + H_MEPC);
     case C.CSR_MCAUSE: return load<u64>(hart + H_MCAUSE);
@@ -117,11 +118,13 @@ export function csrRead(hart: usize, csr: u32, priv: u32): u64 {
       }
       if (<i32>csr >= C.CSR_HPMCOUNTER3 && <i32>csr <= C.CSR_HPMCOUNTER31) {
         if (!counterEnabled(hart, csr, priv)) break;
-        return 0;
+        return hpmRead(hart, H_MHPMCOUNTER, <u32>(<i32>csr - C.CSR_HPMCOUNTER3));
       }
-      if ((<i32>csr >= C.CSR_MHPMCOUNTER3 && <i32>csr <= C.CSR_MHPMCOUNTER31) ||
-        (<i32>csr >= C.CSR_MHPMEVENT3 && <i32>csr <= C.CSR_MHPMEVENT31)) {
-        return 0;
+      if (<i32>csr >= C.CSR_MHPMCOUNTER3 && <i32>csr <= C.CSR_MHPMCOUNTER31) {
+        return hpmRead(hart, H_MHPMCOUNTER, <u32>(<i32>csr - C.CSR_MHPMCOUNTER3));
+      }
+      if (<i32>csr >= C.CSR_MHPMEVENT3 && <i32>csr <= C.CSR_MHPMEVENT31) {
+        return hpmRead(hart, H_MHPMEVENT, <u32>(<i32>csr - C.CSR_MHPMEVENT3));
       }
   }
   csrIllegal = true;
@@ -183,7 +186,7 @@ export function csrWrite(hart: usize, csr: u32, v: u64, priv: u32): u32 {
     case C.CSR_MTVEC: if ((v & 3) < 2) store<u64>(hart + H_MTVEC, v); return CSR_WRITE_PLAIN;
     case C.CSR_MCOUNTEREN: store<u64>(hart + H_MCOUNTEREN, v & 0xffff_ffff); return CSR_WRITE_PLAIN;
     case C.CSR_MENVCFG: store<u64>(hart + H_MENVCFG, v & (ENVCFG_MASK | MENVCFG_STCE)); return CSR_WRITE_RESYNC;
-    case C.CSR_MCOUNTINHIBIT: return CSR_WRITE_PLAIN;
+    case C.CSR_MCOUNTINHIBIT: store<u64>(hart + H_MCOUNTINHIBIT, v); return CSR_WRITE_PLAIN;
     case C.CSR_MSCRATCH: store<u64>(hart + H_MSCRATCH, v); return CSR_WRITE_PLAIN;
     case C.CSR_MEPC: store<u64>(hart + H_MEPC, v); return CSR_WRITE_PLAIN;
     case C.CSR_MCAUSE: store<u64>(hart + H_MCAUSE, v); return CSR_WRITE_PLAIN;
@@ -216,9 +219,22 @@ export function csrWrite(hart: usize, csr: u32, v: u64, priv: u32): u32 {
         flushAllTlbs(hart);
         return CSR_WRITE_RESYNC;
       }
-      // hpm counters and events: hard-wired zero.
+      if (<i32>csr >= C.CSR_MHPMCOUNTER3 && <i32>csr <= C.CSR_MHPMCOUNTER31) {
+        hpmWrite(hart, H_MHPMCOUNTER, <u32>(<i32>csr - C.CSR_MHPMCOUNTER3), v);
+      } else if (<i32>csr >= C.CSR_MHPMEVENT3 && <i32>csr <= C.CSR_MHPMEVENT31) {
+        hpmWrite(hart, H_MHPMEVENT, <u32>(<i32>csr - C.CSR_MHPMEVENT3), v);
+      }
       return CSR_WRITE_PLAIN;
   }
+}
+
+/** Programmable counters 3..18 hold what was written (they count no events); 19..31 are zero. */
+function hpmRead(hart: usize, base: usize, i: u32): u64 {
+  return i < <u32>HPM_COUNTERS ? load<u64>(hart + base + (<usize>i << 3)) : 0;
+}
+
+function hpmWrite(hart: usize, base: usize, i: u32, v: u64): void {
+  if (i < <u32>HPM_COUNTERS) store<u64>(hart + base + (<usize>i << 3), v);
 }
 
 function writeMstatus(hart: usize, v: u64): u32 {

@@ -235,6 +235,15 @@ describe("CSRs", () => {
     expect(h.csr("satp")).toBe(0n);
   });
 
+  it("has QEMU 7.2's 16 programmable counters (3..18) holding what was written; 19..31 read zero", () => {
+    const m = makeMachine();
+    const h = m.cpu.hart(0);
+    h.setCsr("mhpmcounter3", 5n);
+    h.setCsr("mhpmevent18", 7n);
+    h.setCsr("mhpmcounter19", 9n);
+    expect([h.csr("mhpmcounter3"), h.csr("hpmcounter3"), h.csr("mhpmevent18"), h.csr("mhpmcounter19")]).toEqual([5n, 5n, 7n, 0n]);
+  });
+
   it("machine information registers read as QEMU's defaults", () => {
     const m = makeMachine({ harts: 2 });
     expect(csrs(m, "mvendorid", "marchid", "mimpid", "mhartid", "mconfigptr")).toEqual([0n, 0n, 0n, 0n, 0n]);
