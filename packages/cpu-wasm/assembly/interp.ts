@@ -186,21 +186,9 @@ function remuw(a: u64, b: u64): u64 {
   return sext32(<u64>(x % y));
 }
 
-/** R-type OP (0x33) by funct3 and funct7; returns false for reserved encodings. */
+/** R-type OP (0x33) with funct7 != 0 (M extension, sub, sra); false for reserved encodings. */
 let opResult: u64 = 0;
 function execOp(f3: u32, f7: u32, a: u64, b: u64): bool {
-  if (f7 == 0) {
-    switch (f3) {
-      case 0: opResult = a + b; return true;
-      case 1: opResult = a << (b & 63); return true;
-      case 2: opResult = <i64>a < <i64>b ? 1 : 0; return true;
-      case 3: opResult = a < b ? 1 : 0; return true;
-      case 4: opResult = a ^ b; return true;
-      case 5: opResult = a >> (b & 63); return true;
-      case 6: opResult = a | b; return true;
-      default: opResult = a & b; return true;
-    }
-  }
   if (f7 == 1) {
     switch (f3) {
       case 0: opResult = a * b; return true;
@@ -220,18 +208,11 @@ function execOp(f3: u32, f7: u32, a: u64, b: u64): bool {
   return false;
 }
 
-/** R-type OP-32 (0x3b); returns false for reserved encodings. */
+/** R-type OP-32 (0x3b) with funct7 != 0; false for reserved encodings. */
 function execOp32(f3: u32, f7: u32, a: u64, b: u64): bool {
-  const sh = <u32>b & 31;
-  if (f7 == 0) {
-    if (f3 == 0) { opResult = sext32(a + b); return true; }
-    if (f3 == 1) { opResult = sext32(a << sh); return true; }
-    if (f3 == 5) { opResult = sext32(<u64>(<u32>a >> sh)); return true; }
-    return false;
-  }
   if (f7 == 0x20) {
     if (f3 == 0) { opResult = sext32(a - b); return true; }
-    if (f3 == 5) { opResult = sext32(<u64>(<i32>a >> sh)); return true; }
+    if (f3 == 5) { opResult = sext32(<u64>(<i32>a >> (<u32>b & 31))); return true; }
     return false;
   }
   if (f7 == 1) {
