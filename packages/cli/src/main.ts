@@ -277,6 +277,7 @@ function attachConsole(machine: Machine, io: CliIo, mux: boolean): () => void {
     for (const a of actions) {
       if (a === "quit") machine.stop();
       else if (a === "help") io.stderr(MUX_HELP);
+      else if (a === "break") machine.sendBreak();
       else if (a === "monitor") io.stderr("\nvm-cli: the monitor is not supported yet\n");
     }
   };

@@ -223,6 +223,12 @@ export class Machine {
     this.#wake?.();
   }
 
+  /** Sends a break on the console line (Ctrl-A b). */
+  sendBreak(): void {
+    this.uart.receiveBreak();
+    this.#wake?.();
+  }
+
   /** Ends a running {@link run} with `{ kind: "stopped" }` at the next slice boundary. */
   stop(): void {
     this.#pending ??= { kind: "stopped" };

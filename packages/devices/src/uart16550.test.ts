@@ -2,7 +2,7 @@ import { describe, expect, it } from "vitest";
 import {
   Uart16550,
   UART_FCR, UART_IER, UART_IER_RDI, UART_IER_RLSI, UART_IER_THRI, UART_IIR, UART_IIR_CTI, UART_IIR_NO_INT,
-  UART_IIR_RDI, UART_IIR_RLSI, UART_IIR_THRI, UART_LCR, UART_LSR, UART_LSR_DR, UART_LSR_OE, UART_LSR_TEMT,
+  UART_IIR_RDI, UART_IIR_RLSI, UART_IIR_THRI, UART_LCR, UART_LSR, UART_LSR_BI, UART_LSR_DR, UART_LSR_OE, UART_LSR_TEMT,
   UART_LSR_THRE, UART_MCR, UART_MSR, UART_RBR, UART_SCR, UART_THR,
 } from "./uart16550.ts";
 
@@ -138,6 +138,16 @@ describe("Uart16550", () => {
     expect(uart.read(UART_RBR, 1)).toBe(0x71);
     expect(uart.irqLevel).toBe(false);
     expect(uart.nextDeadlineNs()).toBe(-1);
+  });
+
+  it("signals a received break as BI with a zero byte and a line-status interrupt", () => {
+    const { uart } = setup();
+    uart.write(UART_IER, 1, UART_IER_RLSI);
+    uart.receiveBreak();
+    expect(uart.read(UART_IIR, 1)).toBe(UART_IIR_RLSI);
+    expect(uart.read(UART_LSR, 1) & (UART_LSR_BI | UART_LSR_DR)).toBe(UART_LSR_BI | UART_LSR_DR);
+    expect(uart.read(UART_RBR, 1)).toBe(0);
+    expect(uart.irqLevel).toBe(false);
   });
 
   it("flushes the receive FIFO on FCR.RFR", () => {

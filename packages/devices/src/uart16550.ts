@@ -155,6 +155,14 @@ export class Uart16550 implements MmioDevice {
     this.#updateIrq();
   }
 
+  /** A break condition on the line (QEMU's serial_receive_break; Linux's magic SysRq). */
+  receiveBreak(): void {
+    this.rbr = 0;
+    this.#fifoPut(0);
+    this.lsr |= UART_LSR_BI | UART_LSR_DR;
+    this.#updateIrq();
+  }
+
   /** Virtual time (ns) of the next timed event, or -1. */
   nextDeadlineNs(): number {
     return this.#timeoutAt;
