@@ -128,6 +128,10 @@ describe("Machine", () => {
     );
   });
 
+  it("refuses more RAM than a wasm32 memory holds, naming the limit", async () => {
+    await expect(createMachine({ ramSize: 4 * 2 ** 30 })).rejects.toThrow(/RAM size 4096 MiB exceeds the maximum of 3583 MiB/);
+  });
+
   it("places a raw image at the start of RAM with -bios none", async () => {
     const raw = Uint8Array.of(0x6f, 0x00, 0x00, 0x00); // j .
     const m = await createMachine({ bios: "none", kernel: raw });

@@ -12,7 +12,7 @@
  */
 
 import { Cpu, ExitReason, type HartView } from "@ferryvm/cpu-wasm";
-import { computeLayout, MAX_HARTS, type MemoryLayout } from "@ferryvm/memory";
+import { computeLayout, MAX_GUEST_RAM, MAX_HARTS, type MemoryLayout } from "@ferryvm/memory";
 import { SystemBus } from "./bus.ts";
 import { Clint, CLINT_SIZE } from "./clint.ts";
 import { VirtualClock } from "./clock.ts";
@@ -37,6 +37,8 @@ export const MROM_BLOCK_NAME = "riscv_virt_board.mrom";
 /** QEMU builds the FDT in a 1 MiB buffer and places it by that size. */
 export const FDT_MAX_SIZE = 0x10_0000;
 export const DEFAULT_RAM_SIZE = 128 * 1024 * 1024;
+/** The most RAM a machine takes: wasm32's limit less the mask ROM. */
+export const MAX_RAM_SIZE = MAX_GUEST_RAM - MROM_SIZE;
 /** Instructions per run slice. */
 export const DEFAULT_SLICE = 100_000;
 
@@ -92,6 +94,11 @@ export async function createMachine(options: MachineOptions = {}): Promise<Machi
   const ramSize = options.ramSize ?? DEFAULT_RAM_SIZE;
   if (!Number.isInteger(ramSize) || ramSize <= 0 || ramSize % 4096 !== 0) {
     throw new RangeError(`invalid RAM size ${ramSize}: must be a positive multiple of 4096 bytes`);
+  }
+  if (ramSize > MAX_RAM_SIZE) {
+    throw new RangeError(
+      `RAM size ${ramSize / 2 ** 20} MiB exceeds the maximum of ${Math.floor(MAX_RAM_SIZE / 2 ** 20)} MiB (a wasm32 linear memory)`,
+    );
   }
   const layout = computeLayout(
     [{ idstr: RAM_BLOCK_NAME, size: ramSize }, { idstr: MROM_BLOCK_NAME, size: MROM_SIZE }],
