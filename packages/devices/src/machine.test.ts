@@ -66,6 +66,12 @@ describe("Machine", () => {
     expect((used.user + used.system) / 1000).toBeLessThan(150);
   });
 
+  it("gives the CLINT mtime register and the time CSR one clock", async () => {
+    // zicsr-style check: m0 = mtime (MMIO), t = time (CSR), m1 = mtime; passes when m0 <= t <= m1.
+    const { m } = await boot("time-csr");
+    expect(await m.run({ timeoutMs: 5000 })).toEqual({ kind: "exit", code: 0 });
+  });
+
   it("wakes a WFI hart at its timer deadline", async () => {
     const { m, text } = await boot("timer");
     const t0 = performance.now();

@@ -178,7 +178,23 @@ export class Machine {
     ]);
 
     this.finisher = new SifiveTest((e, hart) => this.#onFinisher(e, hart));
-    this.clint = new Clint({ harts: this.harts, hart: (i) => this.cpu.hart(i), timebase: this.clock });
+    // The CLINT's mtime register reads the value the harts' `time` CSR reads (set at each slice
+    // start), so guests see one clock; a guest write moves the virtual clock and that value.
+    const cpu = this.cpu;
+    const clock = this.clock;
+    this.clint = new Clint({
+      harts: this.harts,
+      hart: (i) => cpu.hart(i),
+      timebase: {
+        get mtime() {
+          return cpu.mtime;
+        },
+        setMtime(value: bigint) {
+          clock.setMtime(value);
+          cpu.mtime = value;
+        },
+      },
+    });
     this.uart = new Uart16550({
       onTransmit: (b) => this.#emitByte(b),
       nowNs: () => this.clock.ns(),
