@@ -105,7 +105,7 @@ describe("ISA guests on FerryVM", () => {
   });
   for (const name of isa) {
     it(`${name} passes`, async () => {
-      const { result, output } = await runFerry(read(`isa/${name}`), 20_000, hartsFor(name));
+      const { result, output } = await runFerry(read(`isa/${name}`), 10_000, hartsFor(name));
       const test = name.replace(/\.elf$/, "");
       expect(output).toContain(`${test}: PASS\n`);
       expect(output).not.toContain("FAIL");
@@ -153,7 +153,7 @@ describe("differential checks against QEMU 7.2", () => {
     dqit(`${name} prints the same on QEMU and FerryVM`, async () => {
       const [qemu, ferry] = await Promise.all([
         runQemu("virt", join(root, "isa", name), hartsFor(name)),
-        runFerry(read(`isa/${name}`), 20_000, hartsFor(name)),
+        runFerry(read(`isa/${name}`), 10_000, hartsFor(name)),
       ]);
       expect(qemu.code).toBe(0);
       expect(ferry.output).toBe(qemu.output);

@@ -74,11 +74,14 @@ static uint64_t s_arm_and_wait(uint64_t ticks) {
 
 /* Arms stimecmp and sleeps in WFI (SIE = 0: WFI returns when STIP is pending, then the
    interrupt is taken as soon as SIE is set). */
+static volatile uint64_t s_wfi_ticks;
 static uint64_t s_arm_and_wfi(uint64_t ticks) {
   csr_write(sie, 1UL << IRQ_S_TIMER);
-  csr_write(stimecmp, csr_read(time) + ticks);
-  uint64_t end = csr_read(time) + MTIME_HZ;
+  uint64_t start = csr_read(time);
+  csr_write(stimecmp, start + ticks);
+  uint64_t end = start + MTIME_HZ;
   while (!(csr_read(sip) & (1UL << IRQ_S_TIMER)) && csr_read(time) < end) asm volatile("wfi");
+  s_wfi_ticks = csr_read(time) - start;
   csr_set(sstatus, MSTATUS_SIE);
   for (volatile int i = 0; i < 10; i++) {
   }
@@ -268,6 +271,7 @@ int main(void) {
   CHECK("scause", s_cause, CAUSE_INTERRUPT | IRQ_S_TIMER);
   s_seen = 0;
   CHECK("WFI in S wakes up for stimecmp", run_lower(PRV_S, s_arm_and_wfi, MTIME_HZ / 500), 1);
+  CHECK("... within 0.2 s of guest time (armed for 2 ms)", s_wfi_ticks < MTIME_HZ / 5, 1);
   CHECK("scause", s_cause, CAUSE_INTERRUPT | IRQ_S_TIMER);
   csr_write(mie, 0);
   csr_write(mideleg, 0);
