@@ -196,11 +196,13 @@ int main(void) {
   CHECK("wfi wakes on a pending timer with MIE = 0", now() >= deadline, 1);
   CHECK("no trap with MIE = 0", seen, 0);
   mmio_write64(CLINT_MTIMECMP, now() + MTIME_HZ / 200);
-  csr_set(mstatus, MSTATUS_MIE);
-  asm volatile("wfi");
+  uint64_t after_wfi;
+  asm volatile(".option push\n.option norvc\n la %0, 1f\n csrsi mstatus, 8\n wfi\n 1: nop\n.option pop"
+               : "=&r"(after_wfi) : : "memory");
   wait_seen(1, MTIME_HZ);
   csr_clear(mstatus, MSTATUS_MIE);
   CHECK("wfi then the trap with MIE = 1", seen, 1);
+  CHECK("mepc = the instruction after wfi", last_epc, after_wfi);
   csr_write(mie, 0);
   group_end();
 

@@ -20,6 +20,8 @@ static void work(void) {
   }
 }
 
+static volatile uint64_t res_word, step, sc_result;
+
 static void hart1(uint64_t hartid) {
   mmio_write32(CLINT_MSIP + 4 * hartid, 0);
   hart1_id = hartid;
@@ -29,6 +31,16 @@ static void hart1(uint64_t hartid) {
   work();
   asm volatile("fence rw, rw" ::: "memory");
   hart1_done = 1;
+  /* reservation test: LR here, hart 0 changes the word, then our SC must fail */
+  while (step != 1) {
+  }
+  uint64_t v, rc;
+  asm volatile("lr.d %0, (%1)" : "=r"(v) : "r"(&res_word) : "memory");
+  step = 2;
+  while (step != 3) {
+  }
+  asm volatile("sc.d %0, %2, (%1)" : "=r"(rc) : "r"(&res_word), "r"(v + 100) : "memory");
+  sc_result = rc + 1; /* 1 = success */
   for (;;) asm volatile("wfi");
 }
 
@@ -57,6 +69,20 @@ int main(void) {
   CHECK("amoadd.d total", amo_counter, 2 * N);
   CHECK("amoadd.w total", word_counter, 3 * 2 * N);
   CHECK("lr/sc total", lrsc_counter, 2 * 2 * N);
+  group_end();
+
+  group_begin("reservations across harts");
+  res_word = 5;
+  step = 1;
+  end = mmio_read64(CLINT_MTIME) + 10000000UL;
+  while (step != 2 && mmio_read64(CLINT_MTIME) < end) {
+  }
+  asm volatile("amoadd.d zero, %1, (%0)" : : "r"(&res_word), "r"(1UL) : "memory");
+  step = 3;
+  while (!sc_result && mmio_read64(CLINT_MTIME) < end) {
+  }
+  CHECK("hart 1's SC fails after hart 0 changed the word", sc_result, 2);
+  CHECK("the word holds hart 0's update", res_word, 6);
   group_end();
   return finish();
 }
