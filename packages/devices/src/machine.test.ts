@@ -80,6 +80,12 @@ describe("Machine", () => {
     expect(performance.now() - t0).toBeGreaterThanOrEqual(15);
   });
 
+  it("wakes a WFI hart at its Sstc stimecmp deadline", async () => {
+    const { m, text } = await boot("stimecmp-wfi");
+    expect(await m.run({ timeoutMs: 5000 })).toEqual({ kind: "exit", code: 0 });
+    expect(text()).toBe("stip\n");
+  });
+
   it("jumps icount time to the timer deadline when all harts wait", async () => {
     const { m, text } = await boot("timer", { icount: { shift: 0 } });
     const t0 = performance.now();

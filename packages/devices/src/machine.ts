@@ -11,7 +11,7 @@
  * @module
  */
 
-import { Cpu, ExitReason, type HartView } from "@ferryvm/cpu-wasm";
+import { Cpu, ExitReason, H_STIMECMP, type HartView } from "@ferryvm/cpu-wasm";
 import { computeLayout, MAX_GUEST_RAM, MAX_HARTS, type MemoryLayout } from "@ferryvm/memory";
 import { SystemBus } from "./bus.ts";
 import { Clint, CLINT_SIZE } from "./clint.ts";
@@ -334,9 +334,13 @@ export class Machine {
   async #idle(deadline: number): Promise<void> {
     let next = Infinity;
     const mtime = this.clock.mtime;
+    const state = new DataView(this.memory.buffer);
     for (let h = 0; h < this.harts; h++) {
-      const cmp = this.cpu.hart(h).mtimecmp;
-      if (cmp > mtime) next = Math.min(next, this.clock.nsForMtime(cmp));
+      const hart = this.cpu.hart(h);
+      // Sstc's stimecmp counts too (a spurious wake-up when STCE is off costs one round).
+      for (const cmp of [hart.mtimecmp, state.getBigUint64(hart.base + H_STIMECMP, true)]) {
+        if (cmp > mtime) next = Math.min(next, this.clock.nsForMtime(cmp));
+      }
     }
     const uartAt = this.uart.nextDeadlineNs();
     if (uartAt >= 0) next = Math.min(next, uartAt);
