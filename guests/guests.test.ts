@@ -97,6 +97,7 @@ const htifExpected: Record<string, { code: number; output: string }> = {
   "console.elf": { code: 0, output: "Hello from the HTIF console!\n" },
   "syscall.elf": { code: 0, output: "Hello through the syscall proxy\n" },
   "rvtest.elf": { code: 0, output: "" },
+  "paddr.elf": { code: 0, output: "" },
 };
 
 describe("ISA guests on FerryVM", () => {
