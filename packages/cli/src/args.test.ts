@@ -47,7 +47,9 @@ describe("parseRunArgs", () => {
     expect(parseRunArgs(["-M", "help"]).help).toBe("machine");
     expect(parseRunArgs(["-cpu", "help"]).help).toBe("cpu");
     expect(err(["-M", "sifive_u"])).toMatch(/-M: unsupported machine type 'sifive_u'/);
-    expect(err(["-M", "virt,aia=aplic"])).toMatch(/-M: machine property 'aia' is not supported/);
+    expect(parseRunArgs(["-M", "virt,accel=tcg,aia=none,aclint=off"]).machine).toBe("virt");
+    expect(err(["-M", "virt,aia=aplic"])).toMatch(/-M: aia=aplic is not supported yet/);
+    expect(err(["-M", "virt,dumpdtb=x.dtb"])).toMatch(/-M: machine property 'dumpdtb' is not supported/);
   });
 
   it("parses -bios none, default and a path", () => {

@@ -104,7 +104,11 @@ function applyMachine(cfg: RunConfig, value: string, opt: string): void {
     cfg.help = "machine";
     return;
   }
-  onlyKeys(kv, ["type"], opt, "machine");
+  onlyKeys(kv, ["type", "accel", "aia", "aclint"], opt, "machine");
+  for (const [key, allowed] of [["accel", "tcg"], ["aia", "none"], ["aclint", "off"]] as const) {
+    const v = kv.get(key);
+    if (v !== undefined && v !== allowed) throw new UsageError(`${opt}: ${key}=${v} is not supported yet (supported: ${key}=${allowed})`);
+  }
   if (type === undefined) return;
   if (!MACHINES.some((m) => m.name === type)) {
     throw new UsageError(`${opt}: unsupported machine type '${type}' (use -machine help to list supported machines)`);
