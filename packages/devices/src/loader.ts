@@ -23,8 +23,16 @@ export function isElf(bytes: Uint8Array): boolean {
   return bytes.length >= 4 && bytes[0] === 0x7f && bytes[1] === 0x45 && bytes[2] === 0x4c && bytes[3] === 0x46;
 }
 
-/** Loads `image` (ELF or raw at `rawAddr`) into guest memory; errors name what did not fit. */
-export function loadImage(memory: PhysicalMemory, image: Uint8Array, rawAddr: bigint, what: string): LoadedImage {
+export interface LoadImageOptions {
+  /** Where a raw (non-ELF) image goes. */
+  rawAddr: bigint;
+  /** Names the image in errors ("kernel", "firmware (-bios)"). */
+  what: string;
+}
+
+/** Loads `image` (ELF, or raw at `rawAddr`) into guest memory; errors name what did not fit. */
+export function loadImage(memory: PhysicalMemory, image: Uint8Array, options: LoadImageOptions): LoadedImage {
+  const { rawAddr, what } = options;
   if (isElf(image)) {
     const elf = parseElf(image);
     let low: bigint | undefined;

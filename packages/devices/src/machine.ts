@@ -403,12 +403,12 @@ export class Machine {
     const fdt = buildPlaceholderFdt({ ramBase: VIRT_DRAM, ramSize: this.ramSize, harts: this.harts });
     if (this.physicalMemory.view(this.fdtAddr, fdt.length) !== undefined) this.physicalMemory.write(this.fdtAddr, fdt);
     if (bios !== "none") {
-      firmware = loadImage(this.physicalMemory, bios, BigInt(VIRT_DRAM), "firmware (-bios)");
+      firmware = loadImage(this.physicalMemory, bios, { rawAddr: BigInt(VIRT_DRAM), what: "firmware (-bios)" });
       kernelStart = (firmware.endAddr + 0x1f_ffffn) & ~0x1f_ffffn;
     }
     let loaded: LoadedImage | undefined;
     if (kernel !== undefined) {
-      loaded = loadImage(this.physicalMemory, kernel, kernelStart, "kernel");
+      loaded = loadImage(this.physicalMemory, kernel, { rawAddr: kernelStart, what: "kernel" });
       if (firmware !== undefined && loaded.lowAddr < firmware.endAddr && firmware.lowAddr < loaded.endAddr) {
         throw new RangeError(
           `kernel at 0x${loaded.lowAddr.toString(16)}..0x${loaded.endAddr.toString(16)} overlaps the firmware at ` +
