@@ -4,7 +4,7 @@
  */
 import { describe, expect, it } from "vitest";
 import { execFile, spawnSync } from "node:child_process";
-import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -31,12 +31,17 @@ function hartsFor(name: string): number {
   return name.startsWith("smp") ? 2 : 1;
 }
 
-async function runFerry(elf: Uint8Array, timeoutMs: number, harts = 1): Promise<Outcome> {
+async function runFerry(
+  elf: Uint8Array,
+  timeoutMs: number,
+  harts = 1,
+  bios: "none" | Uint8Array = "none",
+): Promise<Outcome> {
   const chunks: Uint8Array[] = [];
   const m = await createMachine({
     ramSize: RAM,
     harts,
-    bios: "none",
+    bios,
     kernel: elf,
     onConsoleOutput: (b) => chunks.push(b.slice()),
   });
@@ -53,9 +58,15 @@ let qemuRuns = 0;
 const qemuDir = mkdtempSync(join(tmpdir(), "ferryvm-qemu-"));
 
 /** Runs QEMU with the console in a file (a pipe drops bytes when the event loop is busy). */
-function runQemu(machine: "virt" | "spike", elfPath: string, harts = 1, timeoutMs = 20_000): Promise<QemuOutcome> {
+function runQemu(
+  machine: "virt" | "spike",
+  elfPath: string,
+  harts = 1,
+  timeoutMs = 20_000,
+  bios = "none",
+): Promise<QemuOutcome> {
   const out = join(qemuDir, `console-${qemuRuns++}.txt`);
-  const args = ["-M", machine, "-smp", String(harts), "-m", "128M", "-bios", "none", "-display", "none", "-monitor", "none",
+  const args = ["-M", machine, "-smp", String(harts), "-m", "128M", "-bios", bios, "-display", "none", "-monitor", "none",
     "-serial", `file:${out}`, "-kernel", elfPath];
   return new Promise((resolve) => {
     const child = execFile(QEMU, args, { timeout: timeoutMs }, (error) => {
@@ -143,6 +154,36 @@ describe("hello and bench guests on FerryVM", () => {
     const { result, output } = await runFerry(elf, 20_000);
     expect(output).toMatch(/^bench: 300 iterations in S-mode with Sv39\nbench: checksum [0-9a-f]{16}\n$/);
     expect(result).toEqual({ kind: "exit", code: 0 });
+  });
+});
+
+/** Debian's OpenSBI, the firmware QEMU's `-bios default` loads. */
+const OPENSBI = "/usr/lib/riscv64-linux-gnu/opensbi/generic/fw_dynamic.bin";
+const opensbi = existsSync(OPENSBI) ? new Uint8Array(readFileSync(OPENSBI)) : undefined;
+const SBI_START = "sbi: S-mode kernel started";
+
+/** The S-mode kernel's own output: what follows OpenSBI's banner. */
+function afterBanner(output: string): string {
+  const at = output.indexOf(SBI_START);
+  return at < 0 ? `(no "${SBI_START}" line in:)\n${output}` : output.slice(at);
+}
+
+describe("S-mode kernel under OpenSBI", () => {
+  const sit = opensbi ? it : it.skip;
+  if (!opensbi) it.skip(`${OPENSBI} is not installed: OpenSBI guest skipped`, () => {});
+  sit("sbi.elf passes on FerryVM with OpenSBI", async () => {
+    const { result, output } = await runFerry(read("sbi/sbi.elf"), 20_000, 1, opensbi);
+    expect(afterBanner(output)).toContain("sbi: PASS\n");
+    expect(result).toEqual({ kind: "exit", code: 0 });
+  });
+  const dsit = opensbi && qemuInstalled ? it : it.skip;
+  dsit("sbi.elf prints the same after OpenSBI's banner on QEMU and FerryVM", async () => {
+    const [qemu, ferry] = await Promise.all([
+      runQemu("virt", join(root, "sbi", "sbi.elf"), 1, 20_000, "default"),
+      runFerry(read("sbi/sbi.elf"), 20_000, 1, opensbi),
+    ]);
+    expect(qemu.code).toBe(0);
+    expect(afterBanner(ferry.output)).toBe(afterBanner(qemu.output));
   });
 });
 

@@ -7,6 +7,7 @@
  * `ecall` with a7 = LOWER_RETURN_MAGIC, which the M handler turns into a return to run_lower's
  * caller.
  */
+  .file "crt.S"
 #include "harness.h"
 
 #define FRAME_SIZE (34 * 8)

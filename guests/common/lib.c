@@ -9,6 +9,13 @@ static volatile int expecting;
 extern char lower_return[];
 
 void putchar_(int c) {
+#ifdef SBI_CONSOLE
+  /* S-mode guests under OpenSBI: the legacy console putchar call (extension 0x01) */
+  register uint64_t a0 asm("a0") = (uint64_t)c;
+  register uint64_t a7 asm("a7") = 1;
+  asm volatile("ecall" : "+r"(a0) : "r"(a7) : "a1", "memory");
+  return;
+#endif
   volatile uint8_t *uart = (volatile uint8_t *)UART_BASE;
   while ((uart[5] & 0x20) == 0) {
   }

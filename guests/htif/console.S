@@ -1,5 +1,6 @@
 /* Prints a line through the HTIF console (device 1, command 1: putchar), waiting for the
    host's fromhost acknowledgement after each byte, then passes (tohost = 1). */
+  .file "console.S"
 #include "htif.h"
   .section .text.init, "ax"
   .globl _start

@@ -1,4 +1,5 @@
 /* Fails test number 21 through the HTIF convention: tohost = (21 << 1) | 1, exit code 21. */
+  .file "fail.S"
 #include "htif.h"
   .section .text.init, "ax"
   .globl _start

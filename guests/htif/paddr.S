@@ -1,6 +1,7 @@
 /* ELF loading by physical address: .vdata is linked at VA 0xffffffffc0000000 but loaded at
    PA 0x80010000 (p_paddr). Checks the bytes at the physical address, that the bss-like
    area past it reads zero, and passes through HTIF (tohost = 1); fails with code 2 or 3. */
+  .file "paddr.S"
 #include "htif.h"
   .section .text.init, "ax"
   .globl _start

@@ -2,6 +2,7 @@
    mstatus/medeleg cleared, mret into U-mode, a few TEST_CASE checks with the test number in gp, RVTEST_PASS/FAIL ending in
    an ecall whose handler writes tohost with two 32-bit stores (`sw gp, tohost; sw zero,
    tohost+4`) in a loop, exactly as riscv-tests do. Pass = tohost 1. */
+  .file "rvtest.S"
 #include "htif.h"
 #define TESTNUM gp
   .section .text.init, "ax"

@@ -3,6 +3,7 @@
    and sets fromhost. Prints a line, checks the returned length, then exits with
    {93 (exit), 0} through the proxy. Fails with code 3 if write() returned a wrong length.
    (QEMU 7.2's HTIF has no syscall proxy: FerryVM only.) */
+  .file "syscall.S"
 #include "htif.h"
   .section .text.init, "ax"
   .globl _start

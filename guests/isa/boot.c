@@ -17,6 +17,13 @@ int main(void) {
   CHECK("a2 = fw_dynamic_info in the mrom", boot_regs[2], 0x1028);
   group_end();
 
+  group_begin("reset state");
+  CHECK("MTIP pending at reset (mtimecmp 0, as QEMU)", csr_read(mip) & (1UL << IRQ_M_TIMER), 1UL << IRQ_M_TIMER);
+  csr_set(menvcfg, 1UL << 63); /* STCE */
+  CHECK("Sstc on, stimecmp never written: STIP clear (as QEMU)", csr_read(mip) & (1UL << IRQ_S_TIMER), 0);
+  csr_clear(menvcfg, 1UL << 63);
+  group_end();
+
   group_begin("reset vector");
   volatile uint32_t *rom = (volatile uint32_t *)0x1000;
   CHECK("auipc t0, 0", rom[0], 0x00000297);
