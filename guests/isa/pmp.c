@@ -43,8 +43,35 @@ static void set_addr(int i, uint64_t a) {
   case 5: csr_write(pmpaddr5, a); break;
   case 6: csr_write(pmpaddr6, a); break;
   case 7: csr_write(pmpaddr7, a); break;
+  case 8: csr_write(pmpaddr8, a); break;
+  case 9: csr_write(pmpaddr9, a); break;
+  case 10: csr_write(pmpaddr10, a); break;
+  case 11: csr_write(pmpaddr11, a); break;
+  case 12: csr_write(pmpaddr12, a); break;
+  case 13: csr_write(pmpaddr13, a); break;
   case 14: csr_write(pmpaddr14, a); break;
   case 15: csr_write(pmpaddr15, a); break;
+  }
+}
+
+static uint64_t get_addr(int i) {
+  switch (i) {
+  case 0: return csr_read(pmpaddr0);
+  case 1: return csr_read(pmpaddr1);
+  case 2: return csr_read(pmpaddr2);
+  case 3: return csr_read(pmpaddr3);
+  case 4: return csr_read(pmpaddr4);
+  case 5: return csr_read(pmpaddr5);
+  case 6: return csr_read(pmpaddr6);
+  case 7: return csr_read(pmpaddr7);
+  case 8: return csr_read(pmpaddr8);
+  case 9: return csr_read(pmpaddr9);
+  case 10: return csr_read(pmpaddr10);
+  case 11: return csr_read(pmpaddr11);
+  case 12: return csr_read(pmpaddr12);
+  case 13: return csr_read(pmpaddr13);
+  case 14: return csr_read(pmpaddr14);
+  default: return csr_read(pmpaddr15);
   }
 }
 
@@ -103,6 +130,22 @@ int main(void) {
   CHECK("pmpcfg0 layout", csr_read(pmpcfg0), (uint64_t)(P_TOR | P_X) << 24);
   set_cfg(3, 0);
   CHECK("entry 15 in pmpcfg2", csr_read(pmpcfg2) >> 56, P_NAPOT | P_R | P_W | P_X);
+  group_end();
+
+  group_begin("every entry");
+  for (int i = 0; i < 15; i++) {
+    set_addr(i, NAPOT_4K(pg[0]));
+    CHECK("pmpaddr reads back", get_addr(i), NAPOT_4K(pg[0]));
+    set_cfg(i, P_NAPOT | P_X); /* no R */
+    CHECK("entry denies an S load", access(PRV_S, OP_LOAD, (uint64_t)pg[0] + 8 * i), LAF);
+    CHECK("entry allows an S fetch", access(PRV_S, OP_FETCH, (uint64_t)pg[0]), 0);
+    CHECK("other pages unaffected", access(PRV_S, OP_LOAD, (uint64_t)pg[1]), 0);
+    set_cfg(i, 0);
+    set_addr(i, 0);
+  }
+  CHECK("all test entries off again", csr_read(pmpcfg0), 0);
+  set_addr(14, (0x80000000UL >> 2) | 0x3ffff);
+  set_cfg(14, P_NAPOT | P_R | P_W | P_X);
   group_end();
 
   group_begin("NAPOT");
