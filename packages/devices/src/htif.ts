@@ -149,7 +149,7 @@ export class Htif {
       this.#unknown(`HTIF syscall ${which} is not supported`);
       ret = -ENOSYS;
     }
-    dv.setBigUint64(0, BigInt.asUintN(64, ret), true);
+    this.#mem.writeU64(addr, ret);
     return undefined;
   }
 }

@@ -144,6 +144,21 @@ describe("Machine", () => {
     await expect(createMachine({ ramSize: 4 * 2 ** 30 })).rejects.toThrow(/RAM size 4096 MiB exceeds the maximum of 3583 MiB/);
   });
 
+  it("reports guest stores and device writes in the migration dirty bitmap", async () => {
+    const { m } = await boot("reset"); // its first boot stores to 0x80100000, then asks for a reset
+    const ram = m.guestMemory.block("riscv_virt_board.ram");
+    const dirty = m.guestMemory.dirty("migration");
+    dirty.sync();
+    dirty.clear();
+    expect(await m.run({ timeoutMs: 5000 })).toEqual({ kind: "reset" });
+    dirty.sync();
+    expect(dirty.test(ram, 0x100)).toBe(true);
+    expect(dirty.test(ram, 0x200)).toBe(false);
+    m.physicalMemory.writeU64(0x8020_0008, 1n);
+    dirty.sync();
+    expect(dirty.test(ram, 0x200)).toBe(true);
+  });
+
   it("places a raw image at the start of RAM with -bios none", async () => {
     const raw = Uint8Array.of(0x6f, 0x00, 0x00, 0x00); // j .
     const m = await createMachine({ bios: "none", kernel: raw });

@@ -1,7 +1,8 @@
 /**
- * The `virt` machine for bare programs: one shared `WebAssembly.Memory` laid out by
- * `computeLayout`, RAM at 0x8000_0000 and the mask ROM at 0x1000, the MMIO bus with the
- * finisher, CLINT and UART, HTIF through ELF symbols, the harts, and the run loop.
+ * The `virt` machine for bare programs: the address space (`@ferryvm/memory`'s GuestMemory: one
+ * shared `WebAssembly.Memory`, dirty bitmaps), RAM at 0x8000_0000 and the mask ROM at 0x1000,
+ * the MMIO bus with the finisher, CLINT and UART, HTIF through ELF symbols, the harts, and the
+ * run loop.
  *
  * The run loop gives each hart a slice of instructions in turn, updating mtime before every
  * slice. When every hart waits in WFI it sleeps until the next timer deadline or console
@@ -12,7 +13,7 @@
  */
 
 import { Cpu, ExitReason, H_STIMECMP, type HartView } from "@ferryvm/cpu-wasm";
-import { computeLayout, MAX_GUEST_RAM, MAX_HARTS, type MemoryLayout } from "@ferryvm/memory";
+import { GuestMemory, MAX_GUEST_RAM, MAX_HARTS, type MemoryLayout } from "@ferryvm/memory";
 import { SystemBus } from "./bus.ts";
 import { Clint, CLINT_SIZE } from "./clint.ts";
 import { VirtualClock } from "./clock.ts";
@@ -59,8 +60,8 @@ export interface MachineOptions {
   onGuestError?: (message: string) => void;
   /** Deterministic time: mtime advances with retired instructions (true = shift 3, or `{ shift }`). */
   icount?: boolean | { shift: number };
-  /** Dirty-memory clients whose bitmaps the CPU keeps (migration); default 0. */
-  dirtyClients?: number;
+  /** Dirty-memory client names (at most 4); default `@ferryvm/memory`'s ["migration", "snapshot"]. */
+  dirtyClients?: readonly string[];
   /** Instructions per hart slice; default {@link DEFAULT_SLICE}. */
   slice?: number;
   /** Use the CPU's debug build (assertions on). */
@@ -100,19 +101,21 @@ export async function createMachine(options: MachineOptions = {}): Promise<Machi
       `RAM size ${ramSize / 2 ** 20} MiB exceeds the maximum of ${Math.floor(MAX_RAM_SIZE / 2 ** 20)} MiB (a wasm32 linear memory)`,
     );
   }
-  const layout = computeLayout(
-    [{ idstr: RAM_BLOCK_NAME, size: ramSize }, { idstr: MROM_BLOCK_NAME, size: MROM_SIZE }],
-    { harts, dirtyClients: options.dirtyClients ?? 0 },
-  );
-  const memory = new WebAssembly.Memory({ initial: layout.wasmPages, maximum: layout.wasmPages, shared: true });
+  const guestMemory = await GuestMemory.create({
+    ram: [
+      { idstr: RAM_BLOCK_NAME, size: ramSize, base: VIRT_DRAM },
+      { idstr: MROM_BLOCK_NAME, size: MROM_SIZE, base: MROM_BASE, readonly: true },
+    ],
+    harts,
+    ...(options.dirtyClients === undefined ? {} : { dirtyClients: options.dirtyClients }),
+  });
   const bus = new SystemBus();
-  const cpu = await Cpu.create({ memory, harts, mmio: bus, debug: options.debugCpu ?? false });
-  return new Machine(options, { layout, memory, bus, cpu, harts, ramSize });
+  const cpu = await Cpu.create({ memory: guestMemory.memory, harts, mmio: bus, debug: options.debugCpu ?? false });
+  return new Machine(options, { guestMemory, bus, cpu, harts, ramSize });
 }
 
 interface MachineParts {
-  layout: MemoryLayout;
-  memory: WebAssembly.Memory;
+  guestMemory: GuestMemory;
   bus: SystemBus;
   cpu: Cpu;
   harts: number;
@@ -120,6 +123,8 @@ interface MachineParts {
 }
 
 export class Machine {
+  /** The address space: RAM blocks, dirty bitmaps (what migration reads). */
+  readonly guestMemory: GuestMemory;
   readonly layout: MemoryLayout;
   readonly memory: WebAssembly.Memory;
   readonly bus: SystemBus;
@@ -153,8 +158,9 @@ export class Machine {
 
   constructor(options: MachineOptions, parts: MachineParts) {
     this.#options = options;
-    this.layout = parts.layout;
-    this.memory = parts.memory;
+    this.guestMemory = parts.guestMemory;
+    this.layout = parts.guestMemory.layout;
+    this.memory = parts.guestMemory.memory;
     this.bus = parts.bus;
     this.cpu = parts.cpu;
     this.harts = parts.harts;
@@ -168,14 +174,20 @@ export class Machine {
       icount === undefined || icount === false ? {} : { icountShift: icount === true ? 3 : icount.shift },
     );
 
-    const [ram, mrom] = this.layout.blocks;
-    const buf = this.memory.buffer;
-    this.physicalMemory.add({ name: RAM_BLOCK_NAME, base: VIRT_DRAM, bytes: new Uint8Array(buf, ram!.hostOffset, ram!.size) });
-    this.physicalMemory.add({ name: MROM_BLOCK_NAME, base: MROM_BASE, bytes: new Uint8Array(buf, mrom!.hostOffset, mrom!.size) });
-    this.cpu.setRegions([
-      { base: VIRT_DRAM, size: ram!.size, hostOffset: ram!.hostOffset, dirtyBitmaps: [...ram!.bitmapOffsets] },
-      { base: MROM_BASE, size: mrom!.size, hostOffset: mrom!.hostOffset, readonly: true, dirtyBitmaps: [...mrom!.bitmapOffsets] },
-    ]);
+    const gm = this.guestMemory;
+    for (const block of gm.ramBlocks) {
+      this.physicalMemory.add({
+        name: block.idstr,
+        base: block.base!,
+        bytes: block.bytes,
+        markDirty: (offset, length) => gm.markDirty(block, offset, length),
+      });
+    }
+    this.cpu.setRegions(gm.cpuRegions());
+    // Harts run on this thread between slices, so a bitmap sync can drop their store TLBs itself.
+    gm.setSyncBarrier(() => {
+      for (let h = 0; h < this.harts; h++) this.cpu.tlbFlushStores(h);
+    });
 
     this.finisher = new SifiveTest((e, hart) => this.#onFinisher(e, hart));
     // The CLINT's mtime register reads the value the harts' `time` CSR reads (set at each slice

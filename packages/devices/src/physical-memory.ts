@@ -1,6 +1,9 @@
 /**
  * Guest-physical access to RAM and ROM blocks from TypeScript (loaders, HTIF), through views of
- * the VM's linear memory.
+ * the VM's linear memory. Every write goes through {@link PhysicalMemory.write} and friends,
+ * which report the written range to the block's `markDirty` (the dirty bitmaps of
+ * `@ferryvm/memory`), so migration sees device writes as it sees the CPU's. `view()` is for
+ * reading.
  *
  * @module
  */
@@ -11,6 +14,8 @@ export interface PhysicalMemoryBlock {
   readonly base: number;
   /** A view of the block's bytes in linear memory. */
   readonly bytes: Uint8Array;
+  /** Called after a write of [offset, offset + length) of the block. */
+  readonly markDirty?: (offset: number, length: number) => void;
 }
 
 export class PhysicalMemory {
@@ -52,6 +57,7 @@ export class PhysicalMemory {
     const v = this.view(addr, 8);
     if (v === undefined) return false;
     new DataView(v.buffer, v.byteOffset, 8).setBigUint64(0, BigInt.asUintN(64, value), true);
+    this.#dirty(addr, 8);
     return true;
   }
 
@@ -64,6 +70,7 @@ export class PhysicalMemory {
       );
     }
     v.set(data);
+    this.#dirty(addr, data.length);
   }
 
   /** Zeroes [addr, addr + length); throws like {@link write}. */
@@ -75,5 +82,11 @@ export class PhysicalMemory {
       );
     }
     v.fill(0);
+    this.#dirty(addr, length);
+  }
+
+  #dirty(addr: bigint | number, length: number): void {
+    const b = this.blockFor(addr, length);
+    b?.markDirty?.(Number(addr) - b.base, length);
   }
 }
