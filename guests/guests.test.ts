@@ -187,6 +187,43 @@ describe("S-mode kernel under OpenSBI", () => {
   });
 });
 
+/** The built CLI (`pnpm build`); its own tests live in packages/cli. */
+const CLI = join(root, "../packages/cli/dist/cli.js");
+const cliBuilt = existsSync(CLI);
+
+function runCli(args: string[], timeoutMs = 20_000): Promise<QemuOutcome> {
+  return new Promise((resolve) => {
+    const child = execFile(process.execPath, [CLI, "run", ...args], { timeout: timeoutMs, encoding: "latin1" },
+      (error, stdout) => {
+        resolve({ code: error ? (typeof error.code === "number" ? error.code : null) : 0, output: stdout });
+      });
+    child.stdin?.end();
+  });
+}
+
+describe("guests through vm-cli", () => {
+  if (!cliBuilt) it.skip(`${CLI} is not built (pnpm build): vm-cli checks skipped`, () => {});
+  const cit = cliBuilt ? it : it.skip;
+  const base = ["-M", "virt", "-m", "128M", "-bios", "none", "-nographic", "--timeout", "15"];
+  for (const name of htif) {
+    cit(`htif/${name} exits with its HTIF status`, async () => {
+      const r = await runCli([...base, "-kernel", join(root, "htif", name)]);
+      expect(r.output).toBe(htifExpected[name]!.output);
+      expect(r.code).toBe(htifExpected[name]!.code);
+    });
+  }
+  cit("exit.elf's finisher code becomes vm-cli's exit status", async () => {
+    const r = await runCli([...base, "-kernel", join(root, "exit", "exit.elf")]);
+    expect(r.output).toBe("exit: leaving with code 42\n");
+    expect(r.code).toBe(42);
+  });
+  cit("isa/rv64i.elf passes through vm-cli", async () => {
+    const r = await runCli([...base, "-kernel", join(root, "isa", "rv64i.elf")]);
+    expect(r.output).toContain("rv64i: PASS\n");
+    expect(r.code).toBe(0);
+  });
+});
+
 describe("differential checks against QEMU 7.2", () => {
   const dqit = qemuInstalled ? it : it.skip;
   if (!qemuInstalled) it.skip(noQemu, () => {});
@@ -217,6 +254,16 @@ describe("differential checks against QEMU 7.2", () => {
       expect(ferry.result).toEqual({ kind: "exit", code: qemu.code });
     });
   }
+
+  dqit("exit.elf ends with the same status and output on QEMU and FerryVM", async () => {
+    const [qemu, ferry] = await Promise.all([
+      runQemu("virt", join(root, "exit", "exit.elf")),
+      runFerry(read("exit/exit.elf"), 10_000),
+    ]);
+    expect(qemu.code).toBe(42);
+    expect(ferry.output).toBe(qemu.output);
+    expect(ferry.result).toEqual({ kind: "exit", code: 42 });
+  });
 
   dqit("bench computes the same checksum on QEMU and FerryVM", async () => {
     const elf = patchU64(read("bench/bench.elf"), "bench_iterations", 2000n);
