@@ -138,7 +138,7 @@ describe("HTIF guests on FerryVM", () => {
   }
 });
 
-describe("hello and bench guests on FerryVM", () => {
+describe("hello, migration and bench guests on FerryVM", () => {
   it("hello greets and ticks until its patched tick count", async () => {
     let elf = patchU64(read("hello/hello.elf"), "hello_ticks", 3n);
     elf = patchU64(elf, "hello_interval", 10_000n); // 1 ms of guest time
@@ -146,6 +146,13 @@ describe("hello and bench guests on FerryVM", () => {
     expect(output).toBe(
       "Hello from FerryVM! This is a bare-metal RISC-V guest on hart 0.\ntick 1\ntick 2\ntick 3\nbye\n",
     );
+    expect(result).toEqual({ kind: "exit", code: 0 });
+  });
+
+  it("the migration workload makes its passes over 99 MiB and marks each one", async () => {
+    const elf = patchU64(read("migration/a-b.elf"), "mig_passes", 3n);
+    const { result, output } = await runFerry(elf, 20_000);
+    expect(output).toBe("ABBB\n");
     expect(result).toEqual({ kind: "exit", code: 0 });
   });
 
