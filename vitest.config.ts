@@ -1,10 +1,13 @@
 import { defineConfig } from "vitest/config";
 
+// Workspace packages resolve to their TypeScript sources in tests (the `ferryvm-source`
+// export condition), so tests never run stale dist/ builds. Vitest 4 runs tests in the SSR
+// environment, which has its own resolve conditions.
+const conditions = ["ferryvm-source"];
+
 export default defineConfig({
-  resolve: {
-    // Workspace packages resolve to their TypeScript sources in tests.
-    conditions: ["ferryvm-source"],
-  },
+  resolve: { conditions },
+  ssr: { resolve: { conditions } },
   test: {
     include: ["packages/*/src/**/*.test.ts", "apps/*/src/**/*.test.ts", "guests/**/*.test.ts"],
     testTimeout: 30_000,
