@@ -139,12 +139,12 @@ function runHook(vmsd: Desc, hook: string, run: () => void): void {
 }
 
 /** The error `e`, raised while handling element `label` of `vmsd`, with that context. */
-function inField(vmsd: Desc, label: string, e: unknown): VMStateError {
+function inField(vmsd: Desc, label: string, e: unknown, hint?: string): VMStateError {
   if (e instanceof VMStateError) {
     if (e.field === undefined) return new VMStateError(vmsd.name, label, `${e.vmsd}: ${e.detail}`, { cause: e });
     return new VMStateError(vmsd.name, `${label}/${e.field}`, e.detail, { cause: e });
   }
-  return new VMStateError(vmsd.name, label, message(e), { cause: e });
+  return new VMStateError(vmsd.name, label, hint === undefined ? message(e) : `${message(e)}: ${hint}`, { cause: e });
 }
 
 /** `name[i]` inside an array's element loop (i ≥ 0), else `name`. */
@@ -566,7 +566,7 @@ async function loadField(input: VMStateInput, vmsd: Desc, field: Field, obj: Obj
       }
     }
   } catch (e) {
-    throw inField(vmsd, elementLabel(field, n, i), e);
+    throw inField(vmsd, elementLabel(field, n, i), e, field.err_hint);
   }
 }
 
