@@ -17,7 +17,13 @@ import { GuestMemory, MAX_GUEST_RAM, MAX_HARTS, type MemoryLayout } from "@ferry
 import { SystemBus } from "./bus.ts";
 import { Clint, CLINT_SIZE } from "./clint.ts";
 import { VirtualClock } from "./clock.ts";
-import { buildPlaceholderFdt } from "./virt-fdt.ts";
+import { buildVirtFdt } from "./virt-fdt.ts";
+import { GoldfishRtc, GOLDFISH_RTC_SIZE } from "./goldfish-rtc.ts";
+import { Plic, PLIC_SIZE } from "./plic.ts";
+import { VirtioMmio, VIRTIO_MMIO_SIZE, type VirtioDevice } from "./virtio-mmio.ts";
+import { VirtioBlk, type BlockBackend } from "./virtio-blk.ts";
+import { VirtioConsole } from "./virtio-console.ts";
+import { VirtioRng } from "./virtio-rng.ts";
 import { PhysicalMemory } from "./physical-memory.ts";
 import { Htif } from "./htif.ts";
 import { loadImage, type LoadedImage } from "./loader.ts";
@@ -28,7 +34,15 @@ import { Uart16550 } from "./uart16550.ts";
 /** QEMU 7.2 hw/riscv/virt.c memory map (the parts this machine has). */
 export const VIRT_MROM = 0x0000_1000;
 export const VIRT_TEST = 0x0010_0000;
+export const VIRT_RTC = 0x0010_1000;
 export const VIRT_CLINT = 0x0200_0000;
+export const VIRT_PLIC = 0x0c00_0000;
+export const VIRT_VIRTIO = 0x1000_1000;
+export const VIRTIO_COUNT = 8;
+export const UART0_IRQ = 10;
+export const RTC_IRQ = 11;
+/** virtio-mmio slot n raises PLIC source VIRTIO_IRQ + n. */
+export const VIRTIO_IRQ = 1;
 export const VIRT_UART0 = 0x1000_0000;
 /** QEMU maps 8 << regshift bytes of the UART (regshift 0). */
 export const VIRT_UART0_SIZE = 8;
@@ -48,8 +62,22 @@ export interface MachineOptions {
   ramSize?: number;
   /** Number of harts (-smp); default 1. */
   harts?: number;
-  /** Firmware image loaded at 0x8000_0000 (ELF or raw), or "none" (default): the ROM jumps to the kernel. */
-  bios?: "none" | Uint8Array;
+  /**
+   * Firmware loaded at 0x8000_0000 (ELF or raw bytes); "default" = the shipped OpenSBI
+   * fw_dynamic (QEMU's `-bios default`, Node only); "none" (the default here): the ROM jumps
+   * to the kernel.
+   */
+  bios?: "none" | "default" | Uint8Array;
+  /** `-append`: the kernel command line (/chosen/bootargs). */
+  bootargs?: string;
+  /** `-initrd`: placed as QEMU's riscv_load_initrd, announced in /chosen. */
+  initrd?: Uint8Array;
+  /** virtio-mmio devices, placed as QEMU places `-device` (see {@link placeVirtioDevices}). */
+  virtio?: readonly VirtioDeviceSpec[];
+  /** QEMU's `virtio-mmio.force-legacy`: version 1 transports. Default false (version 2). */
+  virtioLegacy?: boolean;
+  /** /chosen/rng-seed (32 bytes); random when absent. */
+  rngSeed?: Uint8Array;
   /** Kernel or bare program: ELF at its physical addresses, or a raw image after the firmware. */
   kernel?: Uint8Array;
   /** What the guest prints (UART, HTIF console, HTIF write to fd 1). */
@@ -66,6 +94,47 @@ export interface MachineOptions {
   slice?: number;
   /** Use the CPU's debug build (assertions on). */
   debugCpu?: boolean;
+}
+
+/** A virtio-mmio device to plug; `bus` is N of `bus=virtio-mmio-bus.N` (the slot). */
+export type VirtioDeviceSpec =
+  | { type: "virtio-blk-device"; backend: BlockBackend; serial?: string; bus?: number }
+  | { type: "virtio-rng-device"; bus?: number }
+  | { type: "virtio-serial-device"; bus?: number; onOutput?: (bytes: Uint8Array) => void }
+  | { type: "custom"; device: VirtioDevice; bus?: number };
+
+/**
+ * Slots for virtio devices as QEMU's qdev does on `virt`: an explicit `bus` takes that slot;
+ * a device without one takes the highest free slot (QEMU's bus search finds the last-created
+ * free virtio-mmio bus first). Returns the slot of each spec; throws when a slot is taken,
+ * out of range, or none is free.
+ */
+export function placeVirtioDevices(specs: readonly { bus?: number }[]): number[] {
+  const used = new Array<boolean>(VIRTIO_COUNT).fill(false);
+  return specs.map((s, i) => {
+    if (s.bus !== undefined) {
+      if (!Number.isInteger(s.bus) || s.bus < 0 || s.bus >= VIRTIO_COUNT) {
+        throw new RangeError(`virtio device ${i}: bus 'virtio-mmio-bus.${s.bus}' not found (0..${VIRTIO_COUNT - 1})`);
+      }
+      if (used[s.bus]) throw new RangeError(`virtio device ${i}: bus 'virtio-mmio-bus.${s.bus}' is full`);
+      used[s.bus] = true;
+      return s.bus;
+    }
+    for (let n = VIRTIO_COUNT - 1; n >= 0; n--) {
+      if (!used[n]) {
+        used[n] = true;
+        return n;
+      }
+    }
+    throw new RangeError(`virtio device ${i}: no free virtio-mmio bus (there are ${VIRTIO_COUNT})`);
+  });
+}
+
+/** The shipped OpenSBI (packages/devices/firmware), read through node:fs. */
+export async function loadDefaultFirmware(): Promise<Uint8Array> {
+  const { readFile } = await import("node:fs/promises");
+  const url = new URL("../firmware/opensbi-riscv64-generic-fw_dynamic.bin", import.meta.url);
+  return new Uint8Array(await readFile(url));
 }
 
 export type RunResult =
@@ -109,6 +178,7 @@ export async function createMachine(options: MachineOptions = {}): Promise<Machi
     harts,
     ...(options.dirtyClients === undefined ? {} : { dirtyClients: options.dirtyClients }),
   });
+  if (options.bios === "default") options = { ...options, bios: await loadDefaultFirmware() };
   const bus = new SystemBus();
   const cpu = await Cpu.create({ memory: guestMemory.memory, harts, mmio: bus, debug: options.debugCpu ?? false });
   return new Machine(options, { guestMemory, bus, cpu, harts, ramSize });
@@ -136,6 +206,14 @@ export class Machine {
   readonly uart: Uart16550;
   readonly clint: Clint;
   readonly finisher: SifiveTest;
+  readonly plic: Plic;
+  readonly rtc: GoldfishRtc;
+  /** The eight virtio-mmio transports (slot n at 0x1000_1000 + n·0x1000). */
+  readonly virtio: readonly VirtioMmio[];
+  /** The virtio console, when one was plugged. */
+  readonly virtioConsole: VirtioConsole | undefined;
+  /** Where the initrd went, when one was given. */
+  readonly initrdRange: { start: bigint; end: bigint } | undefined;
   /** HTIF, when the kernel (or firmware) ELF has a `tohost` symbol. */
   readonly htif: Htif | undefined;
   /** Where the harts jump from the ROM. */
@@ -207,7 +285,14 @@ export class Machine {
         },
       },
     });
+    this.plic = new Plic({
+      harts: this.harts,
+      hart: (i) => cpu.hart(i),
+      onGuestError: (m) => options.onGuestError?.(m),
+    });
+    this.rtc = new GoldfishRtc({ onIrq: this.plic.irqLine(RTC_IRQ), onGuestError: (m) => options.onGuestError?.(m) });
     this.uart = new Uart16550({
+      onIrq: this.plic.irqLine(UART0_IRQ),
       onTransmit: (b) => this.#emitByte(b),
       nowNs: () => this.clock.ns(),
       onAcceptInput: () => this.#pumpInput(),
@@ -215,6 +300,43 @@ export class Machine {
     this.bus.map("riscv.sifive.test", VIRT_TEST, SIFIVE_TEST_SIZE, this.finisher);
     this.bus.map("riscv.aclint", VIRT_CLINT, CLINT_SIZE, this.clint);
     this.bus.map("serial", VIRT_UART0, VIRT_UART0_SIZE, this.uart);
+    this.bus.map("goldfish_rtc", VIRT_RTC, GOLDFISH_RTC_SIZE, this.rtc);
+    this.bus.map("riscv.sifive.plic", VIRT_PLIC, PLIC_SIZE, this.plic);
+    const specs = options.virtio ?? [];
+    const slots = placeVirtioDevices(specs);
+    const devices = new Array<VirtioDevice | undefined>(VIRTIO_COUNT).fill(undefined);
+    let vcon: VirtioConsole | undefined;
+    specs.forEach((spec, i) => {
+      let dev: VirtioDevice;
+      if (spec.type === "virtio-blk-device") {
+        dev = new VirtioBlk({
+          backend: spec.backend,
+          ...(spec.serial === undefined ? {} : { serial: spec.serial }),
+          onError: (m) => options.onGuestError?.(m),
+        });
+      } else if (spec.type === "virtio-rng-device") {
+        dev = new VirtioRng();
+      } else if (spec.type === "virtio-serial-device") {
+        if (vcon !== undefined) throw new RangeError("only one virtio console is supported");
+        vcon = new VirtioConsole({ onOutput: spec.onOutput ?? ((b) => this.#emit(b)), onInputWanted: () => this.#wake?.() });
+        dev = vcon;
+      } else {
+        dev = spec.device;
+      }
+      devices[slots[i]!] = dev;
+    });
+    this.virtioConsole = vcon;
+    this.virtio = devices.map((device, n) => {
+      const t = new VirtioMmio({
+        memory: this.physicalMemory,
+        ...(device === undefined ? {} : { device }),
+        legacy: options.virtioLegacy ?? false,
+        onIrq: this.plic.irqLine(VIRTIO_IRQ + n),
+        onGuestError: (m) => options.onGuestError?.(m),
+      });
+      this.bus.map(`virtio-mmio@${(VIRT_VIRTIO + n * VIRTIO_MMIO_SIZE).toString(16)}`, VIRT_VIRTIO + n * VIRTIO_MMIO_SIZE, VIRTIO_MMIO_SIZE, t);
+      return t;
+    });
 
     const dramEnd = BigInt(VIRT_DRAM + this.ramSize);
     const top = dramEnd < 0xc000_0000n ? dramEnd : 0xc000_0000n;
@@ -223,6 +345,7 @@ export class Machine {
     const images = this.#loadImages();
     this.firmwareImage = images.firmware;
     this.kernelImage = images.kernel;
+    this.initrdRange = images.initrd;
     this.startAddr = images.startAddr;
     const elf = images.kernel?.elf ?? images.firmware?.elf;
     const tohost = elf?.symbol("tohost");
@@ -275,6 +398,9 @@ export class Machine {
   reset(): void {
     this.#loadImages();
     this.uart.reset();
+    this.plic.reset();
+    this.rtc.reset();
+    for (const v of this.virtio) v.reset();
     this.htif?.reset();
     this.clock.reset();
     this.#resetHarts();
@@ -292,6 +418,8 @@ export class Machine {
       for (;;) {
         this.#pumpInput();
         this.uart.poll();
+        this.rtc.poll();
+        for (const v of this.virtio) v.poll();
         let idle = true;
         for (let h = 0; h < this.harts && this.#pending === undefined; h++) {
           this.cpu.mtime = this.clock.mtime;
@@ -356,6 +484,12 @@ export class Machine {
     }
     const uartAt = this.uart.nextDeadlineNs();
     if (uartAt >= 0) next = Math.min(next, uartAt);
+    const rtcIn = this.rtc.nsUntilAlarm();
+    if (rtcIn >= 0) next = Math.min(next, this.clock.ns() + rtcIn);
+    if (this.virtioConsole !== undefined && this.virtioConsole.pendingInput > 0 && this.virtio.some((v) => v.driverOk)) {
+      // Input waits for receive buffers; look again soon.
+      next = Math.min(next, this.clock.ns() + 10e6);
+    }
     if (this.#input.length > 0 && this.#inputAccepted()) return;
     if (this.clock.icount && next !== Infinity) {
       this.clock.warpTo(next);
@@ -408,12 +542,17 @@ export class Machine {
     for (const b of bytes) this.#emitByte(b);
   }
 
-  #loadImages(): { firmware: LoadedImage | undefined; kernel: LoadedImage | undefined; startAddr: bigint } {
-    const { bios = "none", kernel } = this.#options;
+  #loadImages(): {
+    firmware: LoadedImage | undefined;
+    kernel: LoadedImage | undefined;
+    startAddr: bigint;
+    initrd: { start: bigint; end: bigint } | undefined;
+  } {
+    const { kernel } = this.#options;
+    const bios = this.#options.bios ?? "none";
+    if (bios === "default") throw new Error("unreachable: createMachine resolves bios 'default'");
     let firmware: LoadedImage | undefined;
     let kernelStart = BigInt(VIRT_DRAM);
-    const fdt = buildPlaceholderFdt({ ramBase: VIRT_DRAM, ramSize: this.ramSize, harts: this.harts });
-    if (this.physicalMemory.view(this.fdtAddr, fdt.length) !== undefined) this.physicalMemory.write(this.fdtAddr, fdt);
     if (bios !== "none") {
       firmware = loadImage(this.physicalMemory, bios, { rawAddr: BigInt(VIRT_DRAM), what: "firmware (-bios)" });
       kernelStart = (firmware.endAddr + 0x1f_ffffn) & ~0x1f_ffffn;
@@ -428,11 +567,40 @@ export class Machine {
         );
       }
     }
+    let initrd: { start: bigint; end: bigint } | undefined;
+    const initrdBytes = this.#options.initrd;
+    if (initrdBytes !== undefined) {
+      if (loaded === undefined) throw new RangeError("-initrd needs a kernel (-kernel)");
+      // QEMU's riscv_load_initrd: kernel load address + min(RAM / 2, 128 MiB).
+      const ram = BigInt(this.ramSize);
+      const start = loaded.lowAddr + (ram / 2n < 128n << 20n ? ram / 2n : 128n << 20n);
+      if (this.physicalMemory.view(start, initrdBytes.length) === undefined) {
+        throw new RangeError(`initrd: ${initrdBytes.length} bytes at 0x${start.toString(16)} do not fit in guest RAM`);
+      }
+      this.physicalMemory.write(start, initrdBytes);
+      initrd = { start, end: start + BigInt(initrdBytes.length) };
+    }
+    const fdt = this.buildFdt(initrd);
+    if (fdt.length > FDT_MAX_SIZE) throw new RangeError("device tree larger than 1 MiB");
+    if (this.physicalMemory.view(this.fdtAddr, fdt.length) !== undefined) this.physicalMemory.write(this.fdtAddr, fdt);
     const startAddr = bios === "none" ? (loaded?.entry ?? BigInt(VIRT_DRAM)) : BigInt(VIRT_DRAM);
     const rom = buildResetVector({ startAddr, fdtAddr: this.fdtAddr, nextAddr: loaded?.lowAddr ?? 0n });
     this.physicalMemory.zero(MROM_BASE, MROM_SIZE);
     this.physicalMemory.write(MROM_BASE, rom);
-    return { firmware, kernel: loaded, startAddr };
+    return { firmware, kernel: loaded, startAddr, initrd };
+  }
+
+  /** The device tree the guest gets (QEMU's `-M virt,dumpdtb=FILE` writes the same bytes). */
+  buildFdt(initrd: { start: bigint; end: bigint } | undefined = this.initrdRange): Uint8Array {
+    const o = this.#options;
+    return buildVirtFdt({
+      ramBase: VIRT_DRAM,
+      ramSize: this.ramSize,
+      harts: this.harts,
+      ...(o.bootargs === undefined ? {} : { bootargs: o.bootargs }),
+      ...(initrd === undefined ? {} : { initrd: { start: Number(initrd.start), end: Number(initrd.end) } }),
+      ...(o.rngSeed === undefined ? {} : { rngSeed: o.rngSeed }),
+    });
   }
 
   #resetHarts(): void {

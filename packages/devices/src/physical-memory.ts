@@ -47,6 +47,17 @@ export class PhysicalMemory {
     return this.#blocks.find((b) => a >= b.base && a + length <= b.base + b.bytes.length);
   }
 
+  /**
+   * A view of [addr, addr + length) for a device to fill (DMA into guest memory); the range is
+   * marked dirty now, so fill it before the next dirty-bitmap sync (same thread: before the
+   * next run slice). Undefined when the range is not inside one block.
+   */
+  dirtyView(addr: bigint | number, length: number): Uint8Array | undefined {
+    const v = this.view(addr, length);
+    if (v !== undefined && length > 0) this.#dirty(addr, length);
+    return v;
+  }
+
   readU64(addr: bigint | number): bigint | undefined {
     const v = this.view(addr, 8);
     if (v === undefined) return undefined;

@@ -358,7 +358,9 @@ export class Uart16550 implements MmioDevice {
     }
     this.iir = id | (this.iir & 0xf0);
     const level = id !== UART_IIR_NO_INT;
-    if (level !== this.#irqLevel) {
+    // As QEMU's serial_update_irq: a pending interrupt is raised again on every update (the
+    // PLIC latches raises), a lowered line is reported when it changes.
+    if (level || level !== this.#irqLevel) {
       this.#irqLevel = level;
       this.#irq(level);
     }
