@@ -6,6 +6,8 @@
  * @module
  */
 
+import { parseChardev, parseSocketSpec, type SocketChardev } from "./chardev.ts";
+
 export const MAX_SMP = 32;
 export const MAX_ICOUNT_SHIFT = 10;
 
@@ -37,9 +39,43 @@ export interface RunConfig {
   signature: string | undefined;
   /** Bytes per signature line (Spike's `+signature-granularity`, default 4). */
   signatureGranularity: number;
+  /** `-qmp`, `-monitor`, `-mon`: the monitors, in command-line order. */
+  monitors: MonitorConfig[];
+  /** `-name [guest=]NAME`: QMP query-name, HMP info name. */
+  name: string | undefined;
+  /** `-S`: start in the prelaunch state until `cont`. */
+  startPaused: boolean;
+  /** `-no-shutdown`: a guest poweroff pauses the machine (state `shutdown`) instead of exiting. */
+  noShutdown: boolean;
+  /** `-d` log items. */
+  log: Set<LogItem>;
+  /** `-D FILE`: where `-d` logs go (default stderr). */
+  logFile: string | undefined;
+  /** `-chardev socket,id=...` by id, for `-mon chardev=ID`. */
+  chardevs: Map<string, SocketChardev>;
   /** `-M help`, `-cpu help`, `-help`, `-version`: print and exit. */
-  help: "machine" | "cpu" | "usage" | "version" | undefined;
+  help: "machine" | "cpu" | "usage" | "version" | "log" | undefined;
 }
+
+/** A QMP (`control`) or HMP (`readline`) monitor on a socket or on stdio. */
+export interface MonitorConfig {
+  mode: "control" | "readline";
+  /** A listening socket, or "stdio" (`-monitor stdio`). */
+  chardev: SocketChardev | "stdio";
+  /** `-qmp-pretty` / `pretty=on`: indented JSON. */
+  pretty: boolean;
+  /** `-mon chardev=ID`: the `-chardev` id, until parseRunArgs resolves it into `chardev`. */
+  chardevId?: string;
+}
+
+/** QEMU's `-d` items we know; `int` and `cpu_reset` need CPU hooks (see README). */
+export const LOG_ITEMS = {
+  guest_errors: "log when the guest OS does something invalid (eg accessing a non-existent register)",
+  unimp: "log unimplemented functionality",
+  int: "show interrupts/exceptions in short format",
+  cpu_reset: "show CPU state before CPU resets",
+} as const;
+export type LogItem = keyof typeof LOG_ITEMS;
 
 interface OptionDef {
   /** Takes an argument. */
@@ -168,6 +204,46 @@ function applySerial(cfg: RunConfig, value: string, opt: string): void {
   cfg.serial = value;
 }
 
+function applyQmp(cfg: RunConfig, value: string, opt: string, mode: "control" | "readline", pretty = false): void {
+  if (value === "none" && mode === "readline") return;
+  if (value === "stdio") {
+    if (cfg.monitors.some((m) => m.chardev === "stdio")) throw new UsageError(`${opt}: stdio is already in use`);
+    cfg.monitors.push({ mode, chardev: "stdio", pretty });
+    return;
+  }
+  const chardev = parseSocketSpec(value, opt);
+  if (chardev === undefined) {
+    throw new UsageError(`${opt} ${value}: not supported yet (supported: unix:PATH,server=on,wait=off, tcp:HOST:PORT,server=on,wait=off${mode === "readline" ? ", stdio, none" : ""})`);
+  }
+  cfg.monitors.push({ mode, chardev, pretty });
+}
+
+function applyMon(cfg: RunConfig, value: string, opt: string): void {
+  const kv = parseKeyVals(value, "chardev", opt);
+  onlyKeys(kv, ["chardev", "mode", "pretty"], opt, "mon");
+  const id = kv.get("chardev");
+  if (id === undefined) throw new UsageError(`${opt}: Parameter 'chardev' is missing`);
+  const mode = kv.get("mode") ?? "readline";
+  if (mode !== "control" && mode !== "readline") throw new UsageError(`${opt}: Parameter 'mode' does not accept value '${mode}'`);
+  const pretty = kv.get("pretty") === "on";
+  // The chardev may come later on the command line: resolved at the end of parseRunArgs.
+  cfg.monitors.push({ mode, chardev: "stdio", pretty, chardevId: id });
+}
+
+export const LOG_HELP =
+  "Log items (comma separated):\n" + Object.entries(LOG_ITEMS).map(([k, v]) => `${k.padEnd(15)} ${v}\n`).join("");
+
+function applyLog(cfg: RunConfig, value: string, opt: string): void {
+  for (const item of value.split(",")) {
+    if (item === "help" || item === "?") {
+      cfg.help = "log";
+      return;
+    }
+    if (!Object.hasOwn(LOG_ITEMS, item)) throw new UsageError(`${opt}: unknown log item '${item}' (use -d help to list them)`);
+    cfg.log.add(item as LogItem);
+  }
+}
+
 function applyTimeout(cfg: RunConfig, value: string, opt: string): void {
   const n = Number(value);
   if (value.trim() === "" || !Number.isFinite(n) || n <= 0) {
@@ -221,12 +297,34 @@ const OPTIONS: Record<string, OptionDef> = {
     },
   },
   display: { arg: true, apply: accept(["none"]) },
-  monitor: { arg: true, apply: accept(["none"]) },
+  monitor: { arg: true, apply: (cfg, v, opt) => applyQmp(cfg, v, opt, "readline") },
+  qmp: { arg: true, apply: (cfg, v, opt) => applyQmp(cfg, v, opt, "control") },
+  "qmp-pretty": { arg: true, apply: (cfg, v, opt) => applyQmp(cfg, v, opt, "control", true) },
+  mon: { arg: true, apply: applyMon },
+  chardev: {
+    arg: true,
+    apply: (cfg, v, opt) => {
+      const { id, chardev } = parseChardev(v, opt);
+      if (cfg.chardevs.has(id)) throw new UsageError(`${opt}: attempt to add duplicate property '${id}' to object (type 'container')`);
+      cfg.chardevs.set(id, chardev);
+    },
+  },
+  S: { arg: false, apply: (cfg) => { cfg.startPaused = true; } },
+  "no-shutdown": { arg: false, apply: (cfg) => { cfg.noShutdown = true; } },
+  d: { arg: true, apply: applyLog },
+  D: { arg: true, apply: (cfg, v) => { cfg.logFile = v; } },
   vga: { arg: true, apply: accept(["none"]) },
   nic: { arg: true, apply: accept(["none"]) },
   net: { arg: true, apply: accept(["none"]) },
   accel: { arg: true, apply: accept(["tcg"]) },
-  name: { arg: true, apply: () => {} },
+  name: {
+    arg: true,
+    apply: (cfg, v, opt) => {
+      const kv = parseKeyVals(v, "guest", opt);
+      onlyKeys(kv, ["guest", "process", "debug-threads"], opt, "name");
+      cfg.name = kv.get("guest");
+    },
+  },
   nodefaults: { arg: false, apply: () => {} },
   help: { arg: false, apply: (cfg) => { cfg.help = "usage"; } },
   h: { arg: false, apply: (cfg) => { cfg.help = "usage"; } },
@@ -234,11 +332,11 @@ const OPTIONS: Record<string, OptionDef> = {
 };
 
 for (const name of [
-  "S", "s", "gdb", "qmp", "qmp-pretty", "incoming", "drive", "device", "netdev", "global", "chardev", "mon",
-  "snapshot", "loadvm", "d", "D", "object", "rtc", "uuid", "enable-kvm", "append", "initrd", "dtb", "hda", "hdb",
+  "s", "gdb", "incoming", "drive", "device", "netdev", "global",
+  "snapshot", "loadvm", "object", "rtc", "uuid", "enable-kvm", "append", "initrd", "dtb", "hda", "hdb",
   "cdrom", "boot", "fsdev", "virtfs", "audiodev", "smbios", "fw_cfg", "pflash", "blockdev", "numa", "overcommit",
   "daemonize", "pidfile", "trace", "plugin", "semihosting", "semihosting-config", "readconfig", "writeconfig",
-  "no-shutdown", "action", "watchdog-action", "k", "usb", "usbdevice", "parallel", "debugcon", "sandbox", "L",
+  "action", "watchdog-action", "k", "usb", "usbdevice", "parallel", "debugcon", "sandbox", "L",
 ]) {
   OPTIONS[name] = UNSUPPORTED;
 }
@@ -258,6 +356,13 @@ export function defaultRunConfig(): RunConfig {
     cpu: "rv64",
     signature: undefined,
     signatureGranularity: 4,
+    monitors: [],
+    name: undefined,
+    startPaused: false,
+    noShutdown: false,
+    log: new Set(),
+    logFile: undefined,
+    chardevs: new Map(),
     help: undefined,
   };
 }
@@ -294,6 +399,13 @@ export function parseRunArgs(argv: readonly string[]): RunConfig {
     }
     def.apply!(cfg, value, opt);
     if (cfg.help !== undefined) return cfg;
+  }
+  for (const mon of cfg.monitors) {
+    if (mon.chardevId === undefined) continue;
+    const chardev = cfg.chardevs.get(mon.chardevId);
+    if (chardev === undefined) throw new UsageError(`-mon: chardev "${mon.chardevId}" not found`);
+    mon.chardev = chardev;
+    delete mon.chardevId;
   }
   return cfg;
 }

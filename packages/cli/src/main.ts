@@ -5,10 +5,15 @@
  * @module
  */
 
-import { readFileSync, writeFileSync } from "node:fs";
-import { createMachine, type Machine, type RunResult } from "@ferryvm/devices";
-import { CPUS, MACHINES, parseRunArgs, UsageError, type RunConfig } from "./args.ts";
+import { closeSync, openSync, readFileSync, writeFileSync, writeSync } from "node:fs";
+import { createMachine, type Machine } from "@ferryvm/devices";
+import { CPUS, LOG_HELP, MACHINES, parseRunArgs, UsageError, type RunConfig } from "./args.ts";
+import { formatAddress } from "./chardev.ts";
 import { ConsoleEscape, MUX_HELP } from "./console.ts";
+import { VmController } from "./controller.ts";
+import type { MonitorContext } from "./hmp.ts";
+import { HmpSocketServer, ReadlineMonitor } from "./monitor.ts";
+import { QmpServer } from "./qmp/server.ts";
 
 export interface CliIo {
   /** Guest console output. */
@@ -163,6 +168,10 @@ async function run(cfg: RunConfig, io: CliIo): Promise<number> {
     io.stdout(enc.encode("Supported machines are:\n" + MACHINES.map((m) => `${m.name.padEnd(20)} ${m.desc}\n`).join("")));
     return 0;
   }
+  if (cfg.help === "log") {
+    io.stdout(enc.encode(LOG_HELP));
+    return 0;
+  }
   if (cfg.help === "cpu") {
     io.stdout(enc.encode("Available CPUs:\n" + CPUS.map((c) => `  ${c}\n`).join("")));
     return 0;
@@ -175,6 +184,7 @@ async function run(cfg: RunConfig, io: CliIo): Promise<number> {
   const serial = cfg.serial ?? (cfg.nographic ? "mon:stdio" : "stdio");
   const consoleOn = serial === "mon:stdio" || serial === "stdio";
   let machine: Machine;
+  let guestErrorSink: ((line: string) => void) | undefined;
   try {
     machine = await createMachine({
       ramSize: cfg.ramSize,
@@ -183,7 +193,8 @@ async function run(cfg: RunConfig, io: CliIo): Promise<number> {
       kernel,
       onConsoleOutput: consoleOn ? io.stdout : undefined,
       onErrorOutput: (b) => io.stderr(new TextDecoder().decode(b)),
-      onGuestError: (m) => io.stderr(`vm-cli: guest error: ${m}\n`),
+      // QEMU logs guest errors only with -d guest_errors (see openLog).
+      onGuestError: (m) => guestErrorSink?.(`${m}\n`),
       icount: cfg.icountShift === undefined ? undefined : { shift: cfg.icountShift },
     });
   } catch (e) {
@@ -191,44 +202,114 @@ async function run(cfg: RunConfig, io: CliIo): Promise<number> {
     throw e;
   }
 
-  const detach = consoleOn ? attachConsole(machine, io, serial === "mon:stdio") : () => {};
-  let signalled: NodeJS.Signals | undefined;
+  const log = openLog(cfg, io);
+  const ctx: MonitorContext = {
+    controller: undefined as unknown as VmController,
+    harts: cfg.smp,
+    name: cfg.name,
+    packageVersion: version(),
+  };
+  const controller = new VmController(machine, {
+    startPaused: cfg.startPaused,
+    noReboot: cfg.noReboot,
+    noShutdown: cfg.noShutdown,
+    keepOnError: cfg.monitors.length > 0,
+    onError: (e) => io.stderr(`vm-cli: internal error: ${e instanceof Error ? e.message : String(e)}\n`),
+  });
+  ctx.controller = controller;
+  if (log.guestErrors) guestErrorSink = log.write;
+
+  const servers: { close(): Promise<void>; waitForClient(): Promise<void>; wait: boolean; address: string }[] = [];
+  let stdioMonitor = false;
+  try {
+    for (const mon of cfg.monitors) {
+      if (mon.chardev === "stdio") {
+        if (mon.mode === "control") throw new UsageError("-qmp stdio: not supported yet (use a unix: or tcp: socket)");
+        stdioMonitor = true;
+        continue;
+      }
+      const server = mon.mode === "control" ? new QmpServer(ctx, { pretty: mon.pretty }) : new HmpSocketServer(ctx);
+      let address: string;
+      try {
+        address = await server.listen(mon.chardev);
+      } catch (e) {
+        throw new UsageError(`${mon.mode === "control" ? "-qmp" : "-monitor"} ${formatAddress(mon.chardev.address)}: Failed to listen: ${e instanceof Error ? e.message : String(e)}`);
+      }
+      servers.push({ close: () => server.close(), waitForClient: () => server.waitForClient(), wait: mon.chardev.wait, address });
+      if (mon.chardev.address.transport === "tcp" && mon.chardev.address.port === 0) {
+        io.stderr(`vm-cli: ${mon.mode === "control" ? "QMP" : "monitor"} listening on ${address}\n`);
+      }
+    }
+    for (const s of servers) {
+      if (!s.wait) continue;
+      io.stderr(`vm-cli: waiting for connection on: ${s.address},server=on\n`);
+      await s.waitForClient();
+    }
+  } catch (e) {
+    await Promise.all(servers.map((s) => s.close()));
+    log.close();
+    throw e;
+  }
+
+  const detach = consoleOn || stdioMonitor ? attachConsole(machine, controller, ctx, io, serial === "mon:stdio", stdioMonitor) : () => {};
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  if (cfg.timeoutSeconds !== undefined) timer = setTimeout(() => void controller.timeout(), cfg.timeoutSeconds * 1000);
   const onSignal = (sig: NodeJS.Signals): void => {
-    signalled = sig;
-    machine.stop();
+    void controller.signal(sig);
   };
   const signals: NodeJS.Signals[] = io.handleSignals ? ["SIGINT", "SIGTERM", "SIGHUP"] : [];
   for (const s of signals) process.on(s, onSignal);
   try {
-    const timeoutMs = cfg.timeoutSeconds === undefined ? undefined : cfg.timeoutSeconds * 1000;
-    const started = performance.now();
-    for (;;) {
-      const left = timeoutMs === undefined ? undefined : Math.max(0, timeoutMs - (performance.now() - started));
-      const result: RunResult = await machine.run({ timeoutMs: left });
-      if (result.kind === "reset") {
-        if (cfg.noReboot) return 0;
-        machine.reset();
-        continue;
-      }
-      if (result.kind === "timeout") {
-        io.stderr(`vm-cli: timeout: the guest was still running after ${cfg.timeoutSeconds} s\n`);
-        return EXIT_TIMEOUT;
-      }
-      if (result.kind === "stopped") {
-        if (signalled !== undefined) {
-          io.stderr(`vm-cli: terminating on signal ${signalled}\n`);
-          return 128 + (SIGNAL_NUMBERS[signalled] ?? 0);
-        }
-        io.stderr("vm-cli: terminated\n");
-        return 0;
-      }
-      if (cfg.signature !== undefined) writeSignature(machine, cfg, io);
-      return exitStatus(result.code);
+    const outcome = await controller.start();
+    if (outcome.kind === "timeout") {
+      io.stderr(`vm-cli: timeout: the guest was still running after ${cfg.timeoutSeconds} s\n`);
+      return EXIT_TIMEOUT;
     }
+    if (outcome.kind === "signal") {
+      io.stderr(`vm-cli: terminating on signal ${outcome.signal}\n`);
+      return 128 + (SIGNAL_NUMBERS[outcome.signal] ?? 0);
+    }
+    if (outcome.kind === "quit") {
+      if (outcome.cause === "host-ui") io.stderr("vm-cli: terminated\n");
+      return exitStatus(outcome.code);
+    }
+    if (cfg.signature !== undefined) writeSignature(machine, cfg, io);
+    return exitStatus(outcome.code);
   } finally {
+    if (timer !== undefined) clearTimeout(timer);
     for (const s of signals) process.off(s, onSignal);
     detach();
+    // Let responses already queued (quit's {"return": {}}) reach the sockets first.
+    await new Promise((r) => setImmediate(r));
+    await Promise.all(servers.map((s) => s.close()));
+    log.close();
   }
+}
+
+interface LogSink {
+  guestErrors: boolean;
+  write: (line: string) => void;
+  close: () => void;
+}
+
+/** `-d` items to stderr or to the `-D` file. */
+function openLog(cfg: RunConfig, io: CliIo): LogSink {
+  const enabled = cfg.log.has("guest_errors") || cfg.log.has("unimp");
+  for (const item of ["int", "cpu_reset"] as const) {
+    if (cfg.log.has(item)) io.stderr(`vm-cli: warning: -d ${item}: the CPU has no trace hook for it yet; nothing is logged\n`);
+  }
+  if (cfg.logFile === undefined) return { guestErrors: enabled, write: (l) => io.stderr(l), close: () => {} };
+  let fd: number;
+  try {
+    fd = openSync(cfg.logFile, "w");
+  } catch (e) {
+    throw new UsageError(`-D ${cfg.logFile}: ${e instanceof Error && "code" in e ? String((e as NodeJS.ErrnoException).code) : String(e)}`);
+  }
+  return {
+    guestErrors: enabled,
+    write: (l) => writeSync(fd, l),
+    close: () => closeSync(fd),
+  };
 }
 
 /**
@@ -259,27 +340,57 @@ function writeSignature(machine: Machine, cfg: RunConfig, io: CliIo): void {
 
 const SIGNAL_NUMBERS: Partial<Record<NodeJS.Signals, number>> = { SIGHUP: 1, SIGINT: 2, SIGTERM: 15 };
 
-/** Wires stdin to the guest; returns the function that undoes it. */
-function attachConsole(machine: Machine, io: CliIo, mux: boolean): () => void {
+/**
+ * Wires stdin to the guest and the monitor; returns the function that undoes it. With the
+ * `mon:stdio` multiplexer Ctrl-A is a prefix whether stdin is a terminal or a pipe (as QEMU's
+ * char-mux); `C-a c` switches between the guest console and the HMP monitor.
+ */
+function attachConsole(
+  machine: Machine,
+  controller: VmController,
+  ctx: MonitorContext,
+  io: CliIo,
+  mux: boolean,
+  monitorFirst: boolean,
+): () => void {
   const stdin = io.stdin;
   if (stdin === null) return () => {};
   const raw = io.isTTY && io.setRawMode !== undefined;
   if (raw) io.setRawMode!(true);
-  const escape = raw ? new ConsoleEscape(mux) : undefined;
+  const escape = mux || raw ? new ConsoleEscape(mux || monitorFirst) : undefined;
+  const monitor = new ReadlineMonitor(ctx, (t) => io.stdout(new TextEncoder().encode(t)), { echo: io.isTTY });
+  let inMonitor = monitorFirst;
+  if (inMonitor) monitor.focus();
+  const toGuestOrMonitor = (bytes: Uint8Array): void => {
+    if (bytes.length === 0) return;
+    if (inMonitor) void monitor.feed(bytes);
+    else machine.sendConsoleInput(bytes);
+  };
   const onData = (chunk: Buffer | string): void => {
     const bytes = typeof chunk === "string" ? new TextEncoder().encode(chunk) : new Uint8Array(chunk);
     if (escape === undefined) {
-      machine.sendConsoleInput(bytes);
+      toGuestOrMonitor(bytes);
       return;
     }
-    const { forward, actions } = escape.process(bytes);
-    if (forward.length > 0) machine.sendConsoleInput(forward);
-    for (const a of actions) {
-      if (a === "quit") machine.stop();
-      else if (a === "help") io.stderr(MUX_HELP);
-      else if (a === "break") machine.sendBreak();
-      else if (a === "monitor") io.stderr("\nvm-cli: the monitor is not supported yet\n");
+    // Actions apply at their place in the input: split the chunk at each escape.
+    let start = 0;
+    for (let i = 0; i < bytes.length; i++) {
+      const { forward, actions } = escape.process(bytes.subarray(i, i + 1));
+      if (actions.length === 0 && forward.length === 1 && forward[0] === bytes[i]) continue;
+      toGuestOrMonitor(bytes.subarray(start, i));
+      start = i + 1;
+      if (forward.length > 0) toGuestOrMonitor(forward);
+      for (const a of actions) {
+        if (a === "quit") void controller.quit("host-ui");
+        else if (a === "help") io.stderr(MUX_HELP);
+        else if (a === "break") machine.sendBreak();
+        else if (a === "monitor" && mux) {
+          inMonitor = !inMonitor;
+          if (inMonitor) monitor.focus();
+        }
+      }
     }
+    toGuestOrMonitor(bytes.subarray(start));
   };
   stdin.on("data", onData);
   stdin.resume();

@@ -1,0 +1,300 @@
+/**
+ * {@link VmController}: QEMU's run states (softmmu/runstate.c) over a {@link Machine} that only
+ * knows run()/stop()/reset(). One loop owns the machine: it runs it while the state is
+ * `running`, and applies requests (stop, cont, system_reset, quit...) between runs, so
+ * `machine.reset()` never races a run. Events (STOP, RESUME, RESET, SHUTDOWN, POWERDOWN) go to
+ * listeners as QEMU emits them, data shaped as QEMU 7.2's QAPI events.
+ *
+ * @module
+ */
+
+import type { RunResult } from "@ferryvm/devices";
+import type { JsonValue } from "./qmp/json.ts";
+
+/** QEMU 7.2's RunState (qapi/run-state.json); we enter the ones marked in the README. */
+export type RunState =
+  | "debug" | "inmigrate" | "internal-error" | "io-error" | "paused" | "postmigrate" | "prelaunch"
+  | "finish-migrate" | "restore-vm" | "running" | "save-vm" | "shutdown" | "suspended" | "watchdog"
+  | "guest-panicked" | "colo";
+
+/** QEMU 7.2's ShutdownCause, as carried by SHUTDOWN and RESET events. */
+export type ShutdownCause =
+  | "host-error" | "host-qmp-quit" | "host-qmp-system-reset" | "host-signal" | "host-ui"
+  | "guest-shutdown" | "guest-reset" | "guest-panic";
+
+/** An event as QMP sends it, without the timestamp. */
+export interface VmEvent {
+  event: "STOP" | "RESUME" | "RESET" | "SHUTDOWN" | "POWERDOWN";
+  data?: { [key: string]: JsonValue };
+}
+
+/** What the controller needs of a machine (a `Machine` from @ferryvm/devices). */
+export interface ControlledMachine {
+  run(): Promise<RunResult>;
+  stop(): void;
+  reset(): void;
+}
+
+export interface VmControllerOptions {
+  /** `-S`: start in `prelaunch` until cont. */
+  startPaused?: boolean;
+  /** `-no-reboot`: a reset request becomes a shutdown. */
+  noReboot?: boolean;
+  /** `-no-shutdown`: a guest poweroff pauses in `shutdown` instead of ending the run. */
+  noShutdown?: boolean;
+  /** Stay in `internal-error` when the machine throws (true when a monitor can inspect it). */
+  keepOnError?: boolean;
+  /** Told about a machine error kept in `internal-error`. */
+  onError?: (e: unknown) => void;
+}
+
+/** How the run ended. */
+export type VmOutcome =
+  | { kind: "exit"; code: number }
+  | { kind: "quit"; cause: ShutdownCause; code: number }
+  | { kind: "timeout" }
+  | { kind: "signal"; signal: NodeJS.Signals };
+
+/** A command refused in this state (QMP GenericError, HMP "Error: ..."). */
+export class ControllerError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = "ControllerError";
+  }
+}
+
+type RequestKind =
+  | { kind: "stop" }
+  | { kind: "cont" }
+  | { kind: "reset"; cause: ShutdownCause }
+  | { kind: "powerdown" }
+  | { kind: "quit"; cause: ShutdownCause }
+  | { kind: "timeout" }
+  | { kind: "signal"; signal: NodeJS.Signals };
+
+interface Request {
+  what: RequestKind;
+  resolve: () => void;
+  reject: (e: unknown) => void;
+}
+
+const GUEST_CAUSES: readonly ShutdownCause[] = ["guest-shutdown", "guest-reset", "guest-panic"];
+
+export class VmController {
+  #machine: ControlledMachine;
+  #options: VmControllerOptions;
+  #state: RunState;
+  #requests: Request[] = [];
+  #wake: (() => void) | undefined;
+  #inRun = false;
+  #outcome: VmOutcome | undefined;
+  #listeners = new Set<(e: VmEvent) => void>();
+  /** The guest's exit code when a poweroff was held by -no-shutdown. */
+  #guestCode = 0;
+  #started = false;
+
+  constructor(machine: ControlledMachine, options: VmControllerOptions = {}) {
+    this.#machine = machine;
+    this.#options = options;
+    this.#state = options.startPaused ? "prelaunch" : "running";
+  }
+
+  get state(): RunState {
+    return this.#state;
+  }
+
+  /** QMP's `running`: true only in the `running` state. */
+  get running(): boolean {
+    return this.#state === "running";
+  }
+
+  /** The run has ended (quit, guest exit, signal...): commands are no-ops. */
+  get finished(): boolean {
+    return this.#outcome !== undefined;
+  }
+
+  /** Subscribes to events; returns the unsubscribe function. */
+  onEvent(listener: (e: VmEvent) => void): () => void {
+    this.#listeners.add(listener);
+    return () => this.#listeners.delete(listener);
+  }
+
+  /** Runs the machine until the run ends; call once. */
+  async start(): Promise<VmOutcome> {
+    if (this.#started) throw new Error("VmController.start() called twice");
+    this.#started = true;
+    return await this.#loop();
+  }
+
+  /** QMP `stop`: running → paused (STOP); other states unchanged, as QEMU. */
+  stop(): Promise<void> {
+    return this.#post({ kind: "stop" });
+  }
+
+  /** QMP `cont`: → running (RESUME); refused in `shutdown` and `internal-error`. */
+  cont(): Promise<void> {
+    return this.#post({ kind: "cont" });
+  }
+
+  /** QMP `system_reset` (RESET; with -no-reboot a SHUTDOWN instead). */
+  systemReset(cause: ShutdownCause = "host-qmp-system-reset"): Promise<void> {
+    return this.#post({ kind: "reset", cause });
+  }
+
+  /** QMP `system_powerdown`: POWERDOWN; `virt` in QEMU 7.2 has no power button to press. */
+  powerdown(): Promise<void> {
+    return this.#post({ kind: "powerdown" });
+  }
+
+  /** QMP `quit` (SHUTDOWN host-qmp-quit), or another host cause; ends the run. */
+  quit(cause: ShutdownCause = "host-qmp-quit"): Promise<void> {
+    return this.#post({ kind: "quit", cause });
+  }
+
+  /** A host signal: SHUTDOWN host-signal, the run ends with the signal. */
+  signal(signal: NodeJS.Signals): Promise<void> {
+    return this.#post({ kind: "signal", signal });
+  }
+
+  /** Our --timeout: the run ends with `timeout`. */
+  timeout(): Promise<void> {
+    return this.#post({ kind: "timeout" });
+  }
+
+  #post(what: RequestKind): Promise<void> {
+    if (this.#outcome !== undefined) return Promise.resolve();
+    return new Promise<void>((resolve, reject) => {
+      this.#requests.push({ what, resolve, reject });
+      if (this.#inRun) this.#machine.stop();
+      this.#wake?.();
+    });
+  }
+
+  #emit(event: VmEvent): void {
+    for (const l of [...this.#listeners]) l(event);
+  }
+
+  #setState(state: RunState): void {
+    this.#state = state;
+  }
+
+  /** QEMU's vm_stop: only a running machine stops, with a STOP event. */
+  #vmStop(state: RunState): void {
+    if (this.#state !== "running") {
+      if (state !== "paused") this.#setState(state);
+      return;
+    }
+    this.#setState(state);
+    this.#emit({ event: "STOP" });
+  }
+
+  /** QEMU's qemu_system_shutdown + main_loop_should_exit: SHUTDOWN, then exit or pause. */
+  #shutdown(cause: ShutdownCause, code: number, poweroff: boolean): void {
+    this.#emit({ event: "SHUTDOWN", data: { guest: GUEST_CAUSES.includes(cause), reason: cause } });
+    if (this.#options.noShutdown && !poweroff) {
+      this.#guestCode = code;
+      this.#vmStop("shutdown");
+      return;
+    }
+    this.#outcome = { kind: "quit", cause, code };
+  }
+
+  /** QEMU's qemu_system_reset_request + the main loop's reset. */
+  #reset(cause: ShutdownCause): void {
+    if (this.#options.noReboot) {
+      this.#shutdown(cause, 0, false);
+      return;
+    }
+    this.#machine.reset();
+    this.#emit({ event: "RESET", data: { guest: GUEST_CAUSES.includes(cause), reason: cause } });
+    if (this.#state !== "running") this.#setState("prelaunch");
+  }
+
+  #apply(what: RequestKind): void {
+    switch (what.kind) {
+      case "stop":
+        this.#vmStop("paused");
+        return;
+      case "cont":
+        if (this.#state === "shutdown" || this.#state === "internal-error") {
+          throw new ControllerError("Resetting the Virtual Machine is required");
+        }
+        if (this.#state === "running") return;
+        this.#setState("running");
+        this.#emit({ event: "RESUME" });
+        return;
+      case "reset":
+        this.#reset(what.cause);
+        return;
+      case "powerdown":
+        this.#emit({ event: "POWERDOWN" });
+        return;
+      case "quit":
+        this.#shutdown(what.cause, this.#guestCode, true);
+        return;
+      case "signal":
+        this.#emit({ event: "SHUTDOWN", data: { guest: false, reason: "host-signal" } });
+        this.#outcome = { kind: "signal", signal: what.signal };
+        return;
+      case "timeout":
+        this.#outcome = { kind: "timeout" };
+        return;
+    }
+  }
+
+  #onRunResult(result: RunResult): void {
+    switch (result.kind) {
+      case "stopped":
+      case "timeout":
+        return;
+      case "reset":
+        this.#reset("guest-reset");
+        return;
+      case "exit":
+        // QEMU 7.2's sifive_test calls exit() without an event; we say SHUTDOWN first so
+        // QMP clients learn why the connection closes (and -no-shutdown can hold the VM).
+        this.#shutdown("guest-shutdown", result.code, false);
+        if (this.#outcome?.kind === "quit") this.#outcome = { kind: "exit", code: result.code };
+        return;
+    }
+  }
+
+  async #loop(): Promise<VmOutcome> {
+    for (;;) {
+      while (this.#requests.length > 0 && this.#outcome === undefined) {
+        const r = this.#requests.shift()!;
+        try {
+          this.#apply(r.what);
+          r.resolve();
+        } catch (e) {
+          r.reject(e);
+        }
+      }
+      if (this.#outcome !== undefined) {
+        for (const r of this.#requests.splice(0)) r.resolve();
+        return this.#outcome;
+      }
+      if (this.#state === "running") {
+        let result: RunResult;
+        this.#inRun = true;
+        try {
+          result = await this.#machine.run();
+        } catch (e) {
+          if (!this.#options.keepOnError) throw e;
+          this.#options.onError?.(e);
+          this.#vmStop("internal-error");
+          continue;
+        } finally {
+          this.#inRun = false;
+        }
+        this.#onRunResult(result);
+      } else {
+        await new Promise<void>((resolve) => {
+          this.#wake = resolve;
+          if (this.#requests.length > 0) resolve();
+        });
+        this.#wake = undefined;
+      }
+    }
+  }
+}

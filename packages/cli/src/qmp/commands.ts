@@ -1,0 +1,133 @@
+/**
+ * The QMP commands we have, with their argument schemas checked as QEMU's generated
+ * visitors do (qapi/qobject-input-visitor.c): unknown argument → "Parameter 'x' is
+ * unexpected", missing → "Parameter 'x' is missing", wrong type → "Invalid parameter type
+ * for 'x', expected: T". Return shapes and key orders are QEMU 7.2's (see the fixtures in
+ * qmp.test.ts).
+ *
+ * @module
+ */
+
+import { ControllerError } from "../controller.ts";
+import { executeHmp, type MonitorContext } from "../hmp.ts";
+import type { JsonValue } from "./json.ts";
+import { QEMU_VERSION } from "./version.ts";
+
+/** A QMP error: class and description, as `{"error": {"class", "desc"}}`. */
+export class QmpError extends Error {
+  readonly errorClass: "GenericError" | "CommandNotFound";
+  constructor(errorClass: "GenericError" | "CommandNotFound", desc: string) {
+    super(desc);
+    this.errorClass = errorClass;
+  }
+}
+
+type ArgType = "str" | "int" | "bool" | { enumList: readonly string[] };
+
+interface ArgSpec {
+  type: ArgType;
+  optional?: boolean;
+}
+
+export interface QmpCommand {
+  args: Record<string, ArgSpec>;
+  run: (ctx: MonitorContext, args: Record<string, JsonValue>) => Promise<JsonValue> | JsonValue;
+}
+
+const TYPE_NAMES = { str: "string", int: "integer", bool: "boolean" } as const;
+
+/** Checks `args` against a command's schema; throws QEMU's GenericError messages. */
+export function checkArgs(spec: Record<string, ArgSpec>, args: Record<string, JsonValue>): void {
+  for (const key of Object.keys(args)) {
+    if (!Object.hasOwn(spec, key)) throw new QmpError("GenericError", `Parameter '${key}' is unexpected`);
+  }
+  for (const [key, s] of Object.entries(spec)) {
+    const v = args[key];
+    if (!Object.hasOwn(args, key)) {
+      if (s.optional) continue;
+      throw new QmpError("GenericError", `Parameter '${key}' is missing`);
+    }
+    const t = s.type;
+    if (typeof t === "object") {
+      if (!Array.isArray(v)) throw new QmpError("GenericError", `Invalid parameter type for '${key}', expected: array`);
+      for (const item of v) {
+        if (typeof item !== "string") throw new QmpError("GenericError", `Invalid parameter type for 'null', expected: string`);
+        // QEMU 7.2 names a list element 'null' in this message.
+        if (!t.enumList.includes(item)) throw new QmpError("GenericError", `Parameter 'null' does not accept value '${item}'`);
+      }
+      continue;
+    }
+    const ok = t === "str" ? typeof v === "string" : t === "bool" ? typeof v === "boolean" : Number.isInteger(v);
+    if (!ok) throw new QmpError("GenericError", `Invalid parameter type for '${key}', expected: ${TYPE_NAMES[t]}`);
+  }
+}
+
+async function act(p: Promise<void>): Promise<JsonValue> {
+  try {
+    await p;
+  } catch (e) {
+    if (e instanceof ControllerError) throw new QmpError("GenericError", e.message);
+    throw e;
+  }
+  return {};
+}
+
+export function versionInfo(ctx: MonitorContext): JsonValue {
+  const v = QEMU_VERSION;
+  return { qemu: { micro: v.micro, minor: v.minor, major: v.major }, package: `FerryVM ${ctx.packageVersion}` };
+}
+
+export const QMP_COMMANDS: Record<string, QmpCommand> = {
+  "qmp_capabilities": { args: { enable: { type: { enumList: ["oob"] }, optional: true } }, run: () => ({}) },
+  "query-status": {
+    args: {},
+    run: (ctx) => ({ status: ctx.controller.state, singlestep: false, running: ctx.controller.running }),
+  },
+  "stop": { args: {}, run: (ctx) => act(ctx.controller.stop()) },
+  "cont": { args: {}, run: (ctx) => act(ctx.controller.cont()) },
+  "system_reset": { args: {}, run: (ctx) => act(ctx.controller.systemReset()) },
+  "system_powerdown": { args: {}, run: (ctx) => act(ctx.controller.powerdown()) },
+  "quit": { args: {}, run: (ctx) => act(ctx.controller.quit()) },
+  "query-cpus-fast": {
+    args: {},
+    run: (ctx) =>
+      Array.from({ length: ctx.harts }, (_, i) => ({
+        // Every hart runs on the one Node.js thread.
+        "thread-id": process.pid,
+        props: { "core-id": i },
+        "qom-path": `/machine/soc0/harts[${i}]`,
+        "cpu-index": i,
+        target: "riscv64",
+      })),
+  },
+  "query-commands": { args: {}, run: () => Object.keys(QMP_COMMANDS).map((name) => ({ name })) },
+  "query-version": { args: {}, run: versionInfo },
+  "query-name": { args: {}, run: (ctx): JsonValue => (ctx.name === undefined ? {} : { name: ctx.name }) },
+  "query-kvm": { args: {}, run: () => ({ enabled: false, present: false }) },
+  "query-target": { args: {}, run: () => ({ arch: "riscv64" }) },
+  "query-machines": {
+    args: {},
+    run: () => [
+      {
+        "hotpluggable-cpus": false,
+        name: "virt",
+        "numa-mem-supported": true,
+        "default-cpu-type": "rv64-riscv-cpu",
+        // QEMU's VIRT_CPUS_MAX is 512; our CPU module has room for 32 harts.
+        "cpu-max": 32,
+        deprecated: false,
+        "default-ram-id": "riscv_virt_board.ram",
+      },
+    ],
+  },
+  "human-monitor-command": {
+    args: { "command-line": { type: "str" }, "cpu-index": { type: "int", optional: true } },
+    run: async (ctx, args) => {
+      const cpu = args["cpu-index"];
+      if (typeof cpu === "number" && (cpu < 0 || cpu >= ctx.harts)) {
+        throw new QmpError("GenericError", `Parameter 'cpu-index' expects a CPU number`);
+      }
+      return (await executeHmp(args["command-line"] as string, ctx)).replace(/\r?\n/g, "\r\n");
+    },
+  },
+};

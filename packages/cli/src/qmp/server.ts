@@ -1,0 +1,252 @@
+/**
+ * The QMP server (QEMU's monitor/qmp.c over a listening chardev): greeting, capabilities
+ * negotiation, commands run one at a time per connection in the order received, events to
+ * every connection past negotiation. A client that disconnects mid-command only loses its
+ * answer; errors in a command become GenericError and never reach the machine loop.
+ *
+ * @module
+ */
+
+import { unlinkSync } from "node:fs";
+import net from "node:net";
+import { formatAddress, type SocketChardev } from "../chardev.ts";
+import type { VmEvent } from "../controller.ts";
+import type { MonitorContext } from "../hmp.ts";
+import { QMP_COMMANDS, QmpError, checkArgs, versionInfo } from "./commands.ts";
+import { formatJson, JsonStreamer, type JsonItem, type JsonValue } from "./json.ts";
+
+/** QEMU's event timestamp: wall-clock seconds and microseconds. */
+export function timestamp(): { seconds: number; microseconds: number } {
+  const us = Math.floor((performance.timeOrigin + performance.now()) * 1000);
+  return { seconds: Math.floor(us / 1e6), microseconds: us % 1e6 };
+}
+
+/** Handles one QMP connection's input; `write` sends one JSON value. */
+export class QmpSession {
+  #ctx: MonitorContext;
+  #write: (v: JsonValue) => void;
+  #streamer = new JsonStreamer();
+  #negotiated = false;
+  #oob = false;
+  #chain: Promise<void> = Promise.resolve();
+  #closed = false;
+
+  constructor(ctx: MonitorContext, write: (v: JsonValue) => void) {
+    this.#ctx = ctx;
+    this.#write = write;
+  }
+
+  /** The greeting QEMU sends first. */
+  greeting(): JsonValue {
+    return { QMP: { version: versionInfo(this.#ctx), capabilities: ["oob"] } };
+  }
+
+  /** Past qmp_capabilities: events are sent. */
+  get negotiated(): boolean {
+    return this.#negotiated;
+  }
+
+  event(e: VmEvent): void {
+    if (!this.#negotiated || this.#closed) return;
+    const msg: Record<string, JsonValue> = { timestamp: timestamp(), event: e.event };
+    if (e.data !== undefined) msg["data"] = e.data;
+    this.#write(msg);
+  }
+
+  /** Feeds received text; commands are queued and run in order. Resolves when they are done. */
+  feed(text: string): Promise<void> {
+    for (const item of this.#streamer.push(text)) {
+      this.#chain = this.#chain.then(() => this.#handle(item));
+    }
+    return this.#chain;
+  }
+
+  close(): void {
+    this.#closed = true;
+  }
+
+  #respond(v: JsonValue): void {
+    if (!this.#closed) this.#write(v);
+  }
+
+  async #handle(item: JsonItem): Promise<void> {
+    if (this.#closed) return;
+    if ("error" in item) {
+      this.#respond({ error: { class: "GenericError", desc: item.error } });
+      return;
+    }
+    const req = item.value;
+    let id: JsonValue | undefined;
+    try {
+      if (req === null || typeof req !== "object" || Array.isArray(req)) {
+        throw new QmpError("GenericError", "QMP input must be a JSON object");
+      }
+      id = Object.hasOwn(req, "id") ? req["id"] : undefined;
+      const { command, args } = this.#checkObj(req);
+      const ret = await this.#dispatch(command, args);
+      const rsp: Record<string, JsonValue> = { return: ret };
+      if (id !== undefined) rsp["id"] = id;
+      this.#respond(rsp);
+    } catch (e) {
+      const err = e instanceof QmpError ? e : new QmpError("GenericError", e instanceof Error ? e.message : String(e));
+      // QEMU's QDict puts "id" before "error".
+      const rsp: Record<string, JsonValue> = {};
+      if (id !== undefined) rsp["id"] = id;
+      rsp["error"] = { class: err.errorClass, desc: err.message };
+      this.#respond(rsp);
+    }
+  }
+
+  /** qmp_dispatch_check_obj. */
+  #checkObj(req: { [key: string]: JsonValue }): { command: string; args: Record<string, JsonValue> } {
+    let execKey: string | undefined;
+    for (const [key, v] of Object.entries(req)) {
+      if (key === "execute" || (key === "exec-oob" && this.#oob)) {
+        if (typeof v !== "string") throw new QmpError("GenericError", `QMP input member '${key}' must be a string`);
+        if (execKey !== undefined) throw new QmpError("GenericError", `QMP input member '${key}' clashes with '${execKey}'`);
+        execKey = key;
+      } else if (key === "arguments") {
+        if (v === null || typeof v !== "object" || Array.isArray(v)) {
+          throw new QmpError("GenericError", "QMP input member 'arguments' must be an object");
+        }
+      } else if (key !== "id") {
+        throw new QmpError("GenericError", `QMP input member '${key}' is unexpected`);
+      }
+    }
+    if (execKey === undefined) throw new QmpError("GenericError", "QMP input lacks member 'execute'");
+    const command = req[execKey] as string;
+    if (execKey === "exec-oob" && QMP_COMMANDS[command] !== undefined) {
+      throw new QmpError("GenericError", `The command ${command} does not support OOB`);
+    }
+    const args = (req["arguments"] ?? {}) as Record<string, JsonValue>;
+    return { command, args };
+  }
+
+  async #dispatch(command: string, args: Record<string, JsonValue>): Promise<JsonValue> {
+    const cmd = Object.hasOwn(QMP_COMMANDS, command) ? QMP_COMMANDS[command] : undefined;
+    if (!this.#negotiated) {
+      if (command !== "qmp_capabilities") {
+        throw new QmpError("CommandNotFound", "Expecting capabilities negotiation with 'qmp_capabilities'");
+      }
+    } else if (command === "qmp_capabilities") {
+      throw new QmpError("CommandNotFound", "Capabilities negotiation is already complete, command ignored");
+    }
+    if (cmd === undefined) throw new QmpError("CommandNotFound", `The command ${command} has not been found`);
+    checkArgs(cmd.args, args);
+    const ret = await cmd.run(this.#ctx, args);
+    if (command === "qmp_capabilities") {
+      this.#negotiated = true;
+      this.#oob = Array.isArray(args["enable"]) && args["enable"].includes("oob");
+    }
+    return ret;
+  }
+}
+
+export interface QmpServerOptions {
+  /** `-qmp-pretty` / `pretty=on`. */
+  pretty?: boolean;
+}
+
+/** A listening QMP socket: any number of clients, each its own session. */
+export class QmpServer {
+  #ctx: MonitorContext;
+  #pretty: boolean;
+  #server: net.Server | undefined;
+  #sockets = new Set<net.Socket>();
+  #sessions = new Set<QmpSession>();
+  #unixPath: string | undefined;
+  #firstClient: Promise<void>;
+  #gotClient!: () => void;
+  #unsubscribe: () => void;
+
+  constructor(ctx: MonitorContext, options: QmpServerOptions = {}) {
+    this.#ctx = ctx;
+    this.#pretty = options.pretty ?? false;
+    this.#firstClient = new Promise((r) => (this.#gotClient = r));
+    this.#unsubscribe = ctx.controller.onEvent((e) => {
+      for (const s of this.#sessions) s.event(e);
+    });
+  }
+
+  /** Starts listening; resolves with the address (a tcp port 0 resolved to the real port). */
+  async listen(chardev: SocketChardev): Promise<string> {
+    const server = net.createServer((socket) => this.#accept(socket));
+    this.#server = server;
+    const a = chardev.address;
+    await new Promise<void>((resolve, reject) => {
+      server.once("error", reject);
+      if (a.transport === "unix") {
+        // QEMU removes a stale socket file before binding.
+        try {
+          unlinkSync(a.path);
+        } catch {
+          // none there
+        }
+        this.#unixPath = a.path;
+        server.listen(a.path, () => resolve());
+      } else {
+        server.listen(a.port, a.host === "" ? undefined : a.host, () => resolve());
+      }
+    });
+    server.on("error", () => {});
+    const bound = server.address();
+    if (a.transport === "tcp" && bound !== null && typeof bound === "object") {
+      return formatAddress({ transport: "tcp", host: bound.address, port: bound.port });
+    }
+    return formatAddress(a);
+  }
+
+  /** Resolves when the first client connects (`wait=on`). */
+  waitForClient(): Promise<void> {
+    return this.#firstClient;
+  }
+
+  #accept(socket: net.Socket): void {
+    this.#sockets.add(socket);
+    this.#gotClient();
+    const write = (v: JsonValue): void => {
+      if (!socket.destroyed && socket.writable) socket.write(formatJson(v, this.#pretty) + "\r\n");
+    };
+    const session = new QmpSession(this.#ctx, write);
+    this.#sessions.add(session);
+    write(session.greeting());
+    socket.setEncoding("utf8");
+    socket.on("data", (text: string) => {
+      session.feed(text).catch(() => {});
+    });
+    socket.on("error", () => {});
+    socket.on("close", () => {
+      session.close();
+      this.#sessions.delete(session);
+      this.#sockets.delete(socket);
+    });
+  }
+
+  /** Stops listening and ends every connection after what was written to it. */
+  async close(): Promise<void> {
+    this.#unsubscribe();
+    const closing = [...this.#sockets].map(
+      (s) =>
+        new Promise<void>((resolve) => {
+          const t = setTimeout(() => {
+            s.destroy();
+            resolve();
+          }, 500);
+          s.once("close", () => {
+            clearTimeout(t);
+            resolve();
+          });
+          s.end();
+        }),
+    );
+    if (this.#server !== undefined) await new Promise<void>((r) => this.#server!.close(() => r()));
+    await Promise.all(closing);
+    if (this.#unixPath !== undefined) {
+      try {
+        unlinkSync(this.#unixPath);
+      } catch {
+        // already gone
+      }
+    }
+  }
+}
