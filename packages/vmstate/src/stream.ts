@@ -77,23 +77,28 @@ export class ByteWriter implements VMStateOutput {
   }
 
   putU8(v: number): void {
-    this.#buf[this.#reserve(1)] = v;
+    const at = this.#reserve(1);
+    this.#buf[at] = v;
   }
 
   putBe16(v: number): void {
-    this.#view.setUint16(this.#reserve(2), v);
+    const at = this.#reserve(2);
+    this.#view.setUint16(at, v);
   }
 
   putBe32(v: number): void {
-    this.#view.setUint32(this.#reserve(4), v >>> 0);
+    const at = this.#reserve(4);
+    this.#view.setUint32(at, v >>> 0);
   }
 
   putBe64(v: bigint): void {
-    this.#view.setBigUint64(this.#reserve(8), BigInt.asUintN(64, v));
+    const at = this.#reserve(8);
+    this.#view.setBigUint64(at, BigInt.asUintN(64, v));
   }
 
   putBytes(bytes: Uint8Array): void {
-    this.#buf.set(bytes, this.#reserve(bytes.length));
+    const at = this.#reserve(bytes.length);
+    this.#buf.set(bytes, at);
   }
 }
 
