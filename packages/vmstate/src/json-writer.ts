@@ -91,9 +91,10 @@ export class JsonWriter {
   }
 
   #leave(isArray: boolean): void {
-    if (this.#containerIsArray.pop() !== isArray) {
+    if (this.#containerIsArray.at(-1) !== isArray) {
       throw new Error(`JsonWriter: no open ${isArray ? "array" : "object"} to end`);
     }
+    this.#containerIsArray.pop();
     this.#needComma = true;
     this.#newline();
   }
