@@ -2,7 +2,9 @@ import { readFileSync } from "node:fs";
 import { describe, expect, it } from "vitest";
 import {
   JsonWriter,
+  loadStateFromBytes,
   saveState,
+  saveStateToBytes,
   ByteWriter,
   type VMStateDescription,
   type VMStateField,
@@ -140,102 +142,117 @@ describe("vmdesc JSON matches QEMU 7.2's text for the virt machine's devices", (
   });
 
   it("cpu (struct arrays, subsections with struct arrays inside)", () => {
-    type Cpu = Record<string, unknown>;
-    const u64 = (k: string) => vmstateUint64<Cpu>(k as never);
-    const u32 = (k: string) => vmstateUint32<Cpu>(k as never);
-    const u64s = (k: string, n: number) => vmstateUint64Array<Cpu>(k as never, n);
-    const u8s = (k: string, n: number) => vmstateUint8Array<Cpu>(k as never, n);
-    const env = (names: string) => names.split(" ").map((n) => `env.${n}`);
-    const state: Cpu = {};
-    const init = (fields: VMStateField<Cpu>[]) => {
-      for (const f of fields) {
-        const l = f.layout;
-        if (l.kind === "single") state[f.name] = l.info.name === "uint64" ? 0n : 0;
-        if (l.kind === "array") {
-          const n = (l.count as { fixed: number }).fixed;
-          state[f.name] = l.info.name === "uint64" ? new BigUint64Array(n) : new Uint8Array(n);
-        }
-      }
-      return fields;
-    };
-    type Entry = Record<string, unknown>;
-    const pmu: VMStateDescription<Entry> = {
-      name: "cpu/pmu",
-      version_id: 1,
-      minimum_version_id: 1,
-      fields: [
-        ...["mhpmcounter_val", "mhpmcounterh_val", "mhpmcounter_prev", "mhpmcounterh_prev"].map((k) =>
-          vmstateUint64<Entry>(k as never)
-        ),
-        vmstateBool<Entry>("started" as never),
-      ],
-    };
-    const pmpEntry: VMStateDescription<Entry> = {
-      name: "cpu/pmp/entry",
-      version_id: 1,
-      minimum_version_id: 1,
-      fields: [vmstateUint64<Entry>("addr_reg" as never), vmstateUint8<Entry>("cfg_reg" as never)],
-    };
-    state["env.pmu_ctrs"] = Array.from({ length: 32 }, () => ({
-      mhpmcounter_val: 0n,
-      mhpmcounterh_val: 0n,
-      mhpmcounter_prev: 0n,
-      mhpmcounterh_prev: 0n,
-      started: false,
-    }));
-    state["env.pmp_state.pmp"] = Array.from({ length: 16 }, () => ({ addr_reg: 0n, cfg_reg: 0 }));
-    const sub = (name: string, version: number, fields: VMStateField<Cpu>[]): VMStateDescription<Cpu> => ({
-      name,
-      version_id: version,
-      minimum_version_id: 1,
-      fields,
-    });
-    const cpu: VMStateDescription<Cpu> = {
-      name: "cpu",
-      version_id: 5,
-      minimum_version_id: 5,
-      fields: init([
-        u64s("env.gpr", 32),
-        u64s("env.fpr", 32),
-        u8s("env.miprio", 64),
-        u8s("env.siprio", 64),
-        ...env("pc load_res load_val frm badaddr guest_phys_fault_addr priv_ver vext_ver").map(u64),
-        ...env("misa_mxl misa_ext misa_mxl_max misa_ext_mask features").map(u32),
-        ...env(
-          "priv virt resetvec mhartid mstatus mip miclaim mie mideleg satp stval medeleg stvec sepc scause " +
-            "mtvec mepc mcause mtval miselect siselect scounteren mcounteren mcountinhibit",
-        ).map(u64),
-        vmstateStructArray<Cpu, never>("env.pmu_ctrs" as never, 32, pmu as never),
-        u64s("env.mhpmevent_val", 32),
-        u64s("env.mhpmeventh_val", 32),
-        ...env("sscratch mscratch mfromhost mtohost stimecmp").map(u64),
-      ]),
-      subsections: [
-        sub("cpu/pmp", 1, [vmstateStructArray<Cpu, never>("env.pmp_state.pmp" as never, 16, pmpEntry as never)]),
-        sub(
-          "cpu/hyper",
-          2,
-          init([
-            ...env("hstatus hedeleg hideleg hcounteren htval htinst hgatp hgeie hgeip htimedelta vstimecmp hvictl")
-              .map(u64),
-            u8s("env.hviprio", 64),
-            ...env(
-              "vsstatus vstvec vsscratch vsepc vscause vstval vsatp vsiselect mtval2 mtinst stvec_hs sscratch_hs " +
-                "sepc_hs scause_hs stval_hs satp_hs mstatus_hs",
-            ).map(u64),
-          ]),
-        ),
-        sub("cpu/envcfg", 1, init(env("menvcfg senvcfg henvcfg").map(u64))),
-        sub(
-          "cpu/debug",
-          2,
-          init([u64("env.trigger_cur"), u64s("env.tdata1", 2), u64s("env.tdata2", 2), u64s("env.tdata3", 2)]),
-        ),
-      ],
-    };
+    const { cpu, state } = cpuDescription();
     expect(vmdescJson(cpu, state, { name: "cpu" })).toBe(qemu.cpu);
   });
+
+  it("cpu: QEMU's section loads whole (four subsections) and saves back to the same bytes", async () => {
+    const bytes = new Uint8Array(readFileSync(new URL("./testdata/qemu-7.2-virt-cpu.bin", import.meta.url)));
+    const { cpu, state } = cpuDescription();
+    await loadStateFromBytes(bytes, cpu, state, { versionId: 5 });
+    expect(state["env.pc"]).toBe(0x1000n);
+    expect(state["env.misa_mxl"]).toBe(2);
+    expect(saveStateToBytes(cpu, state)).toEqual(bytes);
+  });
 });
+
+/** QEMU 7.2's riscv "cpu" description (target/riscv/machine.c) over a flat state object. */
+function cpuDescription(): { cpu: VMStateDescription<Record<string, unknown>>; state: Record<string, unknown> } {
+  type Cpu = Record<string, unknown>;
+  const u64 = (k: string) => vmstateUint64<Cpu>(k as never);
+  const u32 = (k: string) => vmstateUint32<Cpu>(k as never);
+  const u64s = (k: string, n: number) => vmstateUint64Array<Cpu>(k as never, n);
+  const u8s = (k: string, n: number) => vmstateUint8Array<Cpu>(k as never, n);
+  const env = (names: string) => names.split(" ").map((n) => `env.${n}`);
+  const state: Cpu = {};
+  const init = (fields: VMStateField<Cpu>[]) => {
+    for (const f of fields) {
+      const l = f.layout;
+      if (l.kind === "single") state[f.name] = l.info.name === "uint64" ? 0n : 0;
+      if (l.kind === "array") {
+        const n = (l.count as { fixed: number }).fixed;
+        state[f.name] = l.info.name === "uint64" ? new BigUint64Array(n) : new Uint8Array(n);
+      }
+    }
+    return fields;
+  };
+  type Entry = Record<string, unknown>;
+  const pmu: VMStateDescription<Entry> = {
+    name: "cpu/pmu",
+    version_id: 1,
+    minimum_version_id: 1,
+    fields: [
+      ...["mhpmcounter_val", "mhpmcounterh_val", "mhpmcounter_prev", "mhpmcounterh_prev"].map((k) =>
+        vmstateUint64<Entry>(k as never)
+      ),
+      vmstateBool<Entry>("started" as never),
+    ],
+  };
+  const pmpEntry: VMStateDescription<Entry> = {
+    name: "cpu/pmp/entry",
+    version_id: 1,
+    minimum_version_id: 1,
+    fields: [vmstateUint64<Entry>("addr_reg" as never), vmstateUint8<Entry>("cfg_reg" as never)],
+  };
+  state["env.pmu_ctrs"] = Array.from({ length: 32 }, () => ({
+    mhpmcounter_val: 0n,
+    mhpmcounterh_val: 0n,
+    mhpmcounter_prev: 0n,
+    mhpmcounterh_prev: 0n,
+    started: false,
+  }));
+  state["env.pmp_state.pmp"] = Array.from({ length: 16 }, () => ({ addr_reg: 0n, cfg_reg: 0 }));
+  const sub = (name: string, version: number, fields: VMStateField<Cpu>[]): VMStateDescription<Cpu> => ({
+    name,
+    version_id: version,
+    minimum_version_id: 1,
+    fields,
+  });
+  const cpu: VMStateDescription<Cpu> = {
+    name: "cpu",
+    version_id: 5,
+    minimum_version_id: 5,
+    fields: init([
+      u64s("env.gpr", 32),
+      u64s("env.fpr", 32),
+      u8s("env.miprio", 64),
+      u8s("env.siprio", 64),
+      ...env("pc load_res load_val frm badaddr guest_phys_fault_addr priv_ver vext_ver").map(u64),
+      ...env("misa_mxl misa_ext misa_mxl_max misa_ext_mask features").map(u32),
+      ...env(
+        "priv virt resetvec mhartid mstatus mip miclaim mie mideleg satp stval medeleg stvec sepc scause " +
+          "mtvec mepc mcause mtval miselect siselect scounteren mcounteren mcountinhibit",
+      ).map(u64),
+      vmstateStructArray<Cpu, never>("env.pmu_ctrs" as never, 32, pmu as never),
+      u64s("env.mhpmevent_val", 32),
+      u64s("env.mhpmeventh_val", 32),
+      ...env("sscratch mscratch mfromhost mtohost stimecmp").map(u64),
+    ]),
+    subsections: [
+      sub("cpu/pmp", 1, [vmstateStructArray<Cpu, never>("env.pmp_state.pmp" as never, 16, pmpEntry as never)]),
+      sub(
+        "cpu/hyper",
+        2,
+        init([
+          ...env("hstatus hedeleg hideleg hcounteren htval htinst hgatp hgeie hgeip htimedelta vstimecmp hvictl")
+            .map(u64),
+          u8s("env.hviprio", 64),
+          ...env(
+            "vsstatus vstvec vsscratch vsepc vscause vstval vsatp vsiselect mtval2 mtinst stvec_hs sscratch_hs " +
+              "sepc_hs scause_hs stval_hs satp_hs mstatus_hs",
+          ).map(u64),
+        ]),
+      ),
+      sub("cpu/envcfg", 1, init(env("menvcfg senvcfg henvcfg").map(u64))),
+      sub(
+        "cpu/debug",
+        2,
+        init([u64("env.trigger_cur"), u64s("env.tdata1", 2), u64s("env.tdata2", 2), u64s("env.tdata3", 2)]),
+      ),
+    ],
+  };
+  return { cpu, state };
+}
 
 describe("vmdesc JSON of the other field kinds", () => {
   interface Inner {
