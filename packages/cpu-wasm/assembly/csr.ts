@@ -18,19 +18,35 @@ export const MISA_RV64IMACSU: u64 = (<u64>2 << 62) | (1 << 0) | (1 << 2) | (1 <<
 /** UXL = SXL = 2 (64-bit), read-only. */
 export const MSTATUS_XL: u64 = (<u64>2 << 32) | (<u64>2 << 34);
 
+// QEMU 7.2 keeps mstatus.VS writable without the V extension (and SD follows it).
+const MSTATUS_VS: u64 = 0x600;
+const MSTATUS_SD: u64 = <u64>1 << 63;
 const MSTATUS_WRITABLE: u64 = C.MSTATUS_SIE | C.MSTATUS_MIE | C.MSTATUS_SPIE | C.MSTATUS_MPIE |
   C.MSTATUS_SPP | C.MSTATUS_MPP | C.MSTATUS_MPRV | C.MSTATUS_SUM | C.MSTATUS_MXR |
-  C.MSTATUS_TVM | C.MSTATUS_TW | C.MSTATUS_TSR;
+  C.MSTATUS_TVM | C.MSTATUS_TW | C.MSTATUS_TSR | MSTATUS_VS;
 const SSTATUS_MASK: u64 = C.MSTATUS_SIE | C.MSTATUS_SPIE | C.MSTATUS_SPP | C.MSTATUS_SUM |
-  C.MSTATUS_MXR | (<u64>3 << 32);
+  C.MSTATUS_MXR | MSTATUS_VS | (<u64>3 << 32) | MSTATUS_SD;
+/** marchid and mimpid of QEMU 7.2.22, the reference: (major << 16) | (minor << 8) | micro. */
+export const QEMU_MARCHID: u64 = 0x70216;
+const MSTATUS_UXL: u64 = <u64>3 << 32;
+const MSTATUS_GVA_MPV: u64 = <u64>3 << 38;
 const S_INTS: u64 = (1 << C.IRQ_S_SOFT) | (1 << C.IRQ_S_TIMER) | (1 << C.IRQ_S_EXT);
 const M_INTS: u64 = (1 << C.IRQ_M_SOFT) | (1 << C.IRQ_M_TIMER) | (1 << C.IRQ_M_EXT);
-const MIP_WRITABLE: u64 = S_INTS;
+// QEMU 7.2 lets the VS interrupt bits (2, 6, 10) and LCOFI (13) be written, delegated and
+// enabled even without the H and Sscofpmf extensions; nothing ever takes them.
+const VS_INTS: u64 = 0x444;
+const LCOFI: u64 = 0x2000;
+const SGEI: u64 = 0x1000;
+const DELEGABLE_INTS: u64 = S_INTS | VS_INTS | LCOFI;
+const MIP_WRITABLE: u64 = DELEGABLE_INTS;
+const MIE_WRITABLE: u64 = M_INTS | S_INTS | VS_INTS | SGEI | LCOFI;
 /** Exceptions QEMU 7.2 lets medeleg delegate (no hypervisor). */
 const DELEGABLE_EXCPS: u64 = 0xf0_bfff;
 const ENVCFG_MASK: u64 = 0xf1;
 /** menvcfg.STCE (Sstc): stimecmp drives STIP. */
 const MENVCFG_STCE: u64 = <u64>1 << 63;
+/** menvcfg.PBMTE: writable on QEMU 7.2 (Svpbmt page attributes are accepted in PTEs when set). */
+const MENVCFG_PBMTE: u64 = <u64>1 << 62;
 const MIP_STIP: u64 = 1 << C.IRQ_S_TIMER;
 
 /** mip as software sees it: stored bits, device lines, MTIP from the CLINT comparator. */
@@ -72,7 +88,7 @@ export function csrRead(hart: usize, csr: u32, priv: u32): u64 {
       if (!counterEnabled(hart, csr, priv)) break;
       return load<u64>(machineArea + MA_MTIME);
     case C.CSR_SSTATUS: return load<u64>(hart + H_MSTATUS) & SSTATUS_MASK;
-    case C.CSR_SIE: return load<u64>(hart + H_MIE) & load<u64>(hart + H_MIDELEG);
+    case C.CSR_SIE: return load<u64>(hart + H_MIE) & load<u64>(hart + H_MIDELEG) & S_INTS;
     case C.CSR_STVEC: return load<u64>(hart + H_STVEC);
     case C.CSR_SCOUNTEREN: return load<u64>(hart + H_SCOUNTEREN);
     case C.CSR_SENVCFG: return load<u64>(hart + H_SENVCFG);
@@ -80,7 +96,7 @@ export function csrRead(hart: usize, csr: u32, priv: u32): u64 {
     case C.CSR_SEPC: return load<u64>(hart + H_SEPC);
     case C.CSR_SCAUSE: return load<u64>(hart + H_SCAUSE);
     case C.CSR_STVAL: return load<u64>(hart + H_STVAL);
-    case C.CSR_SIP: return effectiveMip(hart) & load<u64>(hart + H_MIDELEG);
+    case C.CSR_SIP: return effectiveMip(hart) & load<u64>(hart + H_MIDELEG) & (S_INTS | LCOFI);
     case C.CSR_SATP:
       if (priv == PRV_S && (load<u64>(hart + H_MSTATUS) & C.MSTATUS_TVM)) break;
       return load<u64>(hart + H_SATP);
@@ -89,10 +105,11 @@ export function csrRead(hart: usize, csr: u32, priv: u32): u64 {
       if (priv != PRV_M && (!(load<u64>(hart + H_MCOUNTEREN) & 2) || !(load<u64>(hart + H_MENVCFG) & MENVCFG_STCE))) break;
       return load<u64>(hart + H_STIMECMP);
     case C.CSR_MVENDORID:
-    case C.CSR_MARCHID:
-    case C.CSR_MIMPID:
     case C.CSR_MCONFIGPTR:
       return 0;
+    case C.CSR_MARCHID:
+    case C.CSR_MIMPID:
+      return QEMU_MARCHID;
     case C.CSR_MHARTID: return load<u64>(hart + H_MHARTID);
     case C.CSR_MSTATUS: return load<u64>(hart + H_MSTATUS);
     case C.CSR_MISA: return load<u64>(hart + H_MISA);
@@ -148,31 +165,37 @@ export function csrWrite(hart: usize, csr: u32, v: u64, priv: u32): u32 {
   }
   switch (csr) {
     case C.CSR_SSTATUS: {
-      const mask = SSTATUS_MASK & ~(<u64>3 << 32);
+      const mask = SSTATUS_MASK & ~MSTATUS_SD;
       return writeMstatus(hart, (load<u64>(hart + H_MSTATUS) & ~mask) | (v & mask));
     }
     case C.CSR_SIE: {
-      const mask = load<u64>(hart + H_MIDELEG);
+      const mask = load<u64>(hart + H_MIDELEG) & S_INTS;
       store<u64>(hart + H_MIE, (load<u64>(hart + H_MIE) & ~mask) | (v & mask));
       return CSR_WRITE_RESYNC;
     }
     case C.CSR_STVEC: if ((v & 3) < 2) store<u64>(hart + H_STVEC, v); return CSR_WRITE_PLAIN;
-    case C.CSR_SCOUNTEREN: store<u64>(hart + H_SCOUNTEREN, v & 0xffff_ffff); return CSR_WRITE_PLAIN;
+    case C.CSR_SCOUNTEREN: store<u64>(hart + H_SCOUNTEREN, v); return CSR_WRITE_PLAIN;
     case C.CSR_SENVCFG: store<u64>(hart + H_SENVCFG, v & ENVCFG_MASK); return CSR_WRITE_PLAIN;
     case C.CSR_SSCRATCH: store<u64>(hart + H_SSCRATCH, v); return CSR_WRITE_PLAIN;
     case C.CSR_SEPC: store<u64>(hart + H_SEPC, v); return CSR_WRITE_PLAIN;
-    case C.CSR_STIMECMP: store<u64>(hart + H_STIMECMP, v); return CSR_WRITE_RESYNC;
+    case C.CSR_STIMECMP: {
+      store<u64>(hart + H_STIMECMP, v);
+      // QEMU 7.2 also updates the stored STIP on every write (it matters while STCE is 0).
+      const mip = load<u64>(hart + H_MIP) & ~MIP_STIP;
+      store<u64>(hart + H_MIP, load<u64>(machineArea + MA_MTIME) >= v ? mip | MIP_STIP : mip);
+      return CSR_WRITE_RESYNC;
+    }
     case C.CSR_SCAUSE: store<u64>(hart + H_SCAUSE, v); return CSR_WRITE_PLAIN;
     case C.CSR_STVAL: store<u64>(hart + H_STVAL, v); return CSR_WRITE_PLAIN;
     case C.CSR_SIP: {
-      const mask = load<u64>(hart + H_MIDELEG) & (1 << C.IRQ_S_SOFT);
+      const mask = load<u64>(hart + H_MIDELEG) & ((1 << C.IRQ_S_SOFT) | LCOFI);
       store<u64>(hart + H_MIP, (load<u64>(hart + H_MIP) & ~mask) | (v & mask));
       return CSR_WRITE_RESYNC;
     }
     case C.CSR_SATP: {
       const mode = v >> 60;
       if (mode == 0 || mode == 8 || mode == 9) {
-        store<u64>(hart + H_SATP, v & 0xf000_ffff_ffff_ffff);
+        store<u64>(hart + H_SATP, v);
         flushAllTlbs(hart);
       }
       return CSR_WRITE_RESYNC;
@@ -181,11 +204,11 @@ export function csrWrite(hart: usize, csr: u32, v: u64, priv: u32): u32 {
       return writeMstatus(hart, v);
     case C.CSR_MISA: return CSR_WRITE_PLAIN;
     case C.CSR_MEDELEG: store<u64>(hart + H_MEDELEG, v & DELEGABLE_EXCPS); return CSR_WRITE_PLAIN;
-    case C.CSR_MIDELEG: store<u64>(hart + H_MIDELEG, v & S_INTS); return CSR_WRITE_RESYNC;
-    case C.CSR_MIE: store<u64>(hart + H_MIE, v & (S_INTS | M_INTS)); return CSR_WRITE_RESYNC;
+    case C.CSR_MIDELEG: store<u64>(hart + H_MIDELEG, v & DELEGABLE_INTS); return CSR_WRITE_RESYNC;
+    case C.CSR_MIE: store<u64>(hart + H_MIE, v & MIE_WRITABLE); return CSR_WRITE_RESYNC;
     case C.CSR_MTVEC: if ((v & 3) < 2) store<u64>(hart + H_MTVEC, v); return CSR_WRITE_PLAIN;
-    case C.CSR_MCOUNTEREN: store<u64>(hart + H_MCOUNTEREN, v & 0xffff_ffff); return CSR_WRITE_PLAIN;
-    case C.CSR_MENVCFG: store<u64>(hart + H_MENVCFG, v & (ENVCFG_MASK | MENVCFG_STCE)); return CSR_WRITE_RESYNC;
+    case C.CSR_MCOUNTEREN: store<u64>(hart + H_MCOUNTEREN, v); return CSR_WRITE_PLAIN;
+    case C.CSR_MENVCFG: store<u64>(hart + H_MENVCFG, v & (ENVCFG_MASK | MENVCFG_PBMTE | MENVCFG_STCE)); return CSR_WRITE_RESYNC;
     case C.CSR_MCOUNTINHIBIT: store<u64>(hart + H_MCOUNTINHIBIT, v); return CSR_WRITE_PLAIN;
     case C.CSR_MSCRATCH: store<u64>(hart + H_MSCRATCH, v); return CSR_WRITE_PLAIN;
     case C.CSR_MEPC: store<u64>(hart + H_MEPC, v); return CSR_WRITE_PLAIN;
@@ -215,7 +238,7 @@ export function csrWrite(hart: usize, csr: u32, v: u64, priv: u32): u32 {
         if (pmpCfg(hart, i) & PMP_L) return CSR_WRITE_PLAIN;
         // A locked TOR entry above also locks this address.
         if (i < 15 && (pmpCfg(hart, i + 1) & (PMP_L | 0x18)) == (PMP_L | 0x08)) return CSR_WRITE_PLAIN;
-        store<u64>(hart + H_PMPADDR + (<usize>i << 3), v & 0x3f_ffff_ffff_ffff);
+        store<u64>(hart + H_PMPADDR + (<usize>i << 3), v); // QEMU 7.2 keeps all 64 bits
         flushAllTlbs(hart);
         return CSR_WRITE_RESYNC;
       }
@@ -239,10 +262,13 @@ function hpmWrite(hart: usize, base: usize, i: u32, v: u64): void {
 
 function writeMstatus(hart: usize, v: u64): u32 {
   const old = load<u64>(hart + H_MSTATUS);
-  let nv = (old & ~MSTATUS_WRITABLE) | (v & MSTATUS_WRITABLE);
-  // MPP is WARL: 2 (reserved) keeps the old value.
-  if (((nv >> 11) & 3) == 2) nv = (nv & ~C.MSTATUS_MPP) | (old & C.MSTATUS_MPP);
-  nv = (nv & ~(<u64>0xf << 32)) | MSTATUS_XL;
+  // As QEMU 7.2: GVA and MPV are writable, and so is UXL when the value written is nonzero.
+  let mask = MSTATUS_WRITABLE | MSTATUS_GVA_MPV;
+  if (v & MSTATUS_UXL) mask |= MSTATUS_UXL;
+  let nv = (old & ~mask) | (v & mask);
+  // MPP = 2 (reserved) is stored as written, as QEMU 7.2 does; mret treats it as U.
+  nv &= ~MSTATUS_SD;
+  if ((nv & MSTATUS_VS) == MSTATUS_VS) nv |= MSTATUS_SD;
   store<u64>(hart + H_MSTATUS, nv);
   if ((old ^ nv) & (C.MSTATUS_SUM | C.MSTATUS_MXR)) flushAllTlbs(hart);
   return CSR_WRITE_RESYNC;

@@ -1,6 +1,6 @@
 // Entry of the cpu-wasm module: raw exports, no bindings, no allocation.
 import {
-  H_PC, H_PRIV, H_MISA, H_MSTATUS, H_MHARTID, H_MTIMECMP, HART_STATE_SIZE, PRV_M,
+  H_PC, H_PRIV, H_MISA, H_MSTATUS, H_MHARTID, HART_STATE_SIZE, PRV_M,
 } from "./hart-layout";
 import { setConfig, hartBase, flushAllTlbs, flushStoreTlb } from "./state";
 import { csrRead, csrWrite, csrIllegal, MISA_RV64IMACSU, MSTATUS_XL } from "./csr";
@@ -21,8 +21,7 @@ export function resetHart(hart: u32, pc: u64): void {
   store<u64>(h + H_MISA, MISA_RV64IMACSU);
   store<u64>(h + H_MSTATUS, MSTATUS_XL);
   store<u64>(h + H_MHARTID, <u64>hart);
-  // No timer interrupt until the CLINT's mtimecmp is written.
-  store<u64>(h + H_MTIMECMP, 0xffff_ffff_ffff_ffff);
+  // mtimecmp resets to 0, so MTIP is pending from the start, as on QEMU 7.2.
   flushAllTlbs(h);
 }
 

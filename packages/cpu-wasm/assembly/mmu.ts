@@ -141,7 +141,8 @@ export function translate(hart: usize, va: u64, acc: u32, priv: u32): u64 {
     }
     const ppn = (pte >> 10) & 0xfff_ffff_ffff;
     if (!(pte & (PTE_R | PTE_X))) {
-      if (i == 0) break;
+      // Pointer: QEMU 7.2 faults on A, D or U set in a non-leaf PTE (reserved there).
+      if (i == 0 || (pte & (PTE_A | PTE_D | PTE_U))) break;
       a = ppn << 12;
       continue;
     }

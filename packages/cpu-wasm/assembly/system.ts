@@ -8,6 +8,7 @@ import { eventPending, trapPending, trapCause, trapTval, requestExit, flushAllTl
 import { loadSlow, amoHost } from "./mmu";
 import { csrRead, csrWrite, csrIllegal, CSR_WRITE_RESYNC } from "./csr";
 import { takeTrap, wfiWakes, doMret, doSret } from "./trap";
+import { pmpAnyActive } from "./pmp";
 
 /** Done: the loop advances pc. */
 export const X_NEXT = 0;
@@ -122,6 +123,8 @@ export function execSystem(h: usize, insn: u32, pc: u64, priv: u32): i32 {
     if (insn == 0x0010_0073) return trap(h, pc, 3, 0); /* ebreak */
     if (insn == 0x3020_0073) { /* mret */
       if (priv != PRV_M) return X_ILLEGAL;
+      // QEMU 7.2 refuses to return below M while no PMP entry is active.
+      if (((ms >> 11) & 3) != PRV_M && !pmpAnyActive(h)) return X_ILLEGAL;
       newPc = doMret(h);
       return X_JUMP;
     }

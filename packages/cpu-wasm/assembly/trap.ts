@@ -78,7 +78,8 @@ export function takeInterrupt(hart: usize, pc: u64, irq: i32): u64 {
 /** mret: returns the new pc. */
 export function doMret(hart: usize): u64 {
   const ms = load<u64>(hart + H_MSTATUS);
-  const mpp = <u32>((ms >> 11) & 3);
+  let mpp = <u32>((ms >> 11) & 3);
+  if (mpp == 2) mpp = PRV_U;
   let n = ms & ~(C.MSTATUS_MPP | C.MSTATUS_MIE);
   if (ms & C.MSTATUS_MPIE) n |= C.MSTATUS_MIE;
   n |= C.MSTATUS_MPIE;

@@ -208,11 +208,36 @@ const leafAddr = ROOT + 0x2000n;
 describe("PMP", () => {
   it("S and U accesses fail when no PMP entry matches", () => {
     const m = trapProgram((a) => {
-      a.emit(A.csrrw(0, L.CSR_PMPCFG0, 0)); // undo the prologue's open entry
+      // Replace the prologue's open entry with one 4-byte entry elsewhere.
+      a.emit(...A.li(5, 0x1000n >> 2n), A.csrrw(0, L.CSR_PMPADDR0, 5), A.addi(5, 0, 0x17), A.csrrw(0, L.CSR_PMPCFG0, 5));
       enterMode(a, 1);
       a.emit(A.addi(0, 0, 0));
     });
     expect(m.cpu.hart(0).csr("mcause")).toBe(1n);
+  });
+
+  it("refuses mret to a lower mode while no PMP entry is active, as QEMU 7.2", () => {
+    let at = 0n;
+    const m = trapProgram((a) => {
+      a.emit(A.csrrw(0, L.CSR_PMPCFG0, 0));
+      a.emit(...A.li(5, 0x1800n), A.csrrc(0, L.CSR_MSTATUS, 5), ...A.li(5, 1n << 11n), A.csrrs(0, L.CSR_MSTATUS, 5));
+      a.emit(A.auipc(5, 0), A.addi(5, 5, 16), A.csrrw(0, L.CSR_MEPC, 5));
+      at = a.here();
+      a.emit(A.MRET);
+    });
+    expect(cause(m)).toEqual([2n, BigInt(A.MRET)]);
+    expect(m.cpu.hart(0).csr("mepc")).toBe(at);
+  });
+
+  it("page-faults on A, D or U in a non-leaf PTE, as QEMU 7.2", () => {
+    for (const bit of [AC, D, U]) {
+      const m = paged(1, (a) => a.emit(...A.li(1, VA), A.ld(2, 1, 0)), (pt, m) => {
+        pt.map(VA, PA, V | R | AC);
+        const l1 = ROOT + ((VA >> 30n) & 511n) * 8n;
+        m.write64(l1, m.read64(l1) | bit);
+      });
+      expect(cause(m)).toEqual([13n, VA]);
+    }
   });
 
   it("enforces TOR, NA4 and NAPOT permissions for S and lets M through unless locked", () => {
