@@ -258,7 +258,7 @@ describe("arrays and VARRAY", () => {
       name: "alloc",
       version_id: 1,
       minimum_version_id: 1,
-      fields: [vmstateUint32("n"), vmstateVarrayUint32("v", "n", { info: undefined, alloc: { max: 4 } })],
+      fields: [vmstateUint32("n"), vmstateVarrayUint32("v", "n", { alloc: { max: 4 } })],
     };
     const obj: Alloc = { n: 0, v: new Uint16Array(0) };
     // n = 2, v[0] and v[1] as uint32 (the count's type by default)

@@ -16,6 +16,7 @@
 
 import type { AnyVMStateDescription, FieldLayout, VMStateDescription, VMStateField } from "./description.ts";
 import { MigrationError, VMStateError } from "./errors.ts";
+import { vmstateInfoUint8 } from "./info.ts";
 import { JsonWriter } from "./json-writer.ts";
 import { ByteReader, ByteWriter, type VMStateInput, type VMStateOutput } from "./stream.ts";
 
@@ -464,6 +465,9 @@ function saveSubsections(out: VMStateOutput, vmsd: Desc, obj: Obj, vmdesc: JsonW
 /* ---- load ---- */
 
 async function loadStateV(input: VMStateInput, vmsd: Desc, obj: Obj, versionId: number): Promise<void> {
+  if (!Number.isSafeInteger(versionId)) {
+    throw new VMStateError(vmsd.name, undefined, `incoming version_id ${versionId} is not an integer`);
+  }
   if (versionId > vmsd.version_id) {
     throw new VMStateError(vmsd.name, undefined, `incoming version_id ${versionId} is too new for local version_id ${vmsd.version_id}`);
   }
@@ -511,7 +515,7 @@ async function loadField(input: VMStateInput, vmsd: Desc, field: Field, obj: Obj
         }
         const info = layout.info;
         const start = layout.start;
-        if (info.name === "uint8" && arr instanceof Uint8Array) {
+        if (info === vmstateInfoUint8 && arr instanceof Uint8Array) {
           await input.readInto(arr.subarray(start, start + n));
           return;
         }
