@@ -38,6 +38,7 @@
  */
 
 export * from "./description.ts";
+export * from "./dump.ts";
 export * from "./errors.ts";
 export * from "./fields.ts";
 export * from "./info.ts";
