@@ -233,6 +233,8 @@ export class Machine {
   #wake: (() => void) | undefined;
   #running = false;
   #instructions = 0;
+  /** mtime the harts saw at the start of the last round. */
+  #roundMtime = 0n;
 
   constructor(options: MachineOptions, parts: MachineParts) {
     this.#options = options;
@@ -421,6 +423,7 @@ export class Machine {
         this.rtc.poll();
         for (const v of this.virtio) v.poll();
         let idle = true;
+        this.#roundMtime = this.clock.mtime;
         for (let h = 0; h < this.harts && this.#pending === undefined; h++) {
           this.cpu.mtime = this.clock.mtime;
           const reason = this.cpu.run(h, this.#slice);
@@ -480,6 +483,8 @@ export class Machine {
       // Sstc's stimecmp counts too (a spurious wake-up when STCE is off costs one round).
       for (const cmp of [hart.mtimecmp, state.getBigUint64(hart.base + H_STIMECMP, true)]) {
         if (cmp > mtime) next = Math.min(next, this.clock.nsForMtime(cmp));
+        // Due since the harts last looked at the time (they went to WFI before it): wake now.
+        else if (cmp > this.#roundMtime) next = Math.min(next, this.clock.ns());
       }
     }
     const uartAt = this.uart.nextDeadlineNs();

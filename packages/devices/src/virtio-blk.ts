@@ -32,10 +32,12 @@ export const VIRTIO_BLK_F_WRITE_ZEROES = 14;
 
 export const VIRTIO_BLK_T_IN = 0;
 export const VIRTIO_BLK_T_OUT = 1;
+export const VIRTIO_BLK_T_SCSI_CMD = 2;
 export const VIRTIO_BLK_T_FLUSH = 4;
 export const VIRTIO_BLK_T_GET_ID = 8;
 export const VIRTIO_BLK_T_DISCARD = 11;
 export const VIRTIO_BLK_T_WRITE_ZEROES = 13;
+export const VIRTIO_BLK_T_BARRIER = 0x8000_0000;
 export const VIRTIO_BLK_S_OK = 0;
 export const VIRTIO_BLK_S_IOERR = 1;
 export const VIRTIO_BLK_S_UNSUPP = 2;
@@ -179,25 +181,27 @@ export class VirtioBlk implements VirtioDevice {
       return inTotal;
     };
     try {
-      switch (type & ~0x8000_0000) {
+      // As QEMU: the OUT bit gives the direction, the BARRIER bit (31) is ignored.
+      switch (type & ~(VIRTIO_BLK_T_OUT | VIRTIO_BLK_T_BARRIER)) {
         case VIRTIO_BLK_T_IN: {
-          if (!this.#rangeOk(sector, dataIn)) return finish(VIRTIO_BLK_S_IOERR);
-          let off = Number(sector) * VIRTIO_BLK_SECTOR_SIZE;
-          for (const v of q.inViews(el, 0, dataIn)) {
-            this.backend.read(off, v);
-            off += v.length;
+          if (type & VIRTIO_BLK_T_OUT) {
+            const len = totalLength(el.out) - 16;
+            if (!this.#rangeOk(sector, len)) return finish(VIRTIO_BLK_S_IOERR);
+            if (this.backend.readOnly) return finish(VIRTIO_BLK_S_IOERR);
+            let off = Number(sector) * VIRTIO_BLK_SECTOR_SIZE;
+            for (const v of q.outViews(el, 16, len)) {
+              this.backend.write(off, v);
+              off += v.length;
+            }
+            if (!this.wce) this.backend.flush();
+          } else {
+            if (!this.#rangeOk(sector, dataIn)) return finish(VIRTIO_BLK_S_IOERR);
+            let off = Number(sector) * VIRTIO_BLK_SECTOR_SIZE;
+            for (const v of q.inViews(el, 0, dataIn)) {
+              this.backend.read(off, v);
+              off += v.length;
+            }
           }
-          break;
-        }
-        case VIRTIO_BLK_T_OUT: {
-          const len = totalLength(el.out) - 16;
-          if (!this.#rangeOk(sector, len) || this.backend.readOnly) return finish(VIRTIO_BLK_S_IOERR);
-          let off = Number(sector) * VIRTIO_BLK_SECTOR_SIZE;
-          for (const v of q.outViews(el, 16, len)) {
-            this.backend.write(off, v);
-            off += v.length;
-          }
-          if (!this.wce) this.backend.flush();
           break;
         }
         case VIRTIO_BLK_T_FLUSH:
@@ -209,9 +213,13 @@ export class VirtioBlk implements VirtioDevice {
           q.writeIn(el, id.subarray(0, n), 0);
           break;
         }
-        case VIRTIO_BLK_T_DISCARD:
-        case VIRTIO_BLK_T_WRITE_ZEROES:
-          status = this.#discardOrZeroes(q, el, type === VIRTIO_BLK_T_WRITE_ZEROES);
+        case VIRTIO_BLK_T_DISCARD & ~VIRTIO_BLK_T_OUT:
+        case VIRTIO_BLK_T_WRITE_ZEROES & ~VIRTIO_BLK_T_OUT:
+          if (!(type & VIRTIO_BLK_T_OUT) || totalLength(el.out) - 16 > 16) {
+            status = VIRTIO_BLK_S_UNSUPP;
+            break;
+          }
+          status = this.#discardOrZeroes(q, el, (type & ~VIRTIO_BLK_T_BARRIER) === VIRTIO_BLK_T_WRITE_ZEROES);
           break;
         default:
           status = VIRTIO_BLK_S_UNSUPP;
@@ -234,7 +242,7 @@ export class VirtioBlk implements VirtioDevice {
   /** One segment { sector u64, num_sectors u32, flags u32 } (QEMU supports one). */
   #discardOrZeroes(q: Virtqueue, el: VirtqueueElement, zeroes: boolean): number {
     const seg = q.readOut(el).subarray(16);
-    if (seg.length !== 16) return VIRTIO_BLK_S_UNSUPP;
+    if (seg.length !== 16) throw new VirtqueueError("virtio-blk discard/write_zeroes header too short");
     const dv = new DataView(seg.buffer, seg.byteOffset, 16);
     const sector = dv.getBigUint64(0, true);
     const num = dv.getUint32(8, true);

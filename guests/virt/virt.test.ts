@@ -1,0 +1,119 @@
+/**
+ * guests/virt: the shipped OpenSBI plus our S-mode payload on FerryVM's `virt` board (SBI
+ * console, timer interrupts, virtio-blk, virtio-rng, RTC, UART receive interrupts through the
+ * PLIC), and the same run on qemu-system-riscv64 (skipped without QEMU) printing the same.
+ */
+import { spawn, spawnSync } from "node:child_process";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { describe, expect, it } from "vitest";
+import { createMachine, MemoryBlockBackend } from "@ferryvm/devices";
+
+const elfPath = fileURLToPath(new URL("./virt.elf", import.meta.url));
+const firmwarePath = fileURLToPath(
+  new URL("../../packages/devices/firmware/opensbi-riscv64-generic-fw_dynamic.bin", import.meta.url),
+);
+const hasQemu = spawnSync("qemu-system-riscv64", ["--version"]).status === 0;
+
+/** 64 KiB: a text line in sector 0, a pattern in sector 1. */
+function diskImage(): Uint8Array {
+  const d = new Uint8Array(65536);
+  d.set(new TextEncoder().encode("FerryVM test disk: hello from sector 0\n"));
+  for (let i = 512; i < 1024; i++) d[i] = (i * 13) & 255;
+  return d;
+}
+
+function fnv1a(bytes: Uint8Array): string {
+  let h = 2166136261;
+  for (const b of bytes) h = Math.imul(h ^ b, 16777619) >>> 0;
+  return "0x" + h.toString(16);
+}
+
+/** The payload's part of the console output (OpenSBI's banner differs in the ISA lines). */
+function payloadLines(text: string): string {
+  const start = text.indexOf("virt: S-mode payload");
+  return start < 0 ? "" : text.slice(start).replace(/\r/g, "");
+}
+
+async function runOurs(disk: Uint8Array): Promise<{ out: string; result: string }> {
+  let out = "";
+  let sent = false;
+  const m = await createMachine({
+    ramSize: 128 * 2 ** 20,
+    bios: "default",
+    kernel: readFileSync(elfPath),
+    virtio: [
+      { type: "virtio-blk-device", backend: new MemoryBlockBackend(disk) },
+      { type: "virtio-rng-device" },
+    ],
+    onConsoleOutput: (b) => {
+      out += new TextDecoder().decode(b);
+      if (!sent && out.includes("uart: waiting for input")) {
+        sent = true;
+        m.sendConsoleInput(new TextEncoder().encode("x"));
+      }
+    },
+  });
+  const r = await m.run({ timeoutMs: 20_000 });
+  return { out, result: JSON.stringify(r) };
+}
+
+describe("guests/virt on FerryVM", () => {
+  it("boots the shipped OpenSBI, which prints its banner and platform lines", async () => {
+    const disk = diskImage();
+    const { out, result } = await runOurs(disk);
+    expect(out).toContain("OpenSBI v1.1");
+    expect(out).toContain("Platform Name             : riscv-virtio,qemu");
+    expect(out).toContain("Platform Console Device   : uart8250");
+    expect(out).toContain("Domain0 Next Address      : 0x0000000080200000");
+    expect(out).toContain("Domain0 Next Arg1         : 0x0000000087e00000");
+    const payload = payloadLines(out);
+    expect(payload, out).toContain("virt: all passed");
+    expect(payload).not.toContain("FAIL");
+    expect(payload).toContain("virtio-mmio slots: 0 0 0 0 0 0 4 2");
+    expect(payload).toContain(`fnv1a ${fnv1a(diskImage().subarray(0, 1024))}`);
+    expect(payload).toContain("uart: irq 10 got 'x'");
+    expect(result).toBe(JSON.stringify({ kind: "exit", code: 0 }));
+    // The guest's write reached the disk.
+    const expected = new Uint8Array(512).map((_, i) => (i * 7 + 3) & 255);
+    expect(disk.subarray(1024, 1536)).toEqual(expected);
+  });
+
+  it.skipIf(!hasQemu)("prints the same as on qemu-system-riscv64", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "ferryvm-virt-"));
+    try {
+      const img = join(dir, "disk.img");
+      writeFileSync(img, diskImage());
+      const qemuOut = await new Promise<string>((resolve, reject) => {
+        const p = spawn("qemu-system-riscv64", [
+          "-M", "virt", "-m", "128M", "-nographic", "-bios", firmwarePath, "-kernel", elfPath,
+          "-global", "virtio-mmio.force-legacy=false",
+          "-drive", `file=${img},if=none,format=raw,id=d0`, "-device", "virtio-blk-device,drive=d0",
+          "-device", "virtio-rng-device",
+        ]);
+        let text = "";
+        let sent = false;
+        const timer = setTimeout(() => p.kill(), 20_000);
+        p.stdout.on("data", (b: Buffer) => {
+          text += b.toString();
+          if (!sent && text.includes("uart: waiting for input")) {
+            sent = true;
+            p.stdin.write("x");
+          }
+        });
+        p.on("error", reject);
+        p.on("close", () => {
+          clearTimeout(timer);
+          resolve(text);
+        });
+      });
+      const ours = await runOurs(diskImage());
+      expect(payloadLines(qemuOut)).toContain("virt: all passed");
+      expect(payloadLines(ours.out)).toBe(payloadLines(qemuOut));
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
