@@ -336,7 +336,7 @@ export class Machine {
         onIrq: this.plic.irqLine(VIRTIO_IRQ + n),
         onGuestError: (m) => options.onGuestError?.(m),
       });
-      this.bus.map(`virtio-mmio@${(VIRT_VIRTIO + n * VIRTIO_MMIO_SIZE).toString(16)}`, VIRT_VIRTIO + n * VIRTIO_MMIO_SIZE, VIRTIO_MMIO_SIZE, t);
+      this.bus.map("virtio-mmio", VIRT_VIRTIO + n * VIRTIO_MMIO_SIZE, VIRTIO_MMIO_SIZE, t);
       return t;
     });
 
