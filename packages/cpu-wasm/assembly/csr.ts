@@ -133,15 +133,15 @@ export function csrRead(hart: usize, csr: u32, priv: u32): u64 {
       if (<i32>csr >= C.CSR_PMPADDR0 && <i32>csr <= C.CSR_PMPADDR15) {
         return load<u64>(hart + H_PMPADDR + (<usize>(<i32>csr - C.CSR_PMPADDR0) << 3));
       }
-      if (<i32>csr >= C.CSR_HPMCOUNTER3 && <i32>csr <= C.CSR_HPMCOUNTER31) {
+      if (<i32>csr >= C.CSR_HPMCOUNTER3 && <i32>csr < C.CSR_HPMCOUNTER3 + HPM_COUNTERS) {
         if (!counterEnabled(hart, csr, priv)) break;
-        return hpmRead(hart, H_MHPMCOUNTER, <u32>(<i32>csr - C.CSR_HPMCOUNTER3));
+        return load<u64>(hart + H_MHPMCOUNTER + (<usize>(<i32>csr - C.CSR_HPMCOUNTER3) << 3));
       }
-      if (<i32>csr >= C.CSR_MHPMCOUNTER3 && <i32>csr <= C.CSR_MHPMCOUNTER31) {
-        return hpmRead(hart, H_MHPMCOUNTER, <u32>(<i32>csr - C.CSR_MHPMCOUNTER3));
+      if (<i32>csr >= C.CSR_MHPMCOUNTER3 && <i32>csr < C.CSR_MHPMCOUNTER3 + HPM_COUNTERS) {
+        return load<u64>(hart + H_MHPMCOUNTER + (<usize>(<i32>csr - C.CSR_MHPMCOUNTER3) << 3));
       }
       if (<i32>csr >= C.CSR_MHPMEVENT3 && <i32>csr <= C.CSR_MHPMEVENT31) {
-        return hpmRead(hart, H_MHPMEVENT, <u32>(<i32>csr - C.CSR_MHPMEVENT3));
+        return load<u64>(hart + H_MHPMEVENT + (<usize>(<i32>csr - C.CSR_MHPMEVENT3) << 3));
       }
   }
   csrIllegal = true;
@@ -194,7 +194,7 @@ export function csrWrite(hart: usize, csr: u32, v: u64, priv: u32): u32 {
     }
     case C.CSR_SATP: {
       const mode = v >> 60;
-      if (mode == 0 || mode == 8 || mode == 9) {
+      if (mode == 0 || mode == 8 || mode == 9 || mode == 10) {
         store<u64>(hart + H_SATP, v);
         flushAllTlbs(hart);
       }
@@ -242,22 +242,14 @@ export function csrWrite(hart: usize, csr: u32, v: u64, priv: u32): u32 {
         flushAllTlbs(hart);
         return CSR_WRITE_RESYNC;
       }
-      if (<i32>csr >= C.CSR_MHPMCOUNTER3 && <i32>csr <= C.CSR_MHPMCOUNTER31) {
-        hpmWrite(hart, H_MHPMCOUNTER, <u32>(<i32>csr - C.CSR_MHPMCOUNTER3), v);
+      // Programmable counters hold what was written: they count no events.
+      if (<i32>csr >= C.CSR_MHPMCOUNTER3 && <i32>csr < C.CSR_MHPMCOUNTER3 + HPM_COUNTERS) {
+        store<u64>(hart + H_MHPMCOUNTER + (<usize>(<i32>csr - C.CSR_MHPMCOUNTER3) << 3), v);
       } else if (<i32>csr >= C.CSR_MHPMEVENT3 && <i32>csr <= C.CSR_MHPMEVENT31) {
-        hpmWrite(hart, H_MHPMEVENT, <u32>(<i32>csr - C.CSR_MHPMEVENT3), v);
+        store<u64>(hart + H_MHPMEVENT + (<usize>(<i32>csr - C.CSR_MHPMEVENT3) << 3), v);
       }
       return CSR_WRITE_PLAIN;
   }
-}
-
-/** Programmable counters 3..18 hold what was written (they count no events); 19..31 are zero. */
-function hpmRead(hart: usize, base: usize, i: u32): u64 {
-  return i < <u32>HPM_COUNTERS ? load<u64>(hart + base + (<usize>i << 3)) : 0;
-}
-
-function hpmWrite(hart: usize, base: usize, i: u32, v: u64): void {
-  if (i < <u32>HPM_COUNTERS) store<u64>(hart + base + (<usize>i << 3), v);
 }
 
 function writeMstatus(hart: usize, v: u64): u32 {

@@ -12,7 +12,7 @@
  * 0x020c  fcsr               u32 (reserved for F/D)
  * 0x0210  CSRs               u64 each, see below
  * 0x0380  LR reservation, CLINT/PLIC inputs, run control
- * 0x0400  mhpmcounter3..18, mhpmevent3..18
+ * 0x0400  mhpmcounter3..18, then mhpmevent3..31 from 0x0480
  * 0x1000  TLBs: fetch, load, store; TLB_ENTRIES entries of 16 bytes each (tag u64, delta u64)
  * ```
  */
@@ -75,10 +75,11 @@ export const H_DIRTY_PAGES = 0x3b8;
 export const H_LAST_RETIRED = 0x3c0;
 /** mcountinhibit (stored; counting is not inhibited). */
 export const H_MCOUNTINHIBIT = 0x3c8;
-/** mhpmcounter3..18 and mhpmevent3..18 (QEMU 7.2's 16 programmable counters), u64 each. */
+/** mhpmcounter3..18 (QEMU 7.2's 16 programmable counters; 19..31 do not exist), u64 each. */
 export const H_MHPMCOUNTER = 0x400;
+/** mhpmevent3..31, u64 each (all exist on QEMU 7.2). */
 export const H_MHPMEVENT = 0x480;
-/** Number of programmable counters (mhpmcounter3 onwards); the rest read as zero. */
+/** Number of programmable counters, mhpmcounter3 onwards. */
 export const HPM_COUNTERS = 16;
 
 export const HART_STATE_SIZE = 0x1000;

@@ -114,8 +114,9 @@ export function translate(hart: usize, va: u64, acc: u32, priv: u32): u64 {
   const satp = load<u64>(hart + H_SATP);
   const mode = <u32>(satp >> 60);
   if (priv == PRV_M || mode == 0) return va;
-  const levels: i32 = mode == 8 ? 3 : 4;
-  const vabits: u64 = mode == 8 ? 39 : 48;
+  // Sv39 (8), Sv48 (9), Sv57 (10; QEMU 7.2 accepts it too): 3, 4 or 5 levels.
+  const levels: i32 = <i32>mode - 5;
+  const vabits: u64 = 12 + 9 * <u64>levels;
   if (<u64>((<i64>(va << (64 - vabits))) >> (64 - vabits)) != va) {
     raise(pageFault(acc), va);
     return 0;

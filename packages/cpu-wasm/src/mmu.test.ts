@@ -11,7 +11,7 @@ const PA = 0x8020_0000n;
 /** Page tables built from TypeScript in test RAM. */
 class PageTables {
   #next = ROOT + 0x1000n;
-  constructor(readonly m: TestMachine, readonly levels: 3 | 4) {}
+  constructor(readonly m: TestMachine, readonly levels: 3 | 4 | 5) {}
 
   /** Maps `va` to `pa` with a leaf at `level` (0 = 4 KiB), creating tables as needed. */
   map(va: bigint, pa: bigint, flags: bigint, level = 0): bigint {
@@ -37,8 +37,8 @@ class PageTables {
   }
 }
 
-function satpFor(levels: 3 | 4): bigint {
-  return ((levels === 3 ? 8n : 9n) << 60n) | (ROOT >> 12n);
+function satpFor(levels: 3 | 4 | 5): bigint {
+  return (BigInt(levels + 5) << 60n) | (ROOT >> 12n);
 }
 
 /**
@@ -49,7 +49,7 @@ function paged(
   mode: 0 | 1,
   body: (a: A.Asm) => void,
   setup: (pt: PageTables, m: TestMachine) => void = () => {},
-  opts: { levels?: 3 | 4; mstatus?: bigint } = {},
+  opts: { levels?: 3 | 4 | 5; mstatus?: bigint } = {},
 ): TestMachine {
   let pt: PageTables | undefined;
   return trapProgram((a) => {
@@ -91,7 +91,7 @@ describe("Sv39 and Sv48 translation", () => {
     expect(m.read64(leaf) & (AC | D)).toBe(AC);
   });
 
-  it("translates megapages, gigapages and Sv48 walks", () => {
+  it("translates megapages, gigapages, Sv48 and Sv57 walks", () => {
     const m = paged(1, (a) => {
       a.emit(...A.li(1, VA + 0x1f_f008n), A.ld(2, 1, 0), ...A.li(1, 0x2_0000_0000n + 0x20_1000n), A.ld(3, 1, 0));
     }, (pt, m) => {
@@ -109,6 +109,14 @@ describe("Sv39 and Sv48 translation", () => {
     }, { levels: 4 });
     expect(m48.cpu.hart(0).csr("mcause")).toBe(9n);
     expect(m48.cpu.hart(0).x[2]).toBe(99n);
+
+    const va57 = 0xff_0000_0000_0000n; // canonical only with 57 bits
+    const m57 = paged(1, (a) => a.emit(...A.li(1, va57), A.ld(2, 1, 0)), (pt, m) => {
+      pt.map(va57, PA, V | R | AC);
+      m.write64(PA, 57n);
+    }, { levels: 5 });
+    expect(m57.cpu.hart(0).csr("mcause")).toBe(9n);
+    expect(m57.cpu.hart(0).x[2]).toBe(57n);
   });
 
   it("raises page faults with the virtual address for each invalid PTE case", () => {

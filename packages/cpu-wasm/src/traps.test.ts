@@ -226,26 +226,30 @@ describe("CSRs", () => {
     expect(h.csr("mip") & 0x222n).toBe(0x220n);
   });
 
-  it("satp ignores writes of unsupported modes and accepts Sv39, Sv48 and bare", () => {
+  it("satp ignores writes of unsupported modes and accepts Sv39, Sv48, Sv57 and bare", () => {
     const m = makeMachine();
     const h = m.cpu.hart(0);
     h.setCsr("satp", (8n << 60n) | 0x80002n);
     expect(h.csr("satp")).toBe((8n << 60n) | 0x80002n);
-    h.setCsr("satp", (10n << 60n) | 0x1n);
+    h.setCsr("satp", (11n << 60n) | 0x1n);
     expect(h.csr("satp")).toBe((8n << 60n) | 0x80002n);
+    h.setCsr("satp", (10n << 60n) | 0x1n);
+    expect(h.csr("satp")).toBe((10n << 60n) | 0x1n);
     h.setCsr("satp", (9n << 60n) | 0x3n);
     expect(h.csr("satp")).toBe((9n << 60n) | 0x3n);
     h.setCsr("satp", 0n);
     expect(h.csr("satp")).toBe(0n);
   });
 
-  it("has QEMU 7.2's 16 programmable counters (3..18) holding what was written; 19..31 read zero", () => {
+  it("has QEMU 7.2's 16 programmable counters (3..18) holding what was written and all 29 event selectors", () => {
     const m = makeMachine();
     const h = m.cpu.hart(0);
     h.setCsr("mhpmcounter3", 5n);
     h.setCsr("mhpmevent18", 7n);
-    h.setCsr("mhpmcounter19", 9n);
-    expect([h.csr("mhpmcounter3"), h.csr("hpmcounter3"), h.csr("mhpmevent18"), h.csr("mhpmcounter19")]).toEqual([5n, 5n, 7n, 0n]);
+    h.setCsr("mhpmevent31", 9n);
+    expect([h.csr("mhpmcounter3"), h.csr("hpmcounter3"), h.csr("mhpmevent18"), h.csr("mhpmevent31")]).toEqual([5n, 5n, 7n, 9n]);
+    expect(() => h.csr("mhpmcounter19")).toThrow(RangeError);
+    expect(() => h.csr("hpmcounter19")).toThrow(RangeError);
   });
 
   it("machine information registers read as on QEMU 7.2.22", () => {

@@ -1,0 +1,192 @@
+// Lockstep differential tests against the installed QEMU 7.2 (skipped when it is missing):
+// random RV64IMAC programs, random CSR traffic, and page-table corner cases.
+import { describe, it, expect } from "vitest";
+import { hasQemu, qemuTrace, lockstep, IMAGE_BASE } from "./testing/qemu.ts";
+import * as A from "./rv-asm.ts";
+
+const qemu = hasQemu();
+
+function prng(seed: number): () => number {
+  let s = seed >>> 0;
+  return () => {
+    s = (Math.imul(s, 1103515245) + 12345) >>> 0;
+    return s >>> 8;
+  };
+}
+
+/** Stores 0x5555 to the sifive_test finisher: QEMU exits. */
+function finish(a: A.Asm): void {
+  a.emit(A.lui(29, 0x10_0000), ...A.li(28, 0x5555n), A.sw(28, 29, 0));
+}
+
+const INTERESTING = [0n, 1n, -1n, 0x8000_0000_0000_0000n, 0x7fff_ffff_ffff_ffffn, 0x8000_0000n, 0xffff_ffffn,
+  0x7fff_ffffn, -0x8000_0000n, 2n, -2n, 63n, 31n, 32n];
+const BUF = 0x8010_0000n;
+
+function randomProgram(seed: number, n: number): Uint8Array {
+  const rnd = prng(seed);
+  const pick = <T,>(xs: readonly T[]): T => xs[rnd() % xs.length]!;
+  const r64 = (): bigint => BigInt.asUintN(64, (BigInt(rnd()) << 40n) ^ (BigInt(rnd()) << 20n) ^ BigInt(rnd()));
+  // x2 and x8 point into the buffer (c.*sp and c.lw/c.sd bases), x31 is the buffer, x29 a temporary.
+  const reserved = new Set([0, 2, 8, 29, 31]);
+  const free = Array.from({ length: 32 }, (_, i) => i).filter((i) => !reserved.has(i));
+  const cfree = free.filter((r) => r >= 8 && r <= 15);
+  const reg = () => pick(free);
+  const any = () => rnd() % 32;
+  const rops = ["add", "sub", "sll", "slt", "sltu", "xor", "srl", "sra", "or", "and", "mul", "mulh", "mulhsu", "mulhu",
+    "div", "divu", "rem", "remu", "addw", "subw", "sllw", "srlw", "sraw", "mulw", "divw", "divuw", "remw", "remuw"];
+  const iops = [A.addi, A.slti, A.sltiu, A.xori, A.ori, A.andi, A.addiw];
+  const amos = ["amoswap", "amoadd", "amoxor", "amoand", "amoor", "amomin", "amomax", "amominu", "amomaxu"];
+  const a = new A.Asm(IMAGE_BASE);
+  for (const r of free) a.emit(...A.li(r, rnd() % 3 === 0 ? pick(INTERESTING) : r64()));
+  a.emit(...A.li(31, BUF), ...A.li(8, BUF + 1024n), ...A.li(2, BUF + 1024n));
+  for (let i = 0; i < n; i++) {
+    const k = rnd() % 20;
+    if (k < 5) a.emit(A.op(pick(rops), reg(), any(), any()));
+    else if (k < 8) a.emit(pick(iops)(reg(), any(), (rnd() % 4096) - 2048));
+    else if (k < 9) a.emit(pick([A.slli, A.srli, A.srai])(reg(), any(), rnd() % 64));
+    else if (k < 10) a.emit(pick([A.slliw, A.srliw, A.sraiw])(reg(), any(), rnd() % 32));
+    else if (k < 11) a.emit(rnd() % 2 ? A.lui(reg(), rnd() << 12) : A.auipc(reg(), rnd() << 12));
+    else if (k < 12) a.emit(pick([A.lb, A.lh, A.lw, A.ld, A.lbu, A.lhu, A.lwu])(reg(), 31, rnd() % 2040));
+    else if (k < 13) a.emit(pick([A.sb, A.sh, A.sw, A.sd])(any(), 31, rnd() % 2040));
+    else if (k < 14) a.emit(A.addi(29, 31, (rnd() % 255) * 8), A.amo(pick(amos), rnd() % 2 ? "w" : "d", reg(), 29, any()));
+    else if (k < 15) a.emit(pick([A.beq, A.bne, A.blt, A.bge, A.bltu, A.bgeu])(any(), any(), 8), A.op(pick(rops), reg(), any(), any()));
+    else {
+      const cr = pick(cfree), cr2 = pick(cfree), fr = reg(), imm6 = (rnd() % 64) - 32;
+      const forms = [
+        () => A.C.addi(fr, imm6 || 1), () => A.C.li(fr, imm6), () => A.C.lui(fr, ((rnd() % 31) + 1) << 12),
+        () => A.C.mv(fr, pick(free)), () => A.C.add(fr, pick(free)), () => A.C.sub(cr, cr2), () => A.C.xor(cr, cr2),
+        () => A.C.or(cr, cr2), () => A.C.and(cr, cr2), () => A.C.subw(cr, cr2), () => A.C.addw(cr, cr2),
+        () => A.C.srli(cr, (rnd() % 63) + 1), () => A.C.srai(cr, (rnd() % 63) + 1), () => A.C.andi(cr, imm6),
+        () => A.C.slli(fr, (rnd() % 63) + 1), () => A.C.addiw(fr, imm6),
+        () => pick([A.C.lw(cr, 8, (rnd() % 32) * 4), A.C.ld(cr, 8, (rnd() % 32) * 8), A.C.sw(cr, 8, (rnd() % 32) * 4), A.C.sd(cr, 8, (rnd() % 32) * 8)]),
+        () => pick([A.C.lwsp(fr, (rnd() % 64) * 4), A.C.ldsp(fr, (rnd() % 64) * 8), A.C.swsp(fr, (rnd() % 64) * 4), A.C.sdsp(fr, (rnd() % 64) * 8)]),
+      ];
+      a.emit16(pick(forms)(), A.C.addi(0, 0));
+    }
+  }
+  finish(a);
+  return a.bytes();
+}
+
+/** CSR reads and writes in M-mode (no timer CSRs: their values depend on QEMU's wall clock). */
+function csrProgram(seed: number, n: number): Uint8Array {
+  const rnd = prng(seed);
+  const pick = <T,>(xs: readonly T[]): T => xs[rnd() % xs.length]!;
+  const r64 = (): bigint => BigInt.asUintN(64, (BigInt(rnd()) << 40n) ^ (BigInt(rnd()) << 20n) ^ BigInt(rnd()));
+  // [csr, mask of bits that may be written]: mstatus never sets MIE or MPRV, PMP never locks.
+  const csrs: [number, bigint][] = [
+    [0x300, ~((1n << 3n) | (1n << 17n))], [0x100, -1n], [0x302, -1n], [0x303, -1n], [0x305, 0n], [0x105, -1n],
+    [0x306, -1n], [0x106, -1n], [0x30a, ~(1n << 63n)], [0x10a, -1n], [0x340, -1n], [0x140, -1n], [0x341, -1n],
+    [0x141, -1n], [0x342, -1n], [0x142, -1n], [0x343, -1n], [0x143, -1n], [0x344, -1n], [0x144, -1n], [0x180, -1n],
+    [0x301, -1n], [0x3a0, 0x7f7f_7f7f_7f7f_7f7fn], [0x3a2, 0x7f7f_7f7f_7f7f_7f7fn], [0x3b0, -1n], [0x3b1, -1n],
+    [0x3bf, -1n], [0xb03, -1n], [0xb12, -1n], [0xb13, -1n], [0x323, -1n], [0x332, -1n], [0x320, -1n],
+    [0xf11, 0n], [0xf12, 0n], [0xf13, 0n], [0xf14, 0n], [0xf15, 0n], [0x304, 0n], [0x104, 0n],
+  ];
+  const a = new A.Asm(IMAGE_BASE);
+  // A trap (an access QEMU refuses) ends the program through the handler.
+  a.emit(...A.li(5, CSR_HANDLER), A.csrrw(0, 0x305, 5));
+  for (let i = 0; i < n; i++) {
+    const [csr, mask] = pick(csrs);
+    let v = BigInt.asUintN(64, (rnd() % 3 === 0 ? pick(INTERESTING) : r64()) & mask);
+    // Small mhpmevent values name SBI PMU events that QEMU then counts in real time.
+    if (csr >= 0x323 && csr <= 0x33f) v |= 1n << 19n;
+    a.emit(...A.li(5, v));
+    if (mask === 0n) a.emit(A.csrrs(6, csr, 0));
+    else a.emit(pick([A.csrrw, A.csrrs, A.csrrc])(6, csr, 5), A.csrrs(7, csr, 0));
+  }
+  finish(a);
+  const img = new Uint8Array(Number(CSR_HANDLER - IMAGE_BASE) + 64);
+  img.set(a.bytes(), 0);
+  const h = new A.Asm(CSR_HANDLER);
+  h.emit(A.csrrs(20, 0x342, 0), A.csrrs(21, 0x343, 0));
+  finish(h);
+  img.set(h.bytes(), Number(CSR_HANDLER - IMAGE_BASE));
+  return img;
+}
+const CSR_HANDLER = 0x8000_8000n;
+
+// Page-table corner cases: M-mode builds Sv39 tables, then one S-mode access at VA.
+const ROOT = 0x8001_0000n, L1 = 0x8001_1000n, L0 = 0x8001_2000n, DATA = 0x8002_0000n, HANDLER = 0x8000_8000n;
+const VA = 0x4000_0000n;
+const [V, R, W, X, U, G, AC, D] = [1n, 2n, 4n, 8n, 16n, 32n, 64n, 128n];
+const pte = (pa: bigint, f: bigint): bigint => ((pa >> 12n) << 10n) | f;
+const MEGA = DATA & ~0x1f_ffffn;
+interface Probe { name: string; l2: bigint; l1?: bigint; l0?: bigint; mstatus?: bigint; menvcfg?: bigint; store?: boolean; noPmp?: boolean; va?: bigint }
+const PROBES: Probe[] = [
+  { name: "non-leaf with A", l2: pte(L1, V | AC), l1: pte(MEGA, V | R | W | AC | D) },
+  { name: "non-leaf with D", l2: pte(L1, V | D), l1: pte(MEGA, V | R | W | AC | D) },
+  { name: "non-leaf with U", l2: pte(L1, V | U), l1: pte(MEGA, V | R | W | AC | D) },
+  { name: "leaf with N", l2: pte(L1, V), l1: pte(MEGA, V | R | AC | (1n << 63n)) },
+  { name: "leaf with PBMT, PBMTE=0", l2: pte(L1, V), l1: pte(MEGA, V | R | AC | (1n << 61n)) },
+  { name: "leaf with PBMT, PBMTE=1", l2: pte(L1, V), l1: pte(MEGA, V | R | AC | (1n << 61n)), menvcfg: 1n << 62n },
+  { name: "leaf with bit 54", l2: pte(L1, V), l1: pte(MEGA, V | R | AC | (1n << 54n)) },
+  { name: "misaligned megapage", l2: pte(L1, V), l1: pte(DATA, V | R | AC) },
+  { name: "U gigapage from S without SUM", l2: pte(0n, V | R | U | AC) },
+  { name: "U gigapage from S with SUM", l2: pte(0n, V | R | U | AC), mstatus: 1n << 18n, va: VA + 0x100_0000n },
+  { name: "store sets A and D", l2: pte(L1, V), l1: pte(L0, V), l0: pte(DATA, V | R | W), store: true },
+  { name: "load sets A only", l2: pte(L1, V), l1: pte(L0, V), l0: pte(DATA, V | R | W) },
+  { name: "X-only without MXR", l2: pte(L1, V), l1: pte(L0, V), l0: pte(DATA, V | X | AC) },
+  { name: "X-only with MXR", l2: pte(L1, V), l1: pte(L0, V), l0: pte(DATA, V | X | AC), mstatus: 1n << 19n },
+  { name: "W-only leaf", l2: pte(L1, V), l1: pte(L0, V), l0: pte(DATA, V | W | AC | D) },
+  { name: "global page, A/D clear", l2: pte(L1, V | G), l1: pte(L0, V), l0: pte(DATA, V | R | W | G), store: true },
+  { name: "mret to S without PMP rules", l2: pte(L1, V), l1: pte(L0, V), l0: pte(DATA, V | R | AC), noPmp: true },
+];
+
+function probeImage(p: Probe): Uint8Array {
+  const img = new Uint8Array(0x3_0000);
+  const dv = new DataView(img.buffer);
+  const put64 = (pa: bigint, v: bigint): void => dv.setBigUint64(Number(pa - IMAGE_BASE), v, true);
+  put64(ROOT + 2n * 8n, pte(IMAGE_BASE, V | R | W | X | AC | D)); // the image, identity-mapped
+  put64(ROOT + ((VA >> 30n) & 511n) * 8n, p.l2);
+  if (p.l1 !== undefined) put64(L1, p.l1);
+  if (p.l0 !== undefined) put64(L0, p.l0);
+  put64(DATA, 0x1122_3344_5566_7788n);
+  const a = new A.Asm(IMAGE_BASE);
+  a.emit(...A.li(5, HANDLER), A.csrrw(0, 0x305, 5));
+  if (!p.noPmp) a.emit(...A.li(5, 0x3f_ffff_ffff_ffffn), A.csrrw(0, 0x3b0, 5), A.addi(5, 0, 0x1f), A.csrrw(0, 0x3a0, 5));
+  a.emit(...A.li(5, (8n << 60n) | (ROOT >> 12n)), A.csrrw(0, 0x180, 5));
+  if (p.mstatus) a.emit(...A.li(5, p.mstatus), A.csrrs(0, 0x300, 5));
+  if (p.menvcfg) a.emit(...A.li(5, p.menvcfg), A.csrrs(0, 0x30a, 5));
+  a.emit(...A.li(5, 0x800n), A.csrrs(0, 0x300, 5), A.auipc(5, 0), A.addi(5, 5, 16), A.csrrw(0, 0x341, 5), A.MRET);
+  a.emit(...A.li(1, p.va ?? VA));
+  if (p.store) a.emit(A.addi(2, 0, 0x55), A.sd(2, 1, 0));
+  a.emit(A.ld(27, 1, 0), A.ECALL);
+  img.set(a.bytes(), 0);
+  // The handler collects mcause, mtval and the PTEs (to see A/D updates), then exits.
+  const h = new A.Asm(HANDLER);
+  h.emit(A.csrrs(20, 0x342, 0), A.csrrs(21, 0x343, 0), ...A.li(5, ROOT), A.ld(24, 5, 8), ...A.li(5, L1), A.ld(25, 5, 0));
+  h.emit(...A.li(5, L0), A.ld(26, 5, 0));
+  finish(h);
+  img.set(h.bytes(), Number(HANDLER - IMAGE_BASE));
+  return img;
+}
+
+describe.skipIf(!qemu)("lockstep against QEMU 7.2", () => {
+  it("random RV64IMAC programs step through the same pc and registers", () => {
+    for (const seed of [1, 2, 3, 4]) {
+      const img = randomProgram(seed, 250);
+      const trace = qemuTrace(img);
+      expect(trace.length).toBeGreaterThan(250);
+      expect(lockstep(img, trace), `seed ${seed}`).toBe("");
+    }
+  });
+
+  it("random CSR reads and writes see the same values", () => {
+    for (const seed of [11, 12, 13, 14]) {
+      const img = csrProgram(seed, 120);
+      const trace = qemuTrace(img);
+      expect(trace.length).toBeGreaterThan(5);
+      expect(lockstep(img, trace), `seed ${seed}`).toBe("");
+    }
+  });
+
+  it("page-table corner cases end with the same cause, value and PTEs", () => {
+    for (const p of PROBES) {
+      const img = probeImage(p);
+      const trace = qemuTrace(img);
+      expect(trace[trace.length - 1]!.pc, p.name).toBeGreaterThan(HANDLER);
+      expect(lockstep(img, trace), p.name).toBe("");
+    }
+  });
+});
