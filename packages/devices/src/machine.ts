@@ -130,11 +130,13 @@ export function placeVirtioDevices(specs: readonly { bus?: number }[]): number[]
   });
 }
 
-/** The shipped OpenSBI (packages/devices/firmware), read through node:fs. */
+/** Where the shipped OpenSBI fw_dynamic lies (packages/devices/firmware, from src/ and dist/ alike). */
+export const DEFAULT_FIRMWARE_URL: URL = new URL("../firmware/opensbi-riscv64-generic-fw_dynamic.bin", import.meta.url);
+
+/** The shipped OpenSBI, read through node:fs. */
 export async function loadDefaultFirmware(): Promise<Uint8Array> {
   const { readFile } = await import("node:fs/promises");
-  const url = new URL("../firmware/opensbi-riscv64-generic-fw_dynamic.bin", import.meta.url);
-  return new Uint8Array(await readFile(url));
+  return new Uint8Array(await readFile(DEFAULT_FIRMWARE_URL));
 }
 
 export type RunResult =
