@@ -6,8 +6,9 @@
  */
 
 import { closeSync, openSync, readFileSync, writeFileSync, writeSync } from "node:fs";
-import { createMachine, type Machine } from "@ferryvm/devices";
+import type { Machine } from "@ferryvm/devices";
 import { CPUS, LOG_HELP, MACHINES, parseRunArgs, UsageError, type RunConfig } from "./args.ts";
+import { createVirtMachine, dumpDtb, splitVirtOptions, type VirtCliOptions } from "./virt-options.ts";
 import { formatAddress } from "./chardev.ts";
 import { ConsoleEscape, MUX_HELP } from "./console.ts";
 import { VmController } from "./controller.ts";
@@ -116,8 +117,12 @@ export async function main(argv: readonly string[], io: CliIo = processIo()): Pr
       io.stdout(new TextEncoder().encode(`vm-cli (FerryVM) ${version()}\n`));
       return 0;
     }
-    if (cmd === "run") return await run(parseRunArgs(rest), io);
-    if (cmd.startsWith("-")) return await run(parseRunArgs(argv), io);
+    const runArgv = cmd === "run" ? rest : cmd.startsWith("-") ? argv : undefined;
+    if (runArgv !== undefined) {
+      // The virt board's options (-drive, -device, -append, -initrd, -global, dumpdtb, -bios default).
+      const virt = splitVirtOptions(runArgv);
+      return await run(parseRunArgs(virt.argv), io, virt);
+    }
     throw new UsageError(`${cmd}: unknown command (try vm-cli --help)`);
   } catch (e) {
     if (e instanceof UsageError) {
@@ -154,7 +159,7 @@ function resolveBios(cfg: RunConfig, io: CliIo): "none" | Uint8Array {
   return readImage(io, cfg.bios.path, "firmware");
 }
 
-async function run(cfg: RunConfig, io: CliIo): Promise<number> {
+async function run(cfg: RunConfig, io: CliIo, virt?: VirtCliOptions): Promise<number> {
   const enc = new TextEncoder();
   if (cfg.help === "usage") {
     io.stdout(enc.encode(RUN_USAGE));
@@ -186,7 +191,7 @@ async function run(cfg: RunConfig, io: CliIo): Promise<number> {
   let machine: Machine;
   let guestErrorSink: ((line: string) => void) | undefined;
   try {
-    machine = await createMachine({
+    machine = await createVirtMachine({
       ramSize: cfg.ramSize,
       harts: cfg.smp,
       bios,
@@ -196,11 +201,12 @@ async function run(cfg: RunConfig, io: CliIo): Promise<number> {
       // QEMU logs guest errors only with -d guest_errors (see openLog).
       onGuestError: (m) => guestErrorSink?.(`${m}\n`),
       icount: cfg.icountShift === undefined ? undefined : { shift: cfg.icountShift },
-    });
+    }, virt, io.readFile);
   } catch (e) {
     if (e instanceof RangeError || (e instanceof Error && e.name === "ElfError")) throw new UsageError(e.message);
     throw e;
   }
+  if (virt?.dumpdtb !== undefined) return dumpDtb(machine, virt.dumpdtb, io.stderr);
 
   const log = openLog(cfg, io);
   const ctx: MonitorContext = {
