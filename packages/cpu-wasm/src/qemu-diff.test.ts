@@ -106,6 +106,47 @@ function csrProgram(seed: number, n: number): Uint8Array {
 }
 const CSR_HANDLER = 0x8000_8000n;
 
+/**
+ * CSR accesses from S or U (privilege rules, counteren, TVM): M-mode picks random counteren
+ * and TVM/TW/TSR, then drops to `mode`; the handler records mcause and skips the instruction.
+ */
+function lowerCsrProgram(seed: number, n: number, mode: 0 | 1): Uint8Array {
+  const rnd = prng(seed);
+  const pick = <T,>(xs: readonly T[]): T => xs[rnd() % xs.length]!;
+  const r64 = (): bigint => BigInt.asUintN(64, (BigInt(rnd()) << 40n) ^ (BigInt(rnd()) << 20n) ^ BigInt(rnd()));
+  const csrs = [0x100, 0x104, 0x105, 0x106, 0x10a, 0x140, 0x141, 0x142, 0x143, 0x144, 0x180, 0x14d, 0x300, 0x305,
+    0x344, 0xc00, 0xc01, 0xc02, 0xc03, 0xc12, 0xc13, 0xc1f, 0xb03, 0xf14, 0x7a0, 0x5a8, 0x3a0, 0x301];
+  const a = new A.Asm(IMAGE_BASE);
+  a.emit(...A.li(5, LOWER_HANDLER), A.csrrw(0, 0x305, 5));
+  a.emit(...A.li(5, 0x3f_ffff_ffff_ffffn), A.csrrw(0, 0x3b0, 5), A.addi(5, 0, 0x1f), A.csrrw(0, 0x3a0, 5));
+  // Counter-enable bits for cycle/time/instret stay clear: QEMU's values come from the host clock.
+  a.emit(...A.li(5, r64() & ~7n), A.csrrw(0, 0x306, 5), ...A.li(5, r64() & ~7n), A.csrrw(0, 0x106, 5));
+  a.emit(...A.li(5, BigInt(rnd() % 8) << 20n), A.csrrs(0, 0x300, 5));
+  a.emit(...A.li(5, 0x1800n), A.csrrc(0, 0x300, 5), ...A.li(5, BigInt(mode) << 11n), A.csrrs(0, 0x300, 5));
+  a.emit(A.auipc(5, 0), A.addi(5, 5, 16), A.csrrw(0, 0x341, 5), A.MRET);
+  for (let i = 0; i < n; i++) {
+    const csr = pick(csrs);
+    // Never write satp from below M: translation would turn on under random tables.
+    const v = csr === 0x180 ? 0n : r64();
+    a.emit(...A.li(5, v));
+    if (csr === 0x180) a.emit(A.csrrs(6, csr, 0));
+    else a.emit(pick([A.csrrw, A.csrrs, A.csrrc])(6, csr, 5), A.csrrs(7, csr, 0));
+    if (rnd() % 8 === 0) a.emit(pick([A.sfenceVma(0, 0), A.ECALL]));
+  }
+  a.emit(...A.li(5, 0xe0n), A.ECALL);
+  const img = new Uint8Array(Number(LOWER_HANDLER - IMAGE_BASE) + 128);
+  img.set(a.bytes(), 0);
+  // Handler: record mcause and mtval; an ecall with x5 = 0xe0 ends the run; else skip the instruction.
+  const h = new A.Asm(LOWER_HANDLER);
+  h.emit(A.csrrs(20, 0x342, 0), A.csrrs(21, 0x343, 0), A.addi(22, 0, 0xe0), A.bne(5, 22, 8), A.jal(0, 8 * 4 + 4));
+  h.emit(A.csrrs(23, 0x341, 0), A.addi(23, 23, 4), A.csrrw(0, 0x341, 23), A.MRET);
+  h.emit(A.addi(0, 0, 0), A.addi(0, 0, 0), A.addi(0, 0, 0), A.addi(0, 0, 0), A.addi(0, 0, 0));
+  finish(h);
+  img.set(h.bytes(), Number(LOWER_HANDLER - IMAGE_BASE));
+  return img;
+}
+const LOWER_HANDLER = 0x8000_8000n;
+
 // Page-table corner cases: M-mode builds Sv39 tables, then one S-mode access at VA.
 const ROOT = 0x8001_0000n, L1 = 0x8001_1000n, L0 = 0x8001_2000n, DATA = 0x8002_0000n, HANDLER = 0x8000_8000n;
 const VA = 0x4000_0000n;
@@ -177,6 +218,15 @@ describe.skipIf(!qemu)("lockstep against QEMU 7.2", () => {
       const img = csrProgram(seed, 120);
       const trace = qemuTrace(img);
       expect(trace.length).toBeGreaterThan(5);
+      expect(lockstep(img, trace), `seed ${seed}`).toBe("");
+    }
+  });
+
+  it("CSR accesses from S and U trap or succeed alike", () => {
+    for (const [seed, mode] of [[21, 1], [22, 0], [23, 1], [24, 0]] as const) {
+      const img = lowerCsrProgram(seed, 60, mode);
+      const trace = qemuTrace(img);
+      expect(trace.length).toBeGreaterThan(100);
       expect(lockstep(img, trace), `seed ${seed}`).toBe("");
     }
   });
