@@ -81,6 +81,20 @@ describe("guests/virt on FerryVM", () => {
     expect(disk.subarray(1024, 1536)).toEqual(expected);
   });
 
+  it.skipIf(!hasQemu)("prints OpenSBI's banner as on qemu-system-riscv64, but for the ISA lines", async () => {
+    const qemu = spawnSync("timeout", ["1.5", "qemu-system-riscv64", "-M", "virt", "-m", "128M", "-nographic", "-bios", firmwarePath], {
+      encoding: "utf8",
+    }).stdout;
+    let ours = "";
+    const m = await createMachine({ bios: "default", onConsoleOutput: (b) => { ours += new TextDecoder().decode(b); } });
+    await m.run({ timeoutMs: 1000 });
+    // QEMU's CPU has F, D and H (and H's delegations); ours is RV64IMAC.
+    const differ = /^(Boot HART Base ISA|Boot HART MIDELEG|Boot HART MEDELEG)/;
+    const banner = (t: string) => t.split("\n").filter((l) => l.trim() !== "" && !differ.test(l) && !l.startsWith("qemu-system"));
+    expect(banner(qemu).length).toBeGreaterThan(30);
+    expect(banner(ours)).toEqual(banner(qemu));
+  });
+
   it.skipIf(!hasQemu)("prints the same as on qemu-system-riscv64", async () => {
     const dir = mkdtempSync(join(tmpdir(), "ferryvm-virt-"));
     try {

@@ -66,3 +66,47 @@ describe("the virt board", () => {
     expect(m.hart(0).mipExternal & (1 << 9)).toBe(0);
   });
 });
+
+describe("virtio DMA on the board", () => {
+  it("marks the guest pages a virtio-blk read fills dirty for migration", async () => {
+    const disk = new Uint8Array(4096).fill(0x5a);
+    const m = await createMachine({ virtio: [{ type: "virtio-blk-device", backend: new MemoryBlockBackend(disk), bus: 0 }] });
+    const base = 0x1000_1000;
+    const w = (o: number, v: number) => m.bus.write(base + o, 4, v, 0);
+    const ram = 0x8000_0000;
+    const [desc, avail, used, hdr, data, status] = [0x10000, 0x11000, 0x12000, 0x13000, 0x20000, 0x13100].map((x) => ram + x);
+    w(0x70, 11);
+    w(0x30, 0);
+    w(0x38, 4);
+    w(0x80, desc!);
+    w(0x90, avail!);
+    w(0xa0, used!);
+    w(0x44, 1);
+    w(0x70, 15);
+    const pm = m.physicalMemory;
+    const d = (i: number, addr: number, len: number, flags: number, next: number) => {
+      const b = new Uint8Array(16);
+      const v = new DataView(b.buffer);
+      v.setBigUint64(0, BigInt(addr), true);
+      v.setUint32(8, len, true);
+      v.setUint16(12, flags, true);
+      v.setUint16(14, next, true);
+      pm.write(desc! + 16 * i, b);
+    };
+    pm.write(hdr!, new Uint8Array(16)); // IN, sector 0
+    d(0, hdr!, 16, 1, 1);
+    d(1, data!, 4096, 3, 2);
+    d(2, status!, 1, 2, 0);
+    pm.write(avail!, Uint8Array.of(0, 0, 1, 0, 0, 0));
+    const bitmap = m.guestMemory.dirty("migration");
+    const block = m.guestMemory.block("riscv_virt_board.ram");
+    bitmap.sync();
+    bitmap.clear();
+    w(0x50, 0);
+    bitmap.sync();
+    expect(bitmap.test(block, 0x20)).toBe(true); // the data page
+    expect(bitmap.test(block, 0x12)).toBe(true); // the used ring
+    expect(bitmap.test(block, 0x30)).toBe(false);
+    expect(pm.view(data!, 4096)!.every((b) => b === 0x5a)).toBe(true);
+  });
+});
