@@ -146,6 +146,9 @@ static void plic_enable(u32 src) {
 #define V_QUEUE_SEL 0x030
 #define V_QUEUE_NUM_MAX 0x034
 #define V_QUEUE_NUM 0x038
+#define V_GUEST_PAGE_SIZE 0x028
+#define V_QUEUE_ALIGN 0x03c
+#define V_QUEUE_PFN 0x040
 #define V_QUEUE_READY 0x044
 #define V_QUEUE_NOTIFY 0x050
 #define V_STATUS 0x070
@@ -162,7 +165,7 @@ struct used { u16 flags; u16 idx; struct used_elem ring[QSIZE]; u16 avail_event;
 struct vq {
   struct desc desc[QSIZE] __attribute__((aligned(16)));
   struct avail avail __attribute__((aligned(2)));
-  struct used used __attribute__((aligned(4)));
+  struct used used __attribute__((aligned(4096))); /* legacy layout: used at the next page */
   u16 last_used;
 };
 
@@ -170,7 +173,28 @@ static struct vq blk_q __attribute__((aligned(4096)));
 static struct vq rng_q __attribute__((aligned(4096)));
 static struct desc indirect[3] __attribute__((aligned(16)));
 
+/* Legacy (version 1) transport: QEMU 7.2's default (virtio-mmio.force-legacy=on). */
+static int virtio_init_legacy(u64 base, struct vq *q, u32 want_lo) {
+  MMIO32(base + V_STATUS) = 0;
+  MMIO32(base + V_STATUS) = 1;
+  MMIO32(base + V_STATUS) = 1 | 2;
+  MMIO32(base + V_GUEST_PAGE_SIZE) = 4096;
+  MMIO32(base + V_DEVICE_FEATURES_SEL) = 0;
+  u32 lo = MMIO32(base + V_DEVICE_FEATURES);
+  MMIO32(base + V_DRIVER_FEATURES_SEL) = 0;
+  MMIO32(base + V_DRIVER_FEATURES) = lo & want_lo;
+  MMIO32(base + V_QUEUE_SEL) = 0;
+  if (MMIO32(base + V_QUEUE_NUM_MAX) < QSIZE) return -2;
+  if (MMIO32(base + V_QUEUE_PFN) != 0) return -3;
+  MMIO32(base + V_QUEUE_NUM) = QSIZE;
+  MMIO32(base + V_QUEUE_ALIGN) = 4096;
+  MMIO32(base + V_QUEUE_PFN) = (u32)((u64)(uintptr_t)q >> 12);
+  MMIO32(base + V_STATUS) = 1 | 2 | 4;
+  return 0;
+}
+
 static int virtio_init(u64 base, struct vq *q, u32 want_hi, u32 want_lo) {
+  if (MMIO32(base + V_VERSION) == 1) return virtio_init_legacy(base, q, want_lo);
   MMIO32(base + V_STATUS) = 0;
   MMIO32(base + V_STATUS) = 1;
   MMIO32(base + V_STATUS) = 1 | 2;
