@@ -1,7 +1,9 @@
 /**
- * The migration stream. So far: QEMUFile, the buffered big-endian byte stream
- * (`QemuFileWriter` over a `ByteSink`, `QemuFileReader` over a `ByteSource`), which
- * `@ferryvm/vmstate`'s `saveState`/`loadState` read and write.
+ * The migration stream, QEMU 7.2's format: QEMUFile (`QemuFileWriter` over a `ByteSink`,
+ * `QemuFileReader` over a `ByteSource`), the savevm registry (`SaveVmRegistry`,
+ * `SaveVmHandlers`), saving (`qemuSavevmState` and its steps) and loading
+ * (`qemuLoadvmState`), the RAM section (`RamMigration`), the globalstate section, and
+ * `analyzeMigration` (QEMU's scripts/analyze-migration.py).
  *
  * @example
  * ```ts
@@ -28,3 +30,10 @@
 
 export { MigrationError, ShortReadError } from "@ferryvm/vmstate";
 export * from "./qemu-file.ts";
+export * from "./constants.ts";
+export * from "./handlers.ts";
+export * from "./config.ts";
+export * from "./savevm.ts";
+export * from "./loadvm.ts";
+export * from "./ram.ts";
+export * from "./global-state.ts";

@@ -1,0 +1,468 @@
+/**
+ * The RAM section (QEMU 7.2's migration/ram.c), idstr "ram", instance 0, version 4: an
+ * iterative section over the VM's `GuestMemory`.
+ *
+ * Records start with be64 `offset | flags` (flags in the low 12 bits). Setup sends
+ * `total | MEM_SIZE` and the block list (str8 idstr + be64 used length, in ram_list order:
+ * largest max length first, ties in creation order — qemu_ram_add keeps the list sorted so).
+ * Pages are ZERO (+ fill byte), PAGE (+ 4096 bytes) or XBZRLE (+ u8 1, be16 len, delta);
+ * without CONTINUE a str8 block idstr follows the be64. Every START/PART/END ends with EOS.
+ *
+ * Save side: the "migration" dirty client of GuestMemory; every page is dirty at setup; a
+ * round walks the blocks from where the last one stopped (ram_find_and_save_block). XBZRLE,
+ * when enabled, starts after the first full pass and only for pages in the cache.
+ *
+ * Pending bytes: QEMU counts dirty pages × page size. Here the estimate is dirty pages ×
+ * the wire bytes per page measured over the last sync period (zero pages cost ~9 bytes,
+ * XBZRLE pages their delta, skipped pages nothing); before any page was sent, page size + 8.
+ *
+ * @module
+ */
+
+import { XbzrleCache, xbzrleEncode, type DirtyBitmap, type GuestMemory, type RamBlock } from "@ferryvm/memory";
+import { MigrationError } from "@ferryvm/vmstate";
+import { ENCODING_FLAG_XBZRLE, RamSaveFlag, TARGET_PAGE_SIZE } from "./constants.ts";
+import { hex } from "./errors.ts";
+import type { PendingBytes, SaveStateEntry, SaveVmHandlers, SaveVmIterateContext, SaveVmRegistry } from "./handlers.ts";
+import type { QemuFileReader, QemuFileWriter } from "./qemu-file.ts";
+
+/** The RAM section's version (loaders accept exactly this one). */
+export const RAM_SECTION_VERSION = 4;
+
+const FLAG_MASK = TARGET_PAGE_SIZE - 1;
+const MAX_WAIT_MS = 50;
+const FLUSH_BYTES = 1 << 20;
+
+/** Options of the RAM section. */
+export interface RamMigrationOptions {
+  /** The dirty-memory client to use (default "migration"). */
+  dirtyClient?: string;
+  /** The xbzrle capability. */
+  xbzrle?: boolean;
+  /** xbzrle-cache-size in bytes (default 64 MiB, QEMU's). */
+  xbzrleCacheSize?: number;
+  /** Whether the guest runs (bytes sent then count as precopy-bytes, else downtime-bytes). */
+  vmRunning?: () => boolean;
+}
+
+/** The `ram` member of query-migrate, with QEMU's names. */
+export interface RamCounters {
+  transferred: number;
+  remaining: number;
+  total: number;
+  duplicate: number;
+  skipped: number;
+  normal: number;
+  "normal-bytes": number;
+  "dirty-sync-count": number;
+  "page-size": number;
+  "multifd-bytes": number;
+  "postcopy-requests": number;
+  "precopy-bytes": number;
+  "downtime-bytes": number;
+  "postcopy-bytes": number;
+}
+
+/** The `xbzrle-cache` member of query-migrate. */
+export interface XbzrleCounters {
+  "cache-size": number;
+  bytes: number;
+  pages: number;
+  "cache-miss": number;
+  "cache-miss-rate": number;
+  "encoding-rate": number;
+  overflow: number;
+}
+
+/** The blocks a RAM section covers, in QEMU's ram_list order. */
+export function migratableBlocks(memory: GuestMemory): RamBlock[] {
+  return memory.ramBlocks
+    .map((b, i) => ({ b, i }))
+    .filter(({ b }) => b.migratable)
+    .sort((x, y) => y.b.maxLength - x.b.maxLength || x.i - y.i)
+    .map(({ b }) => b);
+}
+
+interface PageSearch {
+  block: number;
+  page: number;
+  completeRound: boolean;
+}
+
+/** The RAM section: save and load handlers over one GuestMemory. */
+export class RamMigration implements SaveVmHandlers {
+  readonly memory: GuestMemory;
+  readonly #options: RamMigrationOptions;
+  #blocks: RamBlock[] = [];
+  #dirty: DirtyBitmap | undefined;
+  // save state (RAMState)
+  #lastSeenBlock = -1;
+  #lastPage = 0;
+  #lastSentBlock: RamBlock | undefined;
+  #xbzrleEnabled = false;
+  #lastStage = false;
+  #dirtyPages = 0;
+  #cache: XbzrleCache | undefined;
+  readonly #encoded = new Uint8Array(TARGET_PAGE_SIZE);
+  readonly #zeroPage = new Uint8Array(TARGET_PAGE_SIZE);
+  #periodPages = 0;
+  #periodBytes = 0;
+  #bytesPerPage = TARGET_PAGE_SIZE + 8;
+  #counters: RamCounters = RamMigration.#emptyCounters();
+  #xbzrleCounters: XbzrleCounters = { "cache-size": 0, bytes: 0, pages: 0, "cache-miss": 0, "cache-miss-rate": 0, "encoding-rate": 0, overflow: 0 };
+  // load state
+  #loadBlock: RamBlock | undefined;
+  readonly #loadBuf = new Uint8Array(TARGET_PAGE_SIZE);
+
+  constructor(memory: GuestMemory, options: RamMigrationOptions = {}) {
+    this.memory = memory;
+    this.#options = options;
+  }
+
+  static #emptyCounters(): RamCounters {
+    return {
+      transferred: 0, remaining: 0, total: 0, duplicate: 0, skipped: 0, normal: 0, "normal-bytes": 0,
+      "dirty-sync-count": 0, "page-size": TARGET_PAGE_SIZE, "multifd-bytes": 0, "postcopy-requests": 0,
+      "precopy-bytes": 0, "downtime-bytes": 0, "postcopy-bytes": 0,
+    };
+  }
+
+  /** Registers the section as QEMU does: "ram", instance 0, version 4. */
+  register(registry: SaveVmRegistry): SaveStateEntry {
+    return registry.registerSaveVmLive("ram", 0, RAM_SECTION_VERSION, this);
+  }
+
+  /** query-migrate's `ram` figures. */
+  counters(): RamCounters {
+    return { ...this.#counters, remaining: this.#dirtyPages * TARGET_PAGE_SIZE };
+  }
+
+  /** query-migrate's `xbzrle-cache` figures. */
+  xbzrleCounters(): XbzrleCounters {
+    return { ...this.#xbzrleCounters };
+  }
+
+  /** Dirty pages left to send (migration_dirty_pages). */
+  get dirtyPages(): number {
+    return this.#dirtyPages;
+  }
+
+  #transferred(n: number): void {
+    this.#counters.transferred += n;
+    if (this.#options.vmRunning?.()) this.#counters["precopy-bytes"] += n;
+    else this.#counters["downtime-bytes"] += n;
+  }
+
+  /** migration_bitmap_sync: moves the live dirty bits into the synced bitmap. */
+  #bitmapSync(): void {
+    const dirty = this.#dirty!;
+    for (const b of this.#blocks) dirty.sync(b);
+    this.#dirtyPages = 0;
+    for (const b of this.#blocks) this.#dirtyPages += dirty.count(b);
+    this.#counters["dirty-sync-count"]++;
+    if (this.#periodPages >= 64) this.#bytesPerPage = this.#periodBytes / this.#periodPages;
+    this.#periodPages = 0;
+    this.#periodBytes = 0;
+  }
+
+  // ---- save side -------------------------------------------------------------------
+
+  save_setup(f: QemuFileWriter): void {
+    this.#blocks = migratableBlocks(this.memory);
+    this.#dirty = this.memory.dirty(this.#options.dirtyClient ?? "migration");
+    this.#lastSeenBlock = -1;
+    this.#lastPage = 0;
+    this.#lastSentBlock = undefined;
+    this.#xbzrleEnabled = false;
+    this.#lastStage = false;
+    this.#periodPages = 0;
+    this.#periodBytes = 0;
+    this.#bytesPerPage = TARGET_PAGE_SIZE + 8;
+    this.#counters = RamMigration.#emptyCounters();
+    this.#cache = undefined;
+    if (this.#options.xbzrle) {
+      const size = this.#options.xbzrleCacheSize ?? 64 << 20;
+      this.#cache = new XbzrleCache(size, { pageSize: TARGET_PAGE_SIZE });
+      this.#xbzrleCounters = { "cache-size": size, bytes: 0, pages: 0, "cache-miss": 0, "cache-miss-rate": 0, "encoding-rate": 0, overflow: 0 };
+    }
+    let total = 0;
+    for (const b of this.#blocks) {
+      this.#dirty.setAll(b);
+      total += b.usedLength;
+    }
+    this.#counters.total = total;
+    this.#bitmapSync();
+    f.putBe64(BigInt(total) | BigInt(RamSaveFlag.MEM_SIZE));
+    for (const b of this.#blocks) {
+      f.putStr8(b.idstr);
+      f.putBe64(BigInt(b.usedLength));
+    }
+    f.putBe64(BigInt(RamSaveFlag.EOS));
+  }
+
+  async save_live_iterate(f: QemuFileWriter, ctx: SaveVmIterateContext): Promise<boolean> {
+    const t0 = performance.now();
+    let done = false;
+    for (let i = 0; !ctx.rateLimited(); i++) {
+      const pages = this.#findAndSaveBlock(f);
+      if (pages === 0) {
+        done = true;
+        break;
+      }
+      if ((i & 63) === 0 && i !== 0) {
+        if (f.pendingBytes >= FLUSH_BYTES) await f.flush();
+        if (performance.now() - t0 > MAX_WAIT_MS) break;
+      }
+    }
+    f.putBe64(BigInt(RamSaveFlag.EOS));
+    this.#transferred(8);
+    return done;
+  }
+
+  async save_live_complete_precopy(f: QemuFileWriter): Promise<void> {
+    this.#lastStage = true;
+    this.#bitmapSync();
+    for (let i = 1; this.#findAndSaveBlock(f) !== 0; i++) {
+      if ((i & 63) === 0 && f.pendingBytes >= FLUSH_BYTES) await f.flush();
+    }
+    f.putBe64(BigInt(RamSaveFlag.EOS));
+    this.#transferred(8);
+  }
+
+  state_pending_estimate(): PendingBytes {
+    return { must_precopy: Math.ceil(this.#dirtyPages * this.#bytesPerPage), can_postcopy: 0 };
+  }
+
+  state_pending_exact(): PendingBytes {
+    if (!this.#lastStage && this.#dirty !== undefined) this.#bitmapSync();
+    return this.state_pending_estimate();
+  }
+
+  save_cleanup(): void {
+    this.#cache = undefined;
+  }
+
+  /** find_dirty_block: true when pss points at a dirty page; `again` false when a full round found nothing. */
+  #findDirtyBlock(pss: PageSearch): { found: boolean; again: boolean } {
+    const block = this.#blocks[pss.block]!;
+    const next = this.#dirty!.findNext(block, pss.page);
+    pss.page = next < 0 ? block.pages : next;
+    if (pss.completeRound && pss.block === this.#lastSeenBlock && pss.page >= this.#lastPage) {
+      return { found: false, again: false };
+    }
+    if (next < 0) {
+      pss.page = 0;
+      pss.block++;
+      if (pss.block === this.#blocks.length) {
+        pss.block = 0;
+        pss.completeRound = true;
+        if (this.#options.xbzrle) this.#xbzrleEnabled = true;
+      }
+      return { found: false, again: true };
+    }
+    return { found: true, again: true };
+  }
+
+  /** ram_find_and_save_block: sends the next dirty page; 0 when none is left. */
+  #findAndSaveBlock(f: QemuFileWriter): number {
+    if (this.#blocks.length === 0) return 0;
+    const pss: PageSearch = { block: Math.max(0, this.#lastSeenBlock), page: this.#lastPage, completeRound: false };
+    if (this.#lastSeenBlock < 0) this.#lastSeenBlock = 0;
+    let pages = 0;
+    let again = true;
+    do {
+      const r = this.#findDirtyBlock(pss);
+      again = r.again;
+      if (r.found) {
+        const block = this.#blocks[pss.block]!;
+        if (this.#dirty!.testAndClear(block, pss.page)) {
+          this.#dirtyPages--;
+          const before = this.#counters.transferred;
+          pages = this.#saveTargetPage(f, block, pss.page);
+          this.#periodPages++;
+          this.#periodBytes += this.#counters.transferred - before;
+        }
+        pss.page++;
+      }
+    } while (pages === 0 && again);
+    this.#lastSeenBlock = pss.block;
+    this.#lastPage = pss.page;
+    return pages;
+  }
+
+  /** save_page_header: be64 offset|flags, then the idstr unless it is the last block sent. */
+  #savePageHeader(f: QemuFileWriter, block: RamBlock, offset: number, flags: number): number {
+    if (block === this.#lastSentBlock) flags |= RamSaveFlag.CONTINUE;
+    f.putBe64(BigInt(offset) | BigInt(flags));
+    if (flags & RamSaveFlag.CONTINUE) return 8;
+    f.putStr8(block.idstr);
+    this.#lastSentBlock = block;
+    return 9 + new TextEncoder().encode(block.idstr).length;
+  }
+
+  /** ram_save_target_page: a zero page, an XBZRLE page or a normal page. Returns pages sent (0: skipped). */
+  #saveTargetPage(f: QemuFileWriter, block: RamBlock, page: number): number {
+    const offset = page * TARGET_PAGE_SIZE;
+    if (this.memory.isZeroPage(block, page)) {
+      const len = this.#savePageHeader(f, block, offset, RamSaveFlag.ZERO) + 1;
+      f.putU8(0);
+      this.#counters.duplicate++;
+      this.#transferred(len);
+      if (this.#xbzrleEnabled) this.#cache!.insert(block.ramAddr + offset, this.#zeroPage, this.#counters["dirty-sync-count"]);
+      return 1;
+    }
+    let data = block.page(page);
+    if (this.#xbzrleEnabled) {
+      const r = this.#saveXbzrlePage(f, block, offset, data);
+      if (r.pages !== -1) return r.pages;
+      data = r.data;
+    }
+    this.#transferred(this.#savePageHeader(f, block, offset, RamSaveFlag.PAGE));
+    f.putBytes(data);
+    this.#transferred(TARGET_PAGE_SIZE);
+    this.#counters.normal++;
+    this.#counters["normal-bytes"] += TARGET_PAGE_SIZE;
+    return 1;
+  }
+
+  /** save_xbzrle_page: -1 = send `data` as a normal page; 0 = unchanged, skipped; 1 = sent. */
+  #saveXbzrlePage(f: QemuFileWriter, block: RamBlock, offset: number, current: Uint8Array): { pages: number; data: Uint8Array } {
+    const cache = this.#cache!;
+    const addr = block.ramAddr + offset;
+    const age = this.#counters["dirty-sync-count"];
+    const x = this.#xbzrleCounters;
+    if (!cache.isCached(addr, age)) {
+      x["cache-miss"]++;
+      if (!this.#lastStage && cache.insert(addr, current, age)) return { pages: -1, data: cache.get(addr)! };
+      return { pages: -1, data: current };
+    }
+    x.pages++;
+    const prev = cache.get(addr)!;
+    const snapshot = current.slice();
+    const len = xbzrleEncode(prev, snapshot, this.#encoded);
+    let data: Uint8Array = snapshot;
+    if (!this.#lastStage && len !== 0) {
+      prev.set(snapshot);
+      data = prev;
+    }
+    if (len === 0) return { pages: 0, data };
+    if (len < 0) {
+      x.overflow++;
+      x.bytes += TARGET_PAGE_SIZE;
+      return { pages: -1, data };
+    }
+    let bytes = this.#savePageHeader(f, block, offset, RamSaveFlag.XBZRLE);
+    f.putU8(ENCODING_FLAG_XBZRLE);
+    f.putBe16(len);
+    f.putBytes(this.#encoded.subarray(0, len));
+    bytes += len + 3;
+    x.bytes += bytes - 8;
+    this.#transferred(bytes);
+    return { pages: 1, data };
+  }
+
+  // ---- load side -------------------------------------------------------------------
+
+  load_setup(): void {
+    this.#loadBlock = undefined;
+  }
+
+  #findBlock(idstr: string): RamBlock | undefined {
+    return this.memory.ramBlocks.find((b) => b.idstr === idstr);
+  }
+
+  /** ram_block_from_stream. */
+  async #blockFromStream(f: QemuFileReader, flags: number): Promise<RamBlock> {
+    if (flags & RamSaveFlag.CONTINUE) {
+      if (this.#loadBlock === undefined) throw new MigrationError(`ram: CONTINUE flag (flags ${hex(flags)}) without a previous block`);
+      return this.#loadBlock;
+    }
+    const id = await f.readStr8("ram: block idstr");
+    const block = this.#findBlock(id);
+    if (block === undefined) throw new MigrationError(`ram: can't find RAM block '${id}'`);
+    if (!block.migratable) throw new MigrationError(`ram: RAM block '${id}' should not be migrated`);
+    this.#loadBlock = block;
+    return block;
+  }
+
+  async #loadMemSize(f: QemuFileReader, total: bigint): Promise<void> {
+    const seen = new Set<RamBlock>();
+    let left = total;
+    while (left > 0n) {
+      const id = await f.readStr8("ram: MEM_SIZE block idstr");
+      const length = await f.readU64(`ram: MEM_SIZE used length of '${id}'`);
+      const block = this.#findBlock(id);
+      if (block === undefined) throw new MigrationError(`ram: unknown RAM block '${id}', cannot accept migration`);
+      if (!block.migratable) throw new MigrationError(`ram: RAM block '${id}' should not be migrated`);
+      if (seen.has(block)) throw new MigrationError(`ram: RAM block '${id}' listed twice in MEM_SIZE`);
+      seen.add(block);
+      if (length !== BigInt(block.usedLength)) {
+        throw new MigrationError(`ram: RAM block '${id}' has used length ${hex(length)} in the stream but ${hex(block.usedLength)} here`);
+      }
+      if (length > left) throw new MigrationError(`ram: RAM block lengths exceed the MEM_SIZE total ${hex(total)}`);
+      left -= length;
+    }
+    for (const b of migratableBlocks(this.memory)) {
+      if (!seen.has(b)) throw new MigrationError(`ram: RAM block '${b.idstr}' (${hex(b.usedLength)} bytes) is missing from the stream`);
+    }
+  }
+
+  async load_state(f: QemuFileReader, versionId: number): Promise<void> {
+    if (versionId !== RAM_SECTION_VERSION) {
+      throw new MigrationError(`ram: stream version ${versionId} not supported (need ${RAM_SECTION_VERSION})`);
+    }
+    for (;;) {
+      const at = f.position;
+      const word = await f.readU64("ram: record header");
+      const flags = Number(word & BigInt(FLAG_MASK));
+      const addr = word & ~BigInt(FLAG_MASK);
+      if (flags & RamSaveFlag.COMPRESS_PAGE) throw new MigrationError(`ram: unexpected compressed page (flags ${hex(flags)} at offset ${at})`);
+      let block: RamBlock | undefined;
+      let page = 0;
+      if (flags & (RamSaveFlag.ZERO | RamSaveFlag.PAGE | RamSaveFlag.XBZRLE)) {
+        block = await this.#blockFromStream(f, flags);
+        if (addr >= BigInt(block.usedLength)) {
+          throw new MigrationError(`ram: illegal RAM offset ${hex(addr)} in block '${block.idstr}' (used length ${hex(block.usedLength)}) at offset ${at}`);
+        }
+        page = Number(addr) / TARGET_PAGE_SIZE;
+      }
+      switch (flags & ~RamSaveFlag.CONTINUE) {
+        case RamSaveFlag.MEM_SIZE:
+          await this.#loadMemSize(f, addr);
+          break;
+        case RamSaveFlag.ZERO: {
+          const ch = await f.readU8(`ram: fill byte of page ${hex(addr)} of '${block!.idstr}'`);
+          block!.page(page).fill(ch);
+          break;
+        }
+        case RamSaveFlag.PAGE:
+          await f.readInto(block!.page(page), `ram: page ${hex(addr)} of '${block!.idstr}'`);
+          break;
+        case RamSaveFlag.XBZRLE:
+          await this.#loadXbzrle(f, block!, page, addr);
+          break;
+        case RamSaveFlag.EOS:
+          return;
+        default:
+          if (flags & RamSaveFlag.HOOK) throw new MigrationError(`ram: RDMA hook flag (flags ${hex(flags)}) not supported at offset ${at}`);
+          throw new MigrationError(`ram: unknown combination of migration flags ${hex(flags)} at offset ${at}`);
+      }
+    }
+  }
+
+  /** load_xbzrle: u8 1, be16 len ≤ page size, the delta applied onto the current page. */
+  async #loadXbzrle(f: QemuFileReader, block: RamBlock, page: number, addr: bigint): Promise<void> {
+    const where = `ram: XBZRLE page ${hex(addr)} of '${block.idstr}'`;
+    const encoding = await f.readU8(`${where}: encoding`);
+    const len = await f.readU16(`${where}: length`);
+    if (encoding !== ENCODING_FLAG_XBZRLE) throw new MigrationError(`${where}: wrong encoding flag ${hex(encoding)} (expected 0x1)`);
+    if (len > TARGET_PAGE_SIZE) throw new MigrationError(`${where}: length ${len} exceeds the page size ${TARGET_PAGE_SIZE}`);
+    const data = this.#loadBuf.subarray(0, len);
+    await f.readInto(data, `${where}: data`);
+    try {
+      this.memory.xbzrle.decode(data, block.pageHostOffset(page));
+    } catch (e) {
+      throw new MigrationError(`${where}: decode error: ${e instanceof Error ? e.message : String(e)}`, { cause: e });
+    }
+  }
+}
