@@ -41,15 +41,13 @@ export function takeTrap(hart: usize, pc: u64, cause: u64, tval: u64): u64 {
   return isIrq && (tvec & 1) ? base + (code << 2) : base;
 }
 
-/** QEMU's default priority: MEI > MSI > MTI > SEI > SSI > STI. */
+/**
+ * QEMU 7.2 without AIA (the virt default) takes the lowest-numbered pending interrupt of the
+ * chosen level (riscv_cpu_pending_to_irq returns ctz(pending)), not the privileged spec's
+ * MEI > MSI > MTI > SEI > SSI > STI; lockstep runs against QEMU confirm it.
+ */
 function pickIrq(bits: u64): i32 {
-  if (bits & (1 << C.IRQ_M_EXT)) return C.IRQ_M_EXT;
-  if (bits & (1 << C.IRQ_M_SOFT)) return C.IRQ_M_SOFT;
-  if (bits & (1 << C.IRQ_M_TIMER)) return C.IRQ_M_TIMER;
-  if (bits & (1 << C.IRQ_S_EXT)) return C.IRQ_S_EXT;
-  if (bits & (1 << C.IRQ_S_SOFT)) return C.IRQ_S_SOFT;
-  if (bits & (1 << C.IRQ_S_TIMER)) return C.IRQ_S_TIMER;
-  return -1;
+  return bits ? <i32>ctz(bits) : -1;
 }
 
 /** The interrupt to take now, or -1. */

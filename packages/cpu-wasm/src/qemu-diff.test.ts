@@ -147,6 +147,53 @@ function lowerCsrProgram(seed: number, n: number, mode: 0 | 1): Uint8Array {
 }
 const LOWER_HANDLER = 0x8000_8000n;
 
+/**
+ * Software interrupts (SSIP, STIP, SEIP from M, MTIP from mtimecmp = 0) with random enables,
+ * delegation of SSIP, and trips to S and U; handlers fold the causes into x20 (M) and x21 (S).
+ */
+function interruptProgram(seed: number, n: number): Uint8Array {
+  const rnd = prng(seed);
+  const pick = <T,>(xs: readonly T[]): T => xs[rnd() % xs.length]!;
+  const a = new A.Asm(IMAGE_BASE);
+  a.emit(...A.li(5, IRQ_MH), A.csrrw(0, 0x305, 5), ...A.li(5, IRQ_SH), A.csrrw(0, 0x105, 5));
+  a.emit(...A.li(5, 0x3f_ffff_ffff_ffffn), A.csrrw(0, 0x3b0, 5), A.addi(5, 0, 0x1f), A.csrrw(0, 0x3a0, 5));
+  for (let i = 0; i < n; i++) {
+    const k = rnd() % 6;
+    if (k === 0) a.emit(...A.li(5, pick([0x2n, 0x20n, 0x200n, 0x22n, 0x222n])), A.csrrs(0, 0x344, 5));
+    else if (k === 1) a.emit(...A.li(5, BigInt(rnd() % 0x400) & 0x2a2n), pick([A.csrrs, A.csrrc])(0, 0x304, 5));
+    else if (k === 2) a.emit(...A.li(5, pick([0x2n, 0x8n, 0xan])), pick([A.csrrs, A.csrrc])(0, 0x300, 5));
+    else if (k === 3) a.emit(...A.li(5, pick([0n, 0x2n])), A.csrrw(0, 0x303, 5));
+    else if (k === 4) a.emit(...A.li(5, 0x80n), A.csrrs(0, 0x304, 5));
+    else {
+      // A trip to S or U: mret there, a few instructions, ecall back to M.
+      const mode = BigInt(pick([0, 1]));
+      a.emit(...A.li(5, 0x1800n), A.csrrc(0, 0x300, 5), ...A.li(5, mode << 11n), A.csrrs(0, 0x300, 5));
+      a.emit(A.auipc(5, 0), A.addi(5, 5, 16), A.csrrw(0, 0x341, 5), A.MRET);
+      a.emit(A.addi(1, 1, 1), A.addi(2, 2, 3), A.ECALL);
+    }
+  }
+  finish(a);
+  const img = new Uint8Array(Number(IRQ_SH - IMAGE_BASE) + 256);
+  img.set(a.bytes(), 0);
+  // M handler: fold mcause; interrupts clear their source; ecalls return to M after the ecall.
+  const m = new A.Asm(IRQ_MH);
+  m.emit(A.csrrs(22, 0x342, 0), A.addi(23, 0, 31), A.op("mul", 20, 20, 23), A.op("add", 20, 20, 22));
+  const ecallPath = [A.csrrs(23, 0x341, 0), A.addi(23, 23, 4), A.csrrw(0, 0x341, 23), ...A.li(23, 0x1800n), A.csrrs(0, 0x300, 23), A.MRET];
+  m.emit(A.blt(22, 0, 4 + 4 * ecallPath.length)); // interrupt: bit 63 set
+  m.emit(...ecallPath);
+  // interrupts: 1 << code cleared in mip (SSIP/STIP/SEIP) and, for MTI, MTIE cleared in mie
+  m.emit(A.andi(22, 22, 63), A.addi(23, 0, 1), A.op("sll", 23, 23, 22), A.csrrc(0, 0x344, 23), A.csrrc(0, 0x304, 23), A.MRET);
+  img.set(m.bytes(), Number(IRQ_MH - IMAGE_BASE));
+  // S handler: fold scause, clear SSIP, sret.
+  const sh = new A.Asm(IRQ_SH);
+  sh.emit(A.csrrs(24, 0x142, 0), A.addi(25, 0, 31), A.op("mul", 21, 21, 25), A.op("add", 21, 21, 24));
+  sh.emit(A.csrrci(0, 0x144, 2), A.SRET);
+  img.set(sh.bytes(), Number(IRQ_SH - IMAGE_BASE));
+  return img;
+}
+const IRQ_MH = 0x8000_8000n;
+const IRQ_SH = 0x8000_8100n;
+
 // Page-table corner cases: M-mode builds Sv39 tables, then one S-mode access at VA.
 const ROOT = 0x8001_0000n, L1 = 0x8001_1000n, L0 = 0x8001_2000n, DATA = 0x8002_0000n, HANDLER = 0x8000_8000n;
 const VA = 0x4000_0000n;
@@ -225,6 +272,15 @@ describe.skipIf(!qemu)("lockstep against QEMU 7.2", () => {
   it("CSR accesses from S and U trap or succeed alike", () => {
     for (const [seed, mode] of [[21, 1], [22, 0], [23, 1], [24, 0]] as const) {
       const img = lowerCsrProgram(seed, 60, mode);
+      const trace = qemuTrace(img);
+      expect(trace.length).toBeGreaterThan(100);
+      expect(lockstep(img, trace), `seed ${seed}`).toBe("");
+    }
+  });
+
+  it("software and timer interrupts are taken at the same instructions with the same causes", () => {
+    for (const seed of [41, 42, 43, 44]) {
+      const img = interruptProgram(seed, 60);
       const trace = qemuTrace(img);
       expect(trace.length).toBeGreaterThan(100);
       expect(lockstep(img, trace), `seed ${seed}`).toBe("");
