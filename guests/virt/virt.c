@@ -167,14 +167,17 @@ struct vq {
   struct avail avail __attribute__((aligned(2)));
   struct used used __attribute__((aligned(4096))); /* legacy layout: used at the next page */
   u16 last_used;
+  u32 index; /* the queue's number on its device */
 };
 
 static struct vq blk_q __attribute__((aligned(4096)));
 static struct vq rng_q __attribute__((aligned(4096)));
+static struct vq con_q __attribute__((aligned(4096)));
 static struct desc indirect[3] __attribute__((aligned(16)));
 
 /* Legacy (version 1) transport: QEMU 7.2's default (virtio-mmio.force-legacy=on). */
 static int virtio_init_legacy(u64 base, struct vq *q, u32 want_lo) {
+  u32 qi = q->index;
   MMIO32(base + V_STATUS) = 0;
   MMIO32(base + V_STATUS) = 1;
   MMIO32(base + V_STATUS) = 1 | 2;
@@ -183,7 +186,7 @@ static int virtio_init_legacy(u64 base, struct vq *q, u32 want_lo) {
   u32 lo = MMIO32(base + V_DEVICE_FEATURES);
   MMIO32(base + V_DRIVER_FEATURES_SEL) = 0;
   MMIO32(base + V_DRIVER_FEATURES) = lo & want_lo;
-  MMIO32(base + V_QUEUE_SEL) = 0;
+  MMIO32(base + V_QUEUE_SEL) = qi;
   if (MMIO32(base + V_QUEUE_NUM_MAX) < QSIZE) return -2;
   if (MMIO32(base + V_QUEUE_PFN) != 0) return -3;
   MMIO32(base + V_QUEUE_NUM) = QSIZE;
@@ -208,7 +211,7 @@ static int virtio_init(u64 base, struct vq *q, u32 want_hi, u32 want_lo) {
   MMIO32(base + V_DRIVER_FEATURES) = lo & want_lo;
   MMIO32(base + V_STATUS) = 1 | 2 | 8;
   if (!(MMIO32(base + V_STATUS) & 8)) return -1;
-  MMIO32(base + V_QUEUE_SEL) = 0;
+  MMIO32(base + V_QUEUE_SEL) = q->index;
   if (MMIO32(base + V_QUEUE_NUM_MAX) < QSIZE) return -2;
   MMIO32(base + V_QUEUE_NUM) = QSIZE;
   u64 d = (u64)(uintptr_t)q->desc, a = (u64)(uintptr_t)&q->avail, u = (u64)(uintptr_t)&q->used;
@@ -231,7 +234,7 @@ static u32 virtio_submit(u64 base, struct vq *q, u16 head, u32 src) {
   mb();
   q->avail.idx++;
   mb();
-  MMIO32(base + V_QUEUE_NOTIFY) = 0;
+  MMIO32(base + V_QUEUE_NOTIFY) = q->index;
 #ifdef DEBUG
   for (volatile int i = 0; i < 1000000; i++) {}
   puts_("dbg sip "); putx(csr_read(sip)); puts_(" sie "); putx(csr_read(sie)); puts_(" pend "); putx(MMIO32(PLIC + 0x1000));
@@ -358,6 +361,27 @@ static void rng_test(void) {
   check("rng: not all zero", nonzero != 0);
 }
 
+static void console_test(void) {
+  int n = find_device(3);
+  if (n < 0) { check("virtio-console present", 0); return; }
+  u64 base = VIRTIO(n);
+  puts_("virtio-console: slot ");
+  putu(n);
+  puts_(", max_nr_ports ");
+  putu(MMIO32(base + V_CONFIG + 4));
+  putc_('\n');
+  plic_enable(n + 1);
+  con_q.index = 1; /* transmitq0 */
+  /* VERSION_1; EMERG_WRITE (2) */
+  check("virtio-console features accepted", virtio_init(base, &con_q, 1, 1u << 2) == 0);
+  static const char msg[] = "hello through virtio-console transmitq0\n";
+  con_q.desc[0] = (struct desc){(u64)(uintptr_t)msg, sizeof msg - 1, 0, 0};
+  virtio_submit(base, &con_q, 0, n + 1);
+  check("virtio-console: transmit buffer returned", con_q.last_used == 1);
+  MMIO32(base + V_CONFIG + 8) = '!'; /* emerg_wr */
+  MMIO32(base + V_CONFIG + 8) = '\n';
+}
+
 int main(u64 hartid, u64 fdt) {
   puts_("virt: S-mode payload on hart ");
   putu(hartid);
@@ -404,6 +428,7 @@ int main(u64 hartid, u64 fdt) {
   csr_set(sie, SIE_SEIE);
   blk_test();
   rng_test();
+  console_test();
 
   /* goldfish RTC: ns since 1970, after 2020 */
   u32 lo = MMIO32(0x101000);

@@ -37,8 +37,9 @@ function payloadLines(text: string): string {
   return start < 0 ? "" : text.slice(start).replace(/\r/g, "");
 }
 
-async function runOurs(disk: Uint8Array, virtioLegacy = false): Promise<{ out: string; result: string }> {
+async function runOurs(disk: Uint8Array, virtioLegacy = false): Promise<{ out: string; result: string; console: string }> {
   let out = "";
+  let vcon = "";
   let sent = false;
   const m = await createMachine({
     ramSize: 128 * 2 ** 20,
@@ -48,6 +49,7 @@ async function runOurs(disk: Uint8Array, virtioLegacy = false): Promise<{ out: s
     virtio: [
       { type: "virtio-blk-device", backend: new MemoryBlockBackend(disk) },
       { type: "virtio-rng-device" },
+      { type: "virtio-serial-device", onOutput: (b) => { vcon += new TextDecoder().decode(b); } },
     ],
     onConsoleOutput: (b) => {
       out += new TextDecoder().decode(b);
@@ -58,13 +60,13 @@ async function runOurs(disk: Uint8Array, virtioLegacy = false): Promise<{ out: s
     },
   });
   const r = await m.run({ timeoutMs: 20_000 });
-  return { out, result: JSON.stringify(r) };
+  return { out, result: JSON.stringify(r), console: vcon };
 }
 
 describe("guests/virt on FerryVM", () => {
   it("boots the shipped OpenSBI, which prints its banner and platform lines", async () => {
     const disk = diskImage();
-    const { out, result } = await runOurs(disk);
+    const { out, result, console } = await runOurs(disk);
     expect(out).toContain("OpenSBI v1.1");
     expect(out).toContain("Platform Name             : riscv-virtio,qemu");
     expect(out).toContain("Platform Console Device   : uart8250");
@@ -73,7 +75,8 @@ describe("guests/virt on FerryVM", () => {
     const payload = payloadLines(out);
     expect(payload, out).toContain("virt: all passed");
     expect(payload).not.toContain("FAIL");
-    expect(payload).toContain("virtio-mmio slots: 0 0 0 0 0 0 4 2");
+    expect(payload).toContain("virtio-mmio slots: 0 0 0 0 0 3 4 2");
+    expect(console).toBe("hello through virtio-console transmitq0\n!\n");
     expect(payload).toContain(`fnv1a ${fnv1a(diskImage().subarray(0, 1024))}`);
     expect(payload).toContain("uart: irq 10 got 'x'");
     expect(result).toBe(JSON.stringify({ kind: "exit", code: 0 }));
@@ -112,6 +115,7 @@ async function sameAsQemu(legacy: boolean): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), "ferryvm-virt-"));
   try {
     const img = join(dir, "disk.img");
+    const conFile = join(dir, "console.txt");
     writeFileSync(img, diskImage());
     const qemuOut = await new Promise<string>((resolve, reject) => {
       const p = spawn("qemu-system-riscv64", [
@@ -120,6 +124,8 @@ async function sameAsQemu(legacy: boolean): Promise<void> {
         ...(legacy ? [] : ["-global", "virtio-mmio.force-legacy=false"]),
         "-drive", `file=${img},if=none,format=raw,id=d0`, "-device", "virtio-blk-device,drive=d0",
         "-device", "virtio-rng-device",
+        "-device", "virtio-serial-device,max_ports=1", "-chardev", `file,id=c0,path=${conFile}`,
+        "-device", "virtconsole,chardev=c0",
       ]);
       let text = "";
       let sent = false;
@@ -141,6 +147,7 @@ async function sameAsQemu(legacy: boolean): Promise<void> {
     expect(payloadLines(qemuOut)).toContain("virt: all passed");
     expect(payloadLines(qemuOut)).toContain(`version ${legacy ? 1 : 2},`);
     expect(payloadLines(ours.out)).toBe(payloadLines(qemuOut));
+    expect(ours.console).toBe(readFileSync(conFile, "utf8"));
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

@@ -93,11 +93,13 @@ describe("vm-cli run on the virt board", () => {
       const status = await main([
         "run", "-M", "virt", "-m", "128M", "-nographic", "-kernel", payload,
         "-drive", `file=${img},if=none,format=raw,id=d0`, "-device", "virtio-blk-device,drive=d0",
-        "-device", "virtio-rng-device", "-global", "virtio-mmio.force-legacy=false", "--timeout", "20",
+        "-device", "virtio-rng-device", "-device", "virtio-serial-device", "-device", "virtconsole",
+        "-global", "virtio-mmio.force-legacy=false", "--timeout", "20",
       ], t.cli);
       clearInterval(timer);
       expect(t.out()).toContain("virt: all passed");
-      expect(t.out()).toContain("virtio-mmio slots: 0 0 0 0 0 0 4 2");
+      expect(t.out()).toContain("virtio-mmio slots: 0 0 0 0 0 3 4 2");
+      expect(t.out()).toContain("hello through virtio-console transmitq0\n");
       expect(t.out()).toContain("uart: irq 10 got 'q'");
       expect(status).toBe(0);
       // the payload wrote sector 2

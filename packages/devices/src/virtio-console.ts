@@ -1,7 +1,8 @@
 /**
  * virtio-console (virtio 1.2 §5.3; QEMU 7.2 hw/char/virtio-serial-bus.c with one port, the
  * console, i.e. `-device virtio-serial-device,max_ports=1 -device virtconsole`): queues
- * receiveq0 and transmitq0 of 128, feature EMERG_WRITE, no MULTIPORT.
+ * receiveq0 and transmitq0 of 128 and, as QEMU always adds them, the control queues of 32
+ * (unused without MULTIPORT; control messages are returned unread); feature EMERG_WRITE.
  *
  * ```
  * config: cols u16, rows u16, max_nr_ports u32, emerg_wr u32 (a write sends one byte)
@@ -24,7 +25,7 @@ export const VIRTIO_CONSOLE_QUEUE_SIZE = 128;
 export class VirtioConsole implements VirtioDevice {
   readonly deviceId = VIRTIO_ID_CONSOLE;
   readonly typeName = "virtio-serial-device";
-  readonly queueSizes = [VIRTIO_CONSOLE_QUEUE_SIZE, VIRTIO_CONSOLE_QUEUE_SIZE];
+  readonly queueSizes = [VIRTIO_CONSOLE_QUEUE_SIZE, VIRTIO_CONSOLE_QUEUE_SIZE, 32, 32];
   readonly features = 1n << BigInt(VIRTIO_CONSOLE_F_EMERG_WRITE);
   #out: (bytes: Uint8Array) => void;
   #input: number[] = [];
@@ -59,7 +60,12 @@ export class VirtioConsole implements VirtioDevice {
   reset(): void {}
 
   handleQueue(ctx: VirtioContext, queue: Virtqueue): void {
-    if (queue.index === 1) {
+    if (queue.index === 3) {
+      for (let el = queue.pop(); el !== null; el = queue.pop()) {
+        queue.push(el, 0);
+        ctx.notify(queue);
+      }
+    } else if (queue.index === 1) {
       for (;;) {
         const el = queue.pop();
         if (el === null) break;
@@ -67,7 +73,7 @@ export class VirtioConsole implements VirtioDevice {
         queue.push(el, 0);
         ctx.notify(queue);
       }
-    } else {
+    } else if (queue.index === 0) {
       this.poll(ctx);
     }
   }
