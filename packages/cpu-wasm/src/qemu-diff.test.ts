@@ -163,7 +163,10 @@ function interruptProgram(seed: number, n: number): Uint8Array {
     else if (k === 1) a.emit(...A.li(5, BigInt(rnd() % 0x400) & 0x2a2n), pick([A.csrrs, A.csrrc])(0, 0x304, 5));
     else if (k === 2) a.emit(...A.li(5, pick([0x2n, 0x8n, 0xan])), pick([A.csrrs, A.csrrc])(0, 0x300, 5));
     else if (k === 3) a.emit(...A.li(5, pick([0n, 0x2n])), A.csrrw(0, 0x303, 5));
-    else if (k === 4) a.emit(...A.li(5, 0x80n), A.csrrs(0, 0x304, 5));
+    else if (k === 4) {
+      // MIE off, MTIE on: MTIP is pending (mtimecmp = 0), so WFI goes on without a trap.
+      a.emit(A.csrrci(0, 0x300, 8), ...A.li(5, 0x80n), A.csrrs(0, 0x304, 5), A.WFI);
+    }
     else {
       // A trip to S or U: mret there, a few instructions, ecall back to M.
       const mode = BigInt(pick([0, 1]));
