@@ -24,6 +24,11 @@ export class GlobalState {
   /** The run state loaded (valid when `received`). */
   state: RunState = "running";
 
+  /** `initial`: the run state stored until the next `store` (the machine stores the real one before a save). */
+  constructor(initial: RunState = "running") {
+    this.store(initial);
+  }
+
   /** Stores the run state to send (global_state_store_running / global_state_store). */
   store(state: RunState): void {
     const bytes = new TextEncoder().encode(state);

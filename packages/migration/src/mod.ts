@@ -37,3 +37,4 @@ export * from "./savevm.ts";
 export * from "./loadvm.ts";
 export * from "./ram.ts";
 export * from "./global-state.ts";
+export * from "./analyze.ts";
