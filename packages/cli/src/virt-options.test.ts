@@ -6,7 +6,7 @@ import { PassThrough } from "node:stream";
 import { fileURLToPath } from "node:url";
 import { describe, expect, it } from "vitest";
 import { main, type CliIo } from "./main.ts";
-import { SHIPPED_FIRMWARE_PATH, splitVirtOptions } from "./virt-options.ts";
+import { SHIPPED_FIRMWARE_PATH, splitVirtOptions, virtMachineOptions } from "./virt-options.ts";
 
 const payload = fileURLToPath(new URL("../../../guests/virt/virt.elf", import.meta.url));
 
@@ -64,6 +64,36 @@ describe("splitVirtOptions", () => {
       [["-M", "virt,dumpdtb="], /dumpdtb needs a file name/],
     ];
     for (const [argv, re] of bad) expect(() => splitVirtOptions(argv), argv.join(" ")).toThrow(re);
+  });
+});
+
+describe("virtMachineOptions", () => {
+  it("opens the drives, puts if=virtio drives after the -devices, and honours readonly and serial", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "vm-cli-drives-"));
+    try {
+      const a = join(dir, "a.img");
+      const b = join(dir, "b.img");
+      writeFileSync(a, new Uint8Array(1024));
+      writeFileSync(b, new Uint8Array(2048));
+      const v = splitVirtOptions([
+        "-drive", `file=${a},if=virtio,readonly=on,serial=AAA`, "-drive", `file=${b},if=none,id=x0`,
+        "-device", "virtio-rng-device", "-device", "virtio-blk-device,drive=x0,bus=virtio-mmio-bus.3",
+      ]);
+      const opts = await virtMachineOptions(v, readFileSync);
+      const specs = opts.virtio!;
+      expect(specs.map((s) => s.type)).toEqual(["virtio-rng-device", "virtio-blk-device", "virtio-blk-device"]);
+      const [, dev, auto] = specs;
+      expect(dev).toMatchObject({ bus: 3 });
+      expect(dev?.type === "virtio-blk-device" && dev.backend.size).toBe(2048);
+      expect(auto?.type === "virtio-blk-device" && auto.backend.readOnly).toBe(true);
+      expect(auto).toMatchObject({ serial: "AAA" });
+      expect(opts.virtioLegacy).toBe(false);
+      await expect(virtMachineOptions(splitVirtOptions(["-device", "virtio-blk-device,drive=nope"]), readFileSync)).rejects.toThrow(
+        /can't find value 'nope'/,
+      );
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
 
