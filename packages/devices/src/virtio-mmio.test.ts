@@ -314,3 +314,15 @@ describe("VirtioConsole", () => {
     expect(out.at(-1)).toBe(0x21);
   });
 });
+
+describe("VirtioMmio access sizes", () => {
+  it("faults on 8-byte and unaligned accesses and reads 0 for narrow register accesses, as QEMU", () => {
+    const s = setup(new VirtioRng());
+    expect(s.t.read(0, 8)).toBeUndefined();
+    expect(s.t.write(0x70, 8, 1n)).toBe(false);
+    expect(s.t.read(2, 4)).toBeUndefined();
+    expect(s.t.read(0, 2)).toBe(0);
+    expect(s.t.read(0, 4)).toBe(0x74726976);
+    expect(setup(undefined).t.read(0, 8)).toBeUndefined();
+  });
+});

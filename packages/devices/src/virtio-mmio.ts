@@ -13,8 +13,8 @@
  * 0x080/0x084 QueueDesc     0x090/0x094 QueueDriver   0x0a0/0x0a4 QueueDevice
  * 0x0b0/0x0b4 SHMLen (-1: none)   0x0fc ConfigGeneration   0x100+ device config
  * ```
- * Register accesses other than 4 bytes read 0 and are ignored (QEMU logs them); config space
- * takes 1, 2 and 4 bytes. A guest error in a queue marks the device broken (status
+ * Accesses of 8 bytes or unaligned ones fault (QEMU's default valid sizes); register accesses
+ * of 1 or 2 bytes read 0 and are ignored (QEMU logs them); config space takes 1, 2 and 4 bytes. A guest error in a queue marks the device broken (status
  * DEVICE_NEEDS_RESET, a config interrupt) until the driver resets it.
  *
  * @module
@@ -206,6 +206,8 @@ export class VirtioMmio implements MmioDevice, VirtioContext {
   }
 
   read(offset: number, size: AccessSize): number | undefined {
+    // QEMU's default valid sizes for virtio_mem_ops: 1..4 bytes, aligned; others fault.
+    if (size === 8 || (offset & (size - 1)) !== 0) return undefined;
     const dev = this.device;
     if (dev === undefined) {
       if (offset === VIRTIO_MMIO_MAGIC_VALUE) return VIRT_MAGIC;
@@ -214,7 +216,6 @@ export class VirtioMmio implements MmioDevice, VirtioContext {
       return 0;
     }
     if (offset >= VIRTIO_MMIO_CONFIG) {
-      if (size === 8) return 0;
       const cfg = dev.config();
       const o = offset - VIRTIO_MMIO_CONFIG;
       if (o + size > cfg.length) return size === 1 ? 0xff : size === 2 ? 0xffff : 0xffff_ffff;
@@ -263,11 +264,12 @@ export class VirtioMmio implements MmioDevice, VirtioContext {
   }
 
   write(offset: number, size: AccessSize, value: number | bigint): boolean {
+    if (size === 8 || (offset & (size - 1)) !== 0) return false;
     const dev = this.device;
     if (dev === undefined) return true;
     const v = Number(BigInt.asUintN(32, BigInt(value)));
     if (offset >= VIRTIO_MMIO_CONFIG) {
-      if (size === 8 || dev.configWrite === undefined) return true;
+      if (dev.configWrite === undefined) return true;
       const data = new Uint8Array(size);
       for (let i = 0; i < size; i++) data[i] = (v >>> (8 * i)) & 0xff;
       dev.configWrite(offset - VIRTIO_MMIO_CONFIG, data);
