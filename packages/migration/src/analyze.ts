@@ -41,14 +41,27 @@ export interface AnalyzeOptions {
   configuration?: boolean;
 }
 
+/** A number field of a stream: where it is, its size in bytes and what it is. */
+export interface StreamField {
+  readonly offset: number;
+  readonly size: number;
+  readonly what: string;
+}
+
 class Cursor {
   readonly #bytes: Uint8Array;
   readonly #view: DataView;
   pos: number;
-  constructor(bytes: Uint8Array, pos = 0) {
+  readonly fields: StreamField[] | undefined;
+  constructor(bytes: Uint8Array, record = false) {
     this.#bytes = bytes;
     this.#view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-    this.pos = pos;
+    this.pos = 0;
+    if (record) this.fields = [];
+  }
+  #num(n: number, what: string): number {
+    this.fields?.push({ offset: this.pos, size: n, what });
+    return this.#need(n, what);
   }
   #need(n: number, what: string): number {
     if (n < 0 || this.pos + n > this.#bytes.length) {
@@ -59,19 +72,19 @@ class Cursor {
     return at;
   }
   u8(what: string): number {
-    return this.#bytes[this.#need(1, what)]!;
+    return this.#bytes[this.#num(1, what)]!;
   }
   peek8(): number | undefined {
     return this.#bytes[this.pos];
   }
   be16(what: string): number {
-    return this.#view.getUint16(this.#need(2, what));
+    return this.#view.getUint16(this.#num(2, what));
   }
   be32(what: string): number {
-    return this.#view.getUint32(this.#need(4, what));
+    return this.#view.getUint32(this.#num(4, what));
   }
   be64(what: string): bigint {
-    return this.#view.getBigUint64(this.#need(8, what));
+    return this.#view.getBigUint64(this.#num(8, what));
   }
   bytes(n: number, what: string): Uint8Array {
     const at = this.#need(n, what);
@@ -278,7 +291,22 @@ interface Section {
 
 /** A stream (the whole of it, in memory) as the script's JSON. */
 export function analyzeMigration(bytes: Uint8Array, options: AnalyzeOptions = {}): AnalyzeJson {
-  const c = new Cursor(bytes);
+  return analyze(new Cursor(bytes), bytes, options);
+}
+
+/**
+ * Every framing number of a well-formed stream (types, ids, lengths, counts, versions,
+ * RAM record headers; not device field values), for the hostile-input tests and the fuzzer.
+ */
+export function streamFieldMap(bytes: Uint8Array): StreamField[] {
+  const c = new Cursor(bytes, true);
+  analyze(c, bytes, {});
+  const vmdescAt = bytes.length - new TextEncoder().encode(findVmdesc(bytes)).length;
+  c.fields!.push({ offset: vmdescAt - 5, size: 1, what: "vmdesc section type" }, { offset: vmdescAt - 4, size: 4, what: "vmdesc length" });
+  return c.fields!;
+}
+
+function analyze(c: Cursor, bytes: Uint8Array, options: AnalyzeOptions): AnalyzeJson {
   const magic = c.be32("magic");
   if (magic !== QEMU_VM_FILE_MAGIC) throw new MigrationError(`analyze: invalid file magic ${hex(magic)}`);
   const version = c.be32("version");

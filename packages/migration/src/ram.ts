@@ -12,9 +12,11 @@
  * round walks the blocks from where the last one stopped (ram_find_and_save_block). XBZRLE,
  * when enabled, starts after the first full pass and only for pages in the cache.
  *
- * Pending bytes: QEMU counts dirty pages × page size. Here the estimate is dirty pages ×
- * the wire bytes per page measured over the last sync period (zero pages cost ~9 bytes,
- * XBZRLE pages their delta, skipped pages nothing); before any page was sent, page size + 8.
+ * Pending bytes: QEMU counts dirty pages × page size. Here: dirty pages × the expected wire
+ * cost of one page, from a sample of up to 64 dirty pages spread over the blocks: a zero
+ * page costs 9 bytes (header + fill byte), another page 4104 — or, once XBZRLE runs, the
+ * measured mean XBZRLE record (header + delta, overflows at 4096) weighted by the cache hit
+ * rate.
  *
  * @module
  */
@@ -105,9 +107,6 @@ export class RamMigration implements SaveVmHandlers {
   #cache: XbzrleCache | undefined;
   readonly #encoded = new Uint8Array(TARGET_PAGE_SIZE);
   readonly #zeroPage = new Uint8Array(TARGET_PAGE_SIZE);
-  #periodPages = 0;
-  #periodBytes = 0;
-  #bytesPerPage = TARGET_PAGE_SIZE + 8;
   #counters: RamCounters = RamMigration.#emptyCounters();
   #xbzrleCounters: XbzrleCounters = { "cache-size": 0, bytes: 0, pages: 0, "cache-miss": 0, "cache-miss-rate": 0, "encoding-rate": 0, overflow: 0 };
   // load state
@@ -160,9 +159,6 @@ export class RamMigration implements SaveVmHandlers {
     this.#dirtyPages = 0;
     for (const b of this.#blocks) this.#dirtyPages += dirty.count(b);
     this.#counters["dirty-sync-count"]++;
-    if (this.#periodPages >= 64) this.#bytesPerPage = this.#periodBytes / this.#periodPages;
-    this.#periodPages = 0;
-    this.#periodBytes = 0;
   }
 
   // ---- save side -------------------------------------------------------------------
@@ -175,9 +171,6 @@ export class RamMigration implements SaveVmHandlers {
     this.#lastSentBlock = undefined;
     this.#xbzrleEnabled = false;
     this.#lastStage = false;
-    this.#periodPages = 0;
-    this.#periodBytes = 0;
-    this.#bytesPerPage = TARGET_PAGE_SIZE + 8;
     this.#counters = RamMigration.#emptyCounters();
     this.#cache = undefined;
     if (this.#options.xbzrle) {
@@ -229,8 +222,38 @@ export class RamMigration implements SaveVmHandlers {
     this.#transferred(8);
   }
 
+  /** Expected wire bytes of one dirty page (see the module comment). */
+  pageCostEstimate(): number {
+    const SAMPLES = 64;
+    const blocks = this.#blocks;
+    const dirty = this.#dirty;
+    if (dirty === undefined || blocks.length === 0) return TARGET_PAGE_SIZE + 8;
+    let n = 0;
+    let zero = 0;
+    const perBlock = Math.max(1, Math.floor(SAMPLES / blocks.length));
+    for (const b of blocks) {
+      let from = 0;
+      for (let k = 0; k < perBlock && from < b.pages; k++) {
+        const p = dirty.findNext(b, Math.max(from, Math.floor((b.pages * k) / perBlock)));
+        if (p < 0) break;
+        n++;
+        if (this.memory.isZeroPage(b, p)) zero++;
+        from = p + 1;
+      }
+    }
+    const x = this.#xbzrleCounters;
+    let other = TARGET_PAGE_SIZE + 8;
+    if (this.#xbzrleEnabled && x.pages > 0) {
+      const hit = x.pages / (x.pages + x["cache-miss"]);
+      other = hit * (x.bytes / x.pages + 8) + (1 - hit) * (TARGET_PAGE_SIZE + 8);
+    }
+    if (n === 0) return other;
+    return (zero * 9 + (n - zero) * other) / n;
+  }
+
   state_pending_estimate(): PendingBytes {
-    return { must_precopy: Math.ceil(this.#dirtyPages * this.#bytesPerPage), can_postcopy: 0 };
+    if (this.#dirtyPages === 0) return { must_precopy: 0, can_postcopy: 0 };
+    return { must_precopy: Math.ceil(this.#dirtyPages * this.pageCostEstimate()), can_postcopy: 0 };
   }
 
   state_pending_exact(): PendingBytes {
@@ -277,10 +300,7 @@ export class RamMigration implements SaveVmHandlers {
         const block = this.#blocks[pss.block]!;
         if (this.#dirty!.testAndClear(block, pss.page)) {
           this.#dirtyPages--;
-          const before = this.#counters.transferred;
           pages = this.#saveTargetPage(f, block, pss.page);
-          this.#periodPages++;
-          this.#periodBytes += this.#counters.transferred - before;
         }
         pss.page++;
       }

@@ -12,7 +12,15 @@ import { GlobalState, registerGlobalState } from "./global-state.ts";
 import { SaveVmRegistry } from "./handlers.ts";
 import { MemorySink, QemuFileReader, QemuFileWriter } from "./qemu-file.ts";
 import { RamMigration, type RamMigrationOptions } from "./ram.ts";
-import { qemuSavevmState } from "./savevm.ts";
+import {
+  qemuSavevmState,
+  qemuSavevmStateCleanup,
+  qemuSavevmStateCompletePrecopy,
+  qemuSavevmStateHeader,
+  qemuSavevmStateIterate,
+  qemuSavevmStatePending,
+  qemuSavevmStateSetup,
+} from "./savevm.ts";
 
 export interface TinySerial {
   divider: number;
@@ -93,6 +101,40 @@ export async function saveTinyMachine(m: TinyMachine): Promise<Uint8Array> {
   await qemuSavevmState(f, m.registry, { machineName: TINY_MACHINE });
   await f.close();
   return sink.bytes();
+}
+
+/**
+ * A precopy by hand: setup, then `rounds` times (iterate until done, `dirty(round)`, exact
+ * pending = bitmap sync), then completion. What a live migration's thread does, minus time.
+ */
+export async function saveTinyMachineLive(m: TinyMachine, rounds: number, dirty: (round: number) => void): Promise<Uint8Array> {
+  const sink = new MemorySink();
+  const f = new QemuFileWriter(sink);
+  try {
+    qemuSavevmStateHeader(f, { machineName: TINY_MACHINE });
+    await qemuSavevmStateSetup(f, m.registry);
+    for (let r = 0; r < rounds; r++) {
+      while (!(await qemuSavevmStateIterate(f, m.registry))) await f.flush();
+      dirty(r);
+      qemuSavevmStatePending(m.registry, true);
+    }
+    await qemuSavevmStateCompletePrecopy(f, m.registry);
+  } finally {
+    qemuSavevmStateCleanup(m.registry);
+  }
+  await f.close();
+  return sink.bytes();
+}
+
+/** A stream of the tiny machine with at least one XBZRLE page (ram page 1 changed over 3 rounds). */
+export async function tinyStreamWithXbzrle(): Promise<{ machine: TinyMachine; bytes: Uint8Array }> {
+  const machine = createTinyMachine({ ramPages: 4, ram: { xbzrle: true, xbzrleCacheSize: 16 * 4096 } });
+  populateTinyMachine(machine);
+  const base = machine.memory.block("riscv_virt_board.ram").base!;
+  const bytes = await saveTinyMachineLive(machine, 3, (r) => {
+    machine.memory.write(base + 4096 + 10 * r, new Uint8Array([r + 1, r + 2, r + 3]));
+  });
+  return { machine, bytes };
 }
 
 export { QemuFileReader };

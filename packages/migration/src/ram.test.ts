@@ -1,0 +1,61 @@
+import { describe, expect, it } from "vitest";
+import { analyzeMigration, type AnalyzeJson } from "./analyze.ts";
+import { qemuLoadvmState } from "./loadvm.ts";
+import { migratableBlocks } from "./ram.ts";
+import { qemuSavevmStatePending, qemuSavevmStateSetup } from "./savevm.ts";
+import { MemorySink, QemuFileWriter } from "./qemu-file.ts";
+import { createTinyMachine, populateTinyMachine, QemuFileReader, saveTinyMachineLive, TINY_MACHINE, tinyStreamWithXbzrle } from "./testing.ts";
+
+type Obj = { [key: string]: AnalyzeJson };
+
+describe("the RAM section", () => {
+  it("lists blocks largest first, ties in creation order, as QEMU's ram_list", () => {
+    const m = createTinyMachine({ ramPages: 2 }); // mrom (2 pages) was created first
+    expect(migratableBlocks(m.memory).map((b) => b.idstr)).toEqual(["riscv_virt_board.mrom", "riscv_virt_board.ram"]);
+    const m2 = createTinyMachine({ ramPages: 8 });
+    expect(migratableBlocks(m2.memory).map((b) => b.idstr)).toEqual(["riscv_virt_board.ram", "riscv_virt_board.mrom"]);
+  });
+
+  it("sends pages dirtied between rounds again, and the destination ends equal", async () => {
+    const src = createTinyMachine({ ramPages: 16 });
+    populateTinyMachine(src);
+    const base = src.memory.block("riscv_virt_board.ram").base!;
+    const bytes = await saveTinyMachineLive(src, 3, (r) => {
+      src.memory.write(base + 4096 * (2 + r), new Uint8Array([0xc0 + r]));
+    });
+    const c = src.ram.counters();
+    expect(c.normal + c.duplicate).toBe(18 + 3); // every page once, then the 3 dirtied ones
+    expect(c["dirty-sync-count"]).toBe(5); // setup, 3 pending_exact, completion
+    const dst = createTinyMachine({ ramPages: 16 });
+    await qemuLoadvmState(new QemuFileReader(bytes), dst.registry, { machineName: TINY_MACHINE });
+    expect(dst.memory.block("riscv_virt_board.ram").bytes).toEqual(src.memory.block("riscv_virt_board.ram").bytes);
+  });
+
+  it("sends XBZRLE deltas once a page is cached, and the destination decodes them", async () => {
+    const { machine: src, bytes } = await tinyStreamWithXbzrle();
+    const x = src.ram.xbzrleCounters();
+    expect(x.pages).toBeGreaterThanOrEqual(1);
+    expect(x["cache-miss"]).toBeGreaterThanOrEqual(1);
+    expect(x.bytes).toBeGreaterThan(0);
+    expect(x.bytes).toBeLessThan(100);
+    const memory = ((analyzeMigration(bytes, { memory: true }) as Obj)["ram (0)"] as Obj).memory as Obj;
+    expect(Object.values(memory).some((v) => (v as string).startsWith("XBZRLE "))).toBe(true);
+    const dst = createTinyMachine({ ramPages: 4 });
+    await qemuLoadvmState(new QemuFileReader(bytes), dst.registry, { machineName: TINY_MACHINE });
+    expect(dst.memory.block("riscv_virt_board.ram").bytes).toEqual(src.memory.block("riscv_virt_board.ram").bytes);
+  });
+
+  it("estimates pending bytes from what dirty pages cost on the wire: zero pages are cheap", async () => {
+    const m = createTinyMachine({ ramPages: 64 });
+    const f = new QemuFileWriter(new MemorySink());
+    await qemuSavevmStateSetup(f, m.registry);
+    // 66 dirty pages, all zero: 9 bytes each rather than QEMU's 4096
+    expect(qemuSavevmStatePending(m.registry, false).must_precopy).toBe(66 * 9);
+    expect(m.ram.counters().remaining).toBe(66 * 4096);
+    m.memory.block("riscv_virt_board.ram").bytes.fill(1);
+    // the ram pages (64 of 66) are not zero any more: the estimate follows the sample
+    const est = qemuSavevmStatePending(m.registry, false).must_precopy;
+    expect(est).toBeGreaterThan(60 * 4104);
+    expect(est).toBeLessThan(66 * 4104);
+  });
+});
