@@ -203,8 +203,27 @@ function physLoad(hart: usize, pa: u64, size: u32, acc: u32, priv: u32, va: u64,
       default: return load<u64>(host);
     }
   }
-  if (acc == ACC_FETCH || mmio_read(curHart, <u32>pa, <u32>(pa >> 32), size) != 0) {
+  if (acc == ACC_FETCH) {
     raise(accessFault(acc), va);
+    return 0;
+  }
+  const mask: u64 = size == 8 ? 0xffff_ffff_ffff_ffff : (<u64>1 << (<u64>size << 3)) - 1;
+  const mis = pa & <u64>(size - 1);
+  if (mis == 0) return mmioLoad(hart, pa, size, va) & mask;
+  // Misaligned MMIO: two aligned reads, as QEMU 7.2's load_helper_unaligned does (a fault
+  // reports the aligned address of the part that failed).
+  const a1 = pa - mis;
+  const r1 = mmioLoad(hart, a1, size, va - mis);
+  if (trapPending) return 0;
+  const r2 = mmioLoad(hart, a1 + size, size, va - mis + size);
+  if (trapPending) return 0;
+  const shift = mis << 3;
+  return ((r1 >> shift) | (r2 << ((<u64>size << 3) - shift))) & mask;
+}
+
+function mmioLoad(hart: usize, pa: u64, size: u32, va: u64): u64 {
+  if (mmio_read(curHart, <u32>pa, <u32>(pa >> 32), size) != 0) {
+    raise(5, va);
     return 0;
   }
   afterMmio(hart);
@@ -247,6 +266,18 @@ function physStore(hart: usize, pa: u64, size: u32, value: u64, priv: u32, va: u
     }
     return;
   }
+  if ((pa & <u64>(size - 1)) == 0) {
+    mmioStore(hart, pa, size, value, va);
+    return;
+  }
+  // Misaligned MMIO: byte by byte in address order, as QEMU 7.2's store_helper_unaligned.
+  for (let i: u32 = 0; i < size; i++) {
+    mmioStore(hart, pa + i, 1, (value >> (<u64>i << 3)) & 0xff, va + i);
+    if (trapPending) return;
+  }
+}
+
+function mmioStore(hart: usize, pa: u64, size: u32, value: u64, va: u64): void {
   store<u64>(hart + H_MMIO_DATA, value);
   if (mmio_write(curHart, <u32>pa, <u32>(pa >> 32), size) != 0) {
     raise(7, va);

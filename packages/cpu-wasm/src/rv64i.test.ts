@@ -196,6 +196,25 @@ describe("RV64I", () => {
     ]);
   });
 
+  it("splits misaligned MMIO loads into two aligned reads and stores into bytes, as QEMU 7.2", () => {
+    const m = makeMachine();
+    m.devices.set(0x1000_0000, 0x4433_2211n);
+    m.devices.set(0x1000_0004, 0x8877_6655n);
+    for (let i = 0; i < 4; i++) m.devices.set(0x1000_0010 + i, 0n);
+    m.code(CODE, (a) => {
+      a.emit(...A.li(1, 0x1000_0000n), A.lw(2, 1, 2), ...A.li(3, 0x0102_0304n), A.sw(3, 1, 0x11));
+      a.emit(...A.li(31, TOHOST), A.sd(0, 31, 0));
+    });
+    m.devices.set(0x1000_0014, 0n);
+    expect(m.runToHtif()).toBe(ExitReason.Htif);
+    expect(m.cpu.hart(0).x[2]).toBe(0x6655_4433n);
+    expect(m.accesses.map((x) => [x.kind, x.addr, x.size])).toEqual([
+      ["read", 0x1000_0000, 4], ["read", 0x1000_0004, 4],
+      ["write", 0x1000_0011, 1], ["write", 0x1000_0012, 1], ["write", 0x1000_0013, 1], ["write", 0x1000_0014, 1],
+    ]);
+    expect(m.accesses.slice(2).map((x) => x.value)).toEqual([4, 3, 2, 1]);
+  });
+
   it("returns Stop after the instruction during which stopRequest was set", () => {
     const m = makeMachine();
     m.devices.set(0x1000_0000, 0n);

@@ -59,8 +59,11 @@ describe("synchronous exceptions", () => {
   });
 
   it("loads and stores where nothing is mapped raise access faults with the address", () => {
-    const m1 = trapProgram((a) => a.emit(...A.li(1, 0x4000_0010n), A.ld(2, 1, 1)));
-    expect(csrs(m1, "mcause", "mtval")).toEqual([5n, 0x4000_0011n]);
+    const m1 = trapProgram((a) => a.emit(...A.li(1, 0x4000_0010n), A.ld(2, 1, 0)));
+    expect(csrs(m1, "mcause", "mtval")).toEqual([5n, 0x4000_0010n]);
+    // Misaligned: QEMU 7.2 reads the two aligned doublewords and reports the first one's address.
+    const m3 = trapProgram((a) => a.emit(...A.li(1, 0x4000_0010n), A.ld(2, 1, 1)));
+    expect(csrs(m3, "mcause", "mtval")).toEqual([5n, 0x4000_0010n]);
     const m2 = trapProgram((a) => a.emit(...A.li(1, 0x4000_0010n), A.sw(2, 1, -4)));
     expect(csrs(m2, "mcause", "mtval")).toEqual([7n, 0x4000_000cn]);
   });
