@@ -205,7 +205,7 @@ export class QmpServer {
     this.#sockets.add(socket);
     this.#gotClient();
     const write = (v: JsonValue): void => {
-      if (!socket.destroyed && socket.writable) socket.write(formatJson(v, this.#pretty) + "\r\n");
+      if (!socket.destroyed && socket.writable) socket.write(formatJson(v, this.#pretty).replace(/\n/g, "\r\n") + "\r\n");
     };
     const session = new QmpSession(this.#ctx, write);
     this.#sessions.add(session);
