@@ -253,6 +253,56 @@ function exceptionProgram(seed: number, n: number): Uint8Array {
 }
 const EXC_HANDLER = 0x8000_8000n;
 
+/**
+ * PMP: random unlocked OFF/TOR/NA4/NAPOT entries 0..7 over a 16 KiB data area (entry 15 opens
+ * everything), then S-mode loads, stores and lr of every size into the area; the handler
+ * folds mcause/mtval into x20 and skips the instruction.
+ */
+function pmpProgram(seed: number, n: number): Uint8Array {
+  const rnd = prng(seed);
+  const pick = <T,>(xs: readonly T[]): T => xs[rnd() % xs.length]!;
+  const AREA = 0x8010_0000n;
+  const a = new A.Asm(IMAGE_BASE);
+  a.emit(...A.li(5, PMP_HANDLER), A.csrrw(0, 0x305, 5));
+  let cfg = 0n;
+  for (let i = 0; i < 8; i++) {
+    const mode = i === 0 ? pick([0, 2, 3]) : pick([0, 1, 2, 3]);
+    let addr = (AREA + BigInt(rnd() % 0x4000)) >> 2n;
+    if (mode === 3) {
+      const k = rnd() % 10; // NAPOT of 8 << k bytes
+      addr = ((addr >> BigInt(k + 1)) << BigInt(k + 1)) | ((1n << BigInt(k)) - 1n);
+    }
+    a.emit(...A.li(5, addr), A.csrrw(0, 0x3b0 + i, 5));
+    cfg |= (BigInt((mode << 3) | (rnd() % 8))) << BigInt(8 * i);
+  }
+  a.emit(...A.li(5, cfg), A.csrrw(0, 0x3a0, 5));
+  a.emit(...A.li(5, 0x3f_ffff_ffff_ffffn), A.csrrw(0, 0x3bf, 5), ...A.li(5, 0x1fn << 56n), A.csrrw(0, 0x3a2, 5));
+  a.emit(...A.li(5, 0x800n), A.csrrs(0, 0x300, 5), A.auipc(5, 0), A.addi(5, 5, 16), A.csrrw(0, 0x341, 5), A.MRET);
+  const ops = [A.lb, A.lh, A.lw, A.ld, A.sb, A.sh, A.sw, A.sd];
+  for (let i = 0; i < n; i++) {
+    a.emit(...A.li(4, AREA + BigInt(rnd() % 0x4000)));
+    if (rnd() % 6 === 0) a.emit(A.andi(4, 4, -8), A.amo("lr", pick(["w", "d"] as const), 6, 4, 0)); // not AMOs: see above
+    else {
+      const op = pick(ops);
+      a.emit(op === A.sb || op === A.sh || op === A.sw || op === A.sd ? op(7, 4, 0) : op(6, 4, 0));
+    }
+  }
+  a.emit(A.ECALL);
+  const img = new Uint8Array(Number(PMP_HANDLER - IMAGE_BASE) + 256);
+  img.set(a.bytes(), 0);
+  const h = new A.Asm(PMP_HANDLER);
+  h.emit(A.csrrs(21, 0x342, 0), A.csrrs(22, 0x343, 0), A.addi(23, 0, 31), A.op("mul", 20, 20, 23), A.op("add", 20, 20, 21));
+  h.emit(A.op("mul", 20, 20, 23), A.op("add", 20, 20, 22), A.addi(23, 0, 9));
+  const fin = new A.Asm(0n);
+  finish(fin);
+  h.emit(A.bne(21, 23, 4 + fin.bytes().length)); // not the final ecall from S: skip the instruction
+  finish(h);
+  h.emit(A.csrrs(24, 0x341, 0), A.addi(24, 24, 4), A.csrrw(0, 0x341, 24), A.MRET);
+  img.set(h.bytes(), Number(PMP_HANDLER - IMAGE_BASE));
+  return img;
+}
+const PMP_HANDLER = 0x8000_8000n;
+
 // Page-table corner cases: M-mode builds Sv39 tables, then one S-mode access at VA.
 const ROOT = 0x8001_0000n, L1 = 0x8001_1000n, L0 = 0x8001_2000n, DATA = 0x8002_0000n, HANDLER = 0x8000_8000n;
 const VA = 0x4000_0000n;
@@ -349,6 +399,15 @@ describe.skipIf(!qemu)("lockstep against QEMU 7.2", () => {
   it("reserved encodings, HINTs, misaligned lr and unmapped accesses trap alike", () => {
     for (const seed of [61, 62, 63, 64]) {
       const img = exceptionProgram(seed, 80);
+      const trace = qemuTrace(img);
+      expect(trace.length).toBeGreaterThan(150);
+      expect(lockstep(img, trace), `seed ${seed}`).toBe("");
+    }
+  });
+
+  it("PMP entries allow and refuse the same S-mode accesses", () => {
+    for (const seed of [81, 82, 83, 84]) {
+      const img = pmpProgram(seed, 80);
       const trace = qemuTrace(img);
       expect(trace.length).toBeGreaterThan(150);
       expect(lockstep(img, trace), `seed ${seed}`).toBe("");
