@@ -156,8 +156,12 @@ const UNSIGNED = new Set(["uint8", "uint16", "uint32", "uint32 equal", "uint64"]
 const MAX_FIELD_SIZE = 1 << 28;
 const MAX_DEPTH = 64;
 
+const HEX = Array.from({ length: 256 }, (_, i) => i.toString(16).padStart(2, "0"));
+
 function hexBytes(b: Uint8Array): string {
-  return Array.from(b, (x) => x.toString(16).padStart(2, "0")).join(" ");
+  let out = "";
+  for (let i = 0; i < b.length; i++) out += i === 0 ? HEX[b[i]!] : ` ${HEX[b[i]!]}`;
+  return out;
 }
 
 function readField(c: Cursor, f: FieldDesc, depth: number, where: string): AnalyzeJson {

@@ -16,13 +16,22 @@ function message(e: unknown): string {
  * one; anything else becomes a MigrationError with `e` as its cause.
  */
 export function withContext(context: string, e: unknown): MigrationError {
-  if (e instanceof ShortReadError) {
-    const err = new ShortReadError(e.offset, e.needed, e.left);
+  const short = shortReadIn(e);
+  if (short !== undefined) {
+    const err = new ShortReadError(short.offset, short.needed, short.left);
     err.message = `${context}: ${e.message}`;
     err.cause = e;
     return err;
   }
   return new MigrationError(`${context}: ${message(e)}`, { cause: e });
+}
+
+/** The ShortReadError in `e`'s cause chain (the engine wraps it in a VMStateError), if any. */
+export function shortReadIn(e: unknown): ShortReadError | undefined {
+  for (let c = e, depth = 0; c instanceof Error && depth < 8; c = c.cause, depth++) {
+    if (c instanceof ShortReadError) return c;
+  }
+  return undefined;
 }
 
 /** Hex with a 0x prefix. */

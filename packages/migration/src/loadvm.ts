@@ -11,7 +11,7 @@
  * @module
  */
 
-import { loadState, MigrationError, type VMStateDescription } from "@ferryvm/vmstate";
+import { loadState, MigrationError, ShortReadError, type VMStateDescription } from "@ferryvm/vmstate";
 import { loadConfiguration, type MachineConfig, type ReceivedConfig } from "./config.ts";
 import {
   MIG_CMD_ARGS,
@@ -26,6 +26,7 @@ import {
   QEMU_VM_SECTION_FULL,
   QEMU_VM_SECTION_PART,
   QEMU_VM_SECTION_START,
+  QEMU_VM_SUBSECTION,
   QEMU_VM_VMDESCRIPTION,
   SECTION_TYPE_NAMES,
 } from "./constants.ts";
@@ -72,6 +73,16 @@ function label(se: SaveStateEntry, sectionId: number): string {
 async function checkSectionFooter(f: QemuFileReader, se: SaveStateEntry, sectionId: number): Promise<void> {
   const mark = await f.readU8(`${label(se, sectionId)}: footer`);
   if (mark !== QEMU_VM_SECTION_FOOTER) {
+    if (mark === QEMU_VM_SUBSECTION) {
+      // the engine leaves a subsection it cannot read whole: a stream cut inside its header
+      const head = await f.peek(1);
+      const need = head.length === 0 ? 1 : 1 + head[0]! + 4;
+      const got = (await f.peek(need)).length;
+      if (got < need) {
+        throw new ShortReadError(f.position, need, got, `${label(se, sectionId)}: subsection header`);
+      }
+      throw new MigrationError(`${label(se, sectionId)}: subsection '${new TextDecoder().decode((await f.peek(need)).subarray(1, need - 4))}' not understood here (offset ${f.position - 1})`);
+    }
     throw new MigrationError(`${label(se, sectionId)}: missing section footer (byte ${hex(mark)} at offset ${f.position - 1})`);
   }
   const id = await f.readU32(`${label(se, sectionId)}: footer section id`);

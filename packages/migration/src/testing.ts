@@ -58,8 +58,11 @@ export interface TinyMachine {
 export const TINY_MACHINE = "virt";
 
 /** RAM: "riscv_virt_board.mrom" (2 pages) created first, then "riscv_virt_board.ram" (`ramPages`). */
-export function createTinyMachine(options: { ramPages?: number; ram?: RamMigrationOptions } = {}): TinyMachine {
+export function createTinyMachine(
+  options: { ramPages?: number; ram?: RamMigrationOptions; kernelsWasm?: BufferSource } = {},
+): TinyMachine {
   const memory = GuestMemory.createSync({
+    ...(options.kernelsWasm === undefined ? {} : { kernelsWasm: options.kernelsWasm }),
     ram: [
       { idstr: "riscv_virt_board.mrom", size: 2 * 4096, base: 0x1000 },
       { idstr: "riscv_virt_board.ram", size: (options.ramPages ?? 4) * 4096, base: 0x8000_0000 },
@@ -127,8 +130,12 @@ export async function saveTinyMachineLive(m: TinyMachine, rounds: number, dirty:
 }
 
 /** A stream of the tiny machine with at least one XBZRLE page (ram page 1 changed over 3 rounds). */
-export async function tinyStreamWithXbzrle(): Promise<{ machine: TinyMachine; bytes: Uint8Array }> {
-  const machine = createTinyMachine({ ramPages: 4, ram: { xbzrle: true, xbzrleCacheSize: 16 * 4096 } });
+export async function tinyStreamWithXbzrle(kernelsWasm?: BufferSource): Promise<{ machine: TinyMachine; bytes: Uint8Array }> {
+  const machine = createTinyMachine({
+    ramPages: 4,
+    ram: { xbzrle: true, xbzrleCacheSize: 16 * 4096 },
+    ...(kernelsWasm === undefined ? {} : { kernelsWasm }),
+  });
   populateTinyMachine(machine);
   const base = machine.memory.block("riscv_virt_board.ram").base!;
   const bytes = await saveTinyMachineLive(machine, 3, (r) => {
