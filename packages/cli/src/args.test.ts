@@ -104,6 +104,46 @@ describe("parseRunArgs", () => {
   });
 });
 
+describe("monitor and run-state options", () => {
+  it("parses -qmp unix and tcp sockets in QEMU's new and old spellings", () => {
+    expect(parseRunArgs(["-qmp", "unix:/tmp/x.sock,server=on,wait=off"]).monitors).toEqual([
+      { mode: "control", chardev: { address: { transport: "unix", path: "/tmp/x.sock" }, wait: false }, pretty: false },
+    ]);
+    const cfg = parseRunArgs(["-qmp", "unix:a.sock,server,nowait", "-qmp", "tcp:127.0.0.1:4444,server=on", "-qmp-pretty", "tcp::0,server=on,wait=off"]);
+    expect(cfg.monitors.map((m) => m.chardev)).toEqual([
+      { address: { transport: "unix", path: "a.sock" }, wait: false },
+      { address: { transport: "tcp", host: "127.0.0.1", port: 4444 }, wait: true },
+      { address: { transport: "tcp", host: "", port: 0 }, wait: false },
+    ]);
+    expect(cfg.monitors[2]!.pretty).toBe(true);
+    expect(err(["-qmp", "unix:x.sock"])).toMatch(/-qmp: only listening sockets are supported/);
+    expect(err(["-qmp", "tcp:localhost,server=on"])).toMatch(/-qmp: expected tcp:HOST:PORT/);
+    expect(err(["-qmp", "tcp::99999,server=on"])).toMatch(/-qmp: invalid port '99999'/);
+    expect(err(["-qmp", "unix:x,server=on,wait=maybe"])).toBe("-qmp: Parameter 'wait' expects 'on' or 'off'");
+    expect(err(["-qmp", "unix:x,server=on,bogus=1"])).toBe("-qmp: Invalid parameter 'bogus'");
+    expect(err(["-qmp", "vc"])).toMatch(/-qmp vc: not supported yet/);
+  });
+
+  it("parses -chardev socket with -mon in either order, and -monitor", () => {
+    const cfg = parseRunArgs(["-mon", "chardev=m0,mode=control", "-chardev", "socket,id=m0,path=/tmp/m.sock,server=on,wait=off", "-monitor", "stdio"]);
+    expect(cfg.monitors).toEqual([
+      { mode: "control", chardev: { address: { transport: "unix", path: "/tmp/m.sock" }, wait: false }, pretty: false },
+      { mode: "readline", chardev: "stdio", pretty: false },
+    ]);
+    expect(parseRunArgs(["-monitor", "none"]).monitors).toEqual([]);
+    expect(err(["-mon", "chardev=nope"])).toBe('-mon: chardev "nope" not found');
+    expect(err(["-chardev", "pty,id=x"])).toMatch(/chardev backend 'pty' is not supported yet/);
+    expect(err(["-chardev", "socket,path=x,server=on"])).toBe("-chardev: Parameter 'id' is missing");
+  });
+
+  it("parses -S, -no-shutdown, -name, -d and -D", () => {
+    const cfg = parseRunArgs(["-S", "-no-shutdown", "-name", "guest=vm1,debug-threads=on", "-d", "guest_errors,unimp", "-D", "log.txt"]);
+    expect([cfg.startPaused, cfg.noShutdown, cfg.name, [...cfg.log], cfg.logFile]).toEqual([true, true, "vm1", ["guest_errors", "unimp"], "log.txt"]);
+    expect(parseRunArgs(["-d", "help"]).help).toBe("log");
+    expect(err(["-d", "in_asm"])).toBe("-d: unknown log item 'in_asm' (use -d help to list them)");
+  });
+});
+
 describe("parseSize and parseKeyVals", () => {
   it("parse QEMU's syntax", () => {
     expect(parseSize("2G", "-m")).toBe(2 ** 31);

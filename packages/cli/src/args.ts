@@ -207,7 +207,7 @@ function applySerial(cfg: RunConfig, value: string, opt: string): void {
 function applyQmp(cfg: RunConfig, value: string, opt: string, mode: "control" | "readline", pretty = false): void {
   if (value === "none" && mode === "readline") return;
   if (value === "stdio") {
-    if (cfg.monitors.some((m) => m.chardev === "stdio")) throw new UsageError(`${opt}: stdio is already in use`);
+    if (cfg.monitors.some((m) => m.chardev === "stdio" && m.chardevId === undefined)) throw new UsageError(`${opt}: stdio is already in use`);
     cfg.monitors.push({ mode, chardev: "stdio", pretty });
     return;
   }

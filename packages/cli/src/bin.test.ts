@@ -1,4 +1,7 @@
-import { spawnSync } from "node:child_process";
+import { spawn, spawnSync } from "node:child_process";
+import net from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { existsSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { describe, expect, it } from "vitest";
@@ -30,6 +33,34 @@ describe.skipIf(!built)("the vm-cli executable (built dist/)", () => {
     expect(r.status).toBe(124);
     expect(r.stdout).toBe("");
     expect(r.stderr).toMatch(/timeout/);
+  });
+
+  it("on SIGINT sends SHUTDOWN host-signal to QMP clients and exits 130", async () => {
+    const path = join(tmpdir(), `vm-cli-sig-${process.pid}.sock`);
+    const child = spawn(process.execPath, [bin, "run", "-bios", "none", "-kernel", `${fixtures}spin.elf`, "-nographic", "-qmp", `unix:${path},server=on,wait=on`], { stdio: ["ignore", "ignore", "pipe"] });
+    let stderr = "";
+    child.stderr.on("data", (d: Buffer) => { stderr += d.toString(); });
+    const exited = new Promise<number | null>((r) => child.on("exit", (code) => r(code)));
+    let sock: net.Socket | undefined;
+    for (let i = 0; i < 200 && sock === undefined; i++) {
+      sock = await new Promise<net.Socket | undefined>((resolve) => {
+        const s = net.createConnection(path);
+        s.once("connect", () => resolve(s));
+        s.once("error", () => setTimeout(() => resolve(undefined), 25));
+      });
+    }
+    let text = "";
+    sock!.on("data", (d) => {
+      text += d.toString();
+      if (text.includes('"return"') && !text.includes("SIGINT-sent")) {
+        text += "SIGINT-sent";
+        child.kill("SIGINT");
+      }
+    });
+    sock!.write('{"execute":"qmp_capabilities"}\n');
+    expect(await exited).toBe(130);
+    expect(text).toMatch(/"event": "SHUTDOWN", "data": \{"guest": false, "reason": "host-signal"\}\}\r\n/);
+    expect(stderr).toMatch(/terminating on signal SIGINT/);
   });
 
   it("exits 1 naming an invalid option", () => {

@@ -295,3 +295,32 @@ describe("the QMP server", () => {
     expect(await done).toBe(0);
   });
 });
+
+describe("the other monitors", () => {
+  it("serves HMP on a -monitor socket with QEMU's banner and prompt", async () => {
+    const path = sockPath();
+    const done = main([...base("spin.elf"), "-S", "-name", "vm1", "-monitor", `unix:${path},server=on,wait=off`], io().cli);
+    const sock = await QmpClient.connect(path);
+    expect(await sock.next()).toMatch(/^QEMU 7\.2\.0 monitor \(FerryVM .*\) - type 'help' for more information$/);
+    sock.send("info status");
+    expect(await sock.next()).toBe("(qemu) VM status: paused (prelaunch)");
+    sock.send("info name\nquit");
+    expect(await sock.next()).toBe("(qemu) vm1");
+    expect(await sock.next()).toBeUndefined();
+    expect(await done).toBe(0);
+  });
+
+  it("writes -qmp-pretty JSON as QEMU does", async () => {
+    const path = sockPath();
+    const done = main([...base("spin.elf"), "-S", "-qmp-pretty", `unix:${path},server=on,wait=off`], io().cli);
+    const c = await QmpClient.connect(path);
+    const greeting: string[] = [];
+    for (let l = await c.next(); l !== "}"; l = await c.next()) greeting.push(l!);
+    expect(greeting.slice(0, 3)).toEqual(["{", '    "QMP": {', '        "version": {']);
+    // qemu-system-riscv64 -M virt -nographic -bios none -qmp-pretty unix:S,server=on,wait=off -S
+    c.send('{"execute":"qmp_capabilities"}');
+    expect([await c.next(), await c.next(), await c.next(), await c.next()]).toEqual(["{", '    "return": {', "    }", "}"]);
+    c.send('{"execute":"quit"}');
+    expect(await done).toBe(0);
+  });
+});
