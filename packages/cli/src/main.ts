@@ -87,10 +87,19 @@ export const RUN_USAGE = `usage: vm-cli run [options]   (QEMU's spelling; --opt 
   -serial mon:stdio|stdio|null|none
   -icount [shift=]N|auto   deterministic time: 2^N ns per instruction
   -no-reboot            exit instead of rebooting when the guest resets
+  -no-shutdown          at guest poweroff, pause in state 'shutdown' instead of exiting
+  -S                    start paused (state 'prelaunch') until QMP/HMP cont
+  -qmp unix:PATH,server=on,wait=off   QMP monitor on a socket (also tcp:HOST:PORT,...; repeatable)
+  -qmp-pretty SOCKET    the same with indented JSON
+  -monitor stdio|none|SOCKET   HMP monitor ('(qemu) ' prompt); on mon:stdio, Ctrl-A c toggles it
+  -chardev socket,id=ID,path=PATH|host=H,port=P,server=on,wait=off  with -mon chardev=ID[,mode=control]
+  -name [guest=]NAME    VM name (query-name, info name)
+  -d ITEM[,...]         logs: guest_errors, unimp (int, cpu_reset: no CPU hook yet); -d help
+  -D FILE               write -d logs to FILE instead of stderr
   --timeout SECONDS     stop a guest still running after SECONDS (exit status ${EXIT_TIMEOUT})
   --signature FILE      at exit, write [begin_signature, end_signature) as Spike does (riscv-arch-test)
   --signature-granularity N   bytes per signature line (default 4)
-  -display none, -monitor none, -nic none, -accel tcg, -name NAME: accepted
+  -display none, -nic none, -accel tcg: accepted
 
 The guest's exit status becomes vm-cli's: the sifive_test finisher at 0x100000 or HTIF
 tohost (riscv-tests: 1 = pass, (n << 1) | 1 = test n failed; exit status n).
