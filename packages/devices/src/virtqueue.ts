@@ -64,7 +64,7 @@ export class Virtqueue {
   signalledUsedValid = false;
   /** Negotiated VIRTIO_RING_F_EVENT_IDX. */
   eventIdx = false;
-  /** Negotiated VIRTIO_RING_F_INDIRECT_DESC (QEMU accepts indirect tables regardless). */
+  // Indirect tables are accepted whether or not INDIRECT_DESC was negotiated, as QEMU does.
   #mem: PhysicalMemory;
 
   constructor(index: number, numMax: number, memory: PhysicalMemory) {
