@@ -17,13 +17,56 @@ export interface MonitorContext {
   name: string | undefined;
   /** FerryVM's version, shown beside QEMU's. */
   packageVersion: string;
+  /** A hart's registers, for `info registers` (a Machine's `hart(i)`). */
+  hart?: (index: number) => HartRegisters;
+}
+
+/** What `info registers` reads of a hart (a HartView of @ferryvm/cpu-wasm). */
+export interface HartRegisters {
+  readonly pc: bigint;
+  readonly x: ArrayLike<bigint>;
+  /** Throws for a CSR the hart does not have. */
+  csr(name: string): bigint;
+}
+
+/** riscv_cpu_dump_state's CSR list (target/riscv/cpu.c); absent ones are skipped, as QEMU. */
+const DUMP_CSRS = [
+  "mhartid", "mstatus", "mstatush", "hstatus", "vsstatus", "mip", "mie", "mideleg", "hideleg", "medeleg",
+  "hedeleg", "mtvec", "stvec", "vstvec", "mepc", "sepc", "vsepc", "mcause", "scause", "vscause", "mtval",
+  "stval", "htval", "mtval2", "mscratch", "sscratch", "satp",
+];
+const INT_REGNAMES = [
+  "x0/zero", "x1/ra", "x2/sp", "x3/gp", "x4/tp", "x5/t0", "x6/t1", "x7/t2", "x8/s0", "x9/s1", "x10/a0", "x11/a1",
+  "x12/a2", "x13/a3", "x14/a4", "x15/a5", "x16/a6", "x17/a7", "x18/s2", "x19/s3", "x20/s4", "x21/s5", "x22/s6",
+  "x23/s7", "x24/s8", "x25/s9", "x26/s10", "x27/s11", "x28/t3", "x29/t4", "x30/t5", "x31/t6",
+];
+
+const hex64 = (v: bigint): string => v.toString(16).padStart(16, "0");
+
+/** `info registers` as QEMU 7.2's riscv_cpu_dump_state (without the FPU and H registers we lack). */
+export function formatRegisters(hart: HartRegisters, index: number): string {
+  let text = `\nCPU#${index}\n pc       ${hex64(hart.pc)}\n`;
+  for (const name of DUMP_CSRS) {
+    let v: bigint;
+    try {
+      v = hart.csr(name);
+    } catch {
+      continue;
+    }
+    text += ` ${name.padEnd(8)} ${hex64(v)}\n`;
+  }
+  for (let i = 0; i < 32; i++) {
+    text += ` ${INT_REGNAMES[i]!.padEnd(8)} ${hex64(hart.x[i]!)}`;
+    if ((i & 3) === 3) text += "\n";
+  }
+  return text;
 }
 
 interface HmpCommand {
   names: string[];
   params: string;
   help: string;
-  run: (ctx: MonitorContext, args: string[]) => Promise<string> | string;
+  run: (ctx: MonitorContext, args: string[], cpu: number) => Promise<string> | string;
 }
 
 async function act(p: Promise<void>): Promise<string> {
@@ -49,9 +92,21 @@ const INFO: HmpCommand[] = [
     names: ["cpus"],
     params: "",
     help: "show infos for each CPU",
-    run: (ctx) => {
+    run: (ctx, _args, cpu) => {
       let text = "";
-      for (let i = 0; i < ctx.harts; i++) text += `${i === 0 ? "*" : " "} CPU #${i}: thread_id=${process.pid}\n`;
+      for (let i = 0; i < ctx.harts; i++) text += `${i === cpu ? "*" : " "} CPU #${i}: thread_id=${process.pid}\n`;
+      return text;
+    },
+  },
+  {
+    names: ["registers"],
+    params: "[-a]",
+    help: "show the cpu registers (-a: all CPUs)",
+    run: (ctx, args, cpu) => {
+      if (ctx.hart === undefined) return "No CPU available\n";
+      const all = args[0] === "-a";
+      let text = "";
+      for (let i = 0; i < ctx.harts; i++) if (all || i === cpu) text += formatRegisters(ctx.hart(i), i);
       return text;
     },
   },
@@ -105,7 +160,7 @@ function find(cmds: readonly HmpCommand[], name: string): HmpCommand | undefined
 }
 
 /** Runs one HMP command line; returns what QEMU's monitor would print (LF line ends). */
-export async function executeHmp(line: string, ctx: MonitorContext): Promise<string> {
+export async function executeHmp(line: string, ctx: MonitorContext, cpu = 0): Promise<string> {
   const words = line.trim().split(/\s+/).filter((w) => w !== "");
   if (words.length === 0) return "";
   const [name, ...args] = words as [string, ...string[]];
@@ -114,15 +169,17 @@ export async function executeHmp(line: string, ctx: MonitorContext): Promise<str
   if (cmd.names[0] === "info" && args.length > 0) {
     const sub = find(INFO, args[0]!);
     if (sub === undefined) return `unknown command: 'info ${args[0]}'\n`;
-    return await sub.run(ctx, args.slice(1));
+    return await sub.run(ctx, args.slice(1), cpu);
   }
   if (cmd.names[0] === "help" && args.length > 0) {
     const target = find(COMMANDS, args[0]!);
     if (target === undefined) return `unknown command: '${args[0]}'\n`;
     return listHelp([target], "");
   }
-  if (cmd.params === "" && args.length > 0) return `${name}: extraneous characters at the end of line\n`;
-  return await cmd.run(ctx, args);
+  if (cmd.params === "" && args.length > 0) {
+    return `${cmd.names.join("|")}: extraneous characters at the end of line\nTry "help ${cmd.names[0]}" for more information\n`;
+  }
+  return await cmd.run(ctx, args, cpu);
 }
 
 /** The banner QEMU prints when a readline monitor opens. */

@@ -223,6 +223,7 @@ async function run(cfg: RunConfig, io: CliIo, virt?: VirtCliOptions): Promise<nu
     harts: cfg.smp,
     name: cfg.name,
     packageVersion: version(),
+    hart: (i) => machine.hart(i),
   };
   const controller = new VmController(machine, {
     startPaused: cfg.startPaused,

@@ -127,7 +127,7 @@ export const QMP_COMMANDS: Record<string, QmpCommand> = {
       if (typeof cpu === "number" && (cpu < 0 || cpu >= ctx.harts)) {
         throw new QmpError("GenericError", `Parameter 'cpu-index' expects a CPU number`);
       }
-      return (await executeHmp(args["command-line"] as string, ctx)).replace(/\r?\n/g, "\r\n");
+      return (await executeHmp(args["command-line"] as string, ctx, typeof cpu === "number" ? cpu : 0)).replace(/\r?\n/g, "\r\n");
     },
   },
 };

@@ -122,7 +122,10 @@ function normalize(line: string): string {
     .replace(/"thread-id": \d+/g, '"thread-id": 0')
     .replace(/thread_id=\d+/g, "thread_id=0")
     .replace(/"micro": \d+/g, '"micro": 0')
-    .replace(/"package": "[^"]*"/g, '"package": ""');
+    .replace(/"package": "[^"]*"/g, '"package": ""')
+    // info registers: the hypervisor extension's and FPU registers, which our CPU does not have.
+    .replace(/\\r\\n (?:V      = |hstatus|vsstatus|hideleg|hedeleg|vstvec|vsepc|vscause|htval|mtval2)[^\\]*/g, "")
+    .replace(/\\r\\n f0\/ft0 .*(?=\\r\\n")/g, "");
 }
 
 interface Session {
