@@ -313,6 +313,19 @@ describe("the other monitors", () => {
     expect(await done).toBe(0);
   });
 
+  it("serves HMP on stdio with -monitor stdio, prompt first", async () => {
+    const stdin = new PassThrough();
+    const t = io(stdin);
+    const done = main([...base("spin.elf"), "-S", "-serial", "none", "-monitor", "stdio"], t.cli);
+    stdin.write("info status\ncont\ninfo status\n");
+    for (let i = 0; i < 300 && !t.out().includes("VM status: running"); i++) await new Promise((r) => setTimeout(r, 10));
+    expect(t.out()).toMatch(
+      /^QEMU 7\.2\.0 monitor .*\r\n\(qemu\) VM status: paused \(prelaunch\)\r\n\(qemu\) \(qemu\) VM status: running\r\n\(qemu\) $/,
+    );
+    stdin.write("q\n");
+    expect(await done).toBe(0);
+  });
+
   it("writes -qmp-pretty JSON as QEMU does", async () => {
     const path = sockPath();
     const done = main([...base("spin.elf"), "-S", "-qmp-pretty", `unix:${path},server=on,wait=off`], io().cli);
