@@ -3,7 +3,7 @@ import {
   H_MSTATUS, H_MISA, H_MEDELEG, H_MIDELEG, H_MIE, H_MIP, H_MTVEC, H_MSCRATCH, H_MEPC,
   H_MCAUSE, H_MTVAL, H_MCOUNTEREN, H_STVEC, H_SSCRATCH, H_SEPC, H_SCAUSE, H_STVAL,
   H_SCOUNTEREN, H_SATP, H_MENVCFG, H_SENVCFG, H_MCYCLE, H_MINSTRET, H_MHARTID, H_PMPCFG0,
-  H_PMPCFG2, H_PMPADDR, H_MIP_EXTERNAL, H_MTIMECMP, H_STIMECMP, H_MCOUNTINHIBIT, H_MHPMCOUNTER,
+  H_PMPCFG2, H_PMPADDR, H_MIP_EXTERNAL, H_MTIMECMP, H_STIMECMP, H_STIMER_ARMED, H_MCOUNTINHIBIT, H_MHPMCOUNTER,
   H_MHPMEVENT, HPM_COUNTERS, PRV_M, PRV_S, PRV_U,
 } from "./hart-layout";
 import { MA_MTIME } from "./machine-area";
@@ -54,9 +54,11 @@ export function effectiveMip(hart: usize): u64 {
   let mip = load<u64>(hart + H_MIP) | <u64>load<u32>(hart + H_MIP_EXTERNAL);
   const now = load<u64>(machineArea + MA_MTIME);
   if (now >= load<u64>(hart + H_MTIMECMP)) mip |= 1 << C.IRQ_M_TIMER;
-  if (load<u64>(hart + H_MENVCFG) & MENVCFG_STCE) {
-    mip &= ~MIP_STIP;
-    if (now >= load<u64>(hart + H_STIMECMP)) mip |= MIP_STIP;
+  if (load<u32>(hart + H_STIMER_ARMED) && now >= load<u64>(hart + H_STIMECMP)) {
+    // The armed supervisor timer fires: STIP latches in mip, as QEMU's stimer callback does.
+    store<u32>(hart + H_STIMER_ARMED, 0);
+    store<u64>(hart + H_MIP, load<u64>(hart + H_MIP) | MIP_STIP);
+    mip |= MIP_STIP;
   }
   return mip;
 }
@@ -180,9 +182,12 @@ export function csrWrite(hart: usize, csr: u32, v: u64, priv: u32): u32 {
     case C.CSR_SEPC: store<u64>(hart + H_SEPC, v); return CSR_WRITE_PLAIN;
     case C.CSR_STIMECMP: {
       store<u64>(hart + H_STIMECMP, v);
-      // QEMU 7.2 also updates the stored STIP on every write (it matters while STCE is 0).
+      // As QEMU 7.2's riscv_timer_write_timecmp: a time already passed sets STIP, a later one
+      // clears it and arms the timer.
       const mip = load<u64>(hart + H_MIP) & ~MIP_STIP;
-      store<u64>(hart + H_MIP, load<u64>(machineArea + MA_MTIME) >= v ? mip | MIP_STIP : mip);
+      const due = load<u64>(machineArea + MA_MTIME) >= v;
+      store<u64>(hart + H_MIP, due ? mip | MIP_STIP : mip);
+      store<u32>(hart + H_STIMER_ARMED, due ? 0 : 1);
       return CSR_WRITE_RESYNC;
     }
     case C.CSR_SCAUSE: store<u64>(hart + H_SCAUSE, v); return CSR_WRITE_PLAIN;

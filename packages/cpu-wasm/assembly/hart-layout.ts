@@ -46,7 +46,7 @@ export const H_SENVCFG = 0x2b0;
 export const H_MCYCLE = 0x2b8;
 export const H_MINSTRET = 0x2c0;
 export const H_MHARTID = 0x2c8;
-/** Sstc's stimecmp: with menvcfg.STCE set, STIP = mtime >= stimecmp. */
+/** Sstc's stimecmp (see H_STIMER_ARMED). */
 export const H_STIMECMP = 0x2d0;
 export const H_PMPCFG0 = 0x2d8;
 export const H_PMPCFG2 = 0x2e0;
@@ -75,6 +75,11 @@ export const H_DIRTY_PAGES = 0x3b8;
 export const H_LAST_RETIRED = 0x3c0;
 /** mcountinhibit (stored; counting is not inhibited). */
 export const H_MCOUNTINHIBIT = 0x3c8;
+/**
+ * u32: 1 while the supervisor timer is armed: stimecmp was written with a time still to come;
+ * STIP is set once mtime reaches it (QEMU 7.2's stimer, with or without menvcfg.STCE).
+ */
+export const H_STIMER_ARMED = 0x3d0;
 /** mhpmcounter3..18 (QEMU 7.2's 16 programmable counters; 19..31 do not exist), u64 each. */
 export const H_MHPMCOUNTER = 0x400;
 /** mhpmevent3..31, u64 each (all exist on QEMU 7.2). */

@@ -128,13 +128,13 @@ export class HartView {
   }
 
   /**
-   * The earliest mtime at which a timer interrupt becomes pending: mtimecmp, or stimecmp when
-   * Sstc is on (menvcfg.STCE, which OpenSBI sets when it finds the stimecmp CSR). A host that
-   * sleeps while every hart waits in WFI must wake by then.
+   * The earliest mtime at which a timer interrupt becomes pending: mtimecmp, or stimecmp while
+   * the Sstc supervisor timer is armed (OpenSBI programs stimecmp instead of the CLINT when it
+   * finds the CSR). A host that sleeps while every hart waits in WFI must wake by then.
    */
   get timerDeadline(): bigint {
     const m = this.mtimecmp;
-    if ((this.#view.getBigUint64(L.H_MENVCFG, true) >> 63n) === 0n) return m;
+    if (this.#view.getUint32(L.H_STIMER_ARMED, true) === 0) return m;
     const s = this.#view.getBigUint64(L.H_STIMECMP, true);
     return s < m ? s : m;
   }
