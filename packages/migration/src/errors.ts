@@ -19,7 +19,7 @@ export function withContext(context: string, e: unknown): MigrationError {
   const short = shortReadIn(e);
   if (short !== undefined) {
     const err = new ShortReadError(short.offset, short.needed, short.left);
-    err.message = `${context}: ${e.message}`;
+    err.message = `${context}: ${message(e)}`;
     err.cause = e;
     return err;
   }
