@@ -10,5 +10,13 @@
  */
 
 export * from "./args.ts";
+export * from "./chardev.ts";
 export * from "./console.ts";
+export * from "./controller.ts";
+export * from "./hmp.ts";
 export * from "./main.ts";
+export * from "./monitor.ts";
+export { formatJson, JsonStreamer, parseJson, type JsonItem, type JsonValue } from "./qmp/json.ts";
+export { QMP_COMMANDS, QmpError, type QmpCommand } from "./qmp/commands.ts";
+export { QmpServer, QmpSession, timestamp, type QmpServerOptions } from "./qmp/server.ts";
+export { QEMU_VERSION } from "./qmp/version.ts";
