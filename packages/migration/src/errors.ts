@@ -38,3 +38,9 @@ export function shortReadIn(e: unknown): ShortReadError | undefined {
 export function hex(v: number | bigint): string {
   return `0x${v.toString(16)}`;
 }
+
+/** A name read from the stream, fit for a message: control bytes escaped, cut after 64 characters. */
+export function printable(name: string): string {
+  const cut = name.length > 64 ? `${name.slice(0, 64)}…(${name.length} chars)` : name;
+  return cut.replace(/[\u0000-\u001f\u007f-\u009f]/g, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, "0")}`);
+}

@@ -30,7 +30,7 @@ import {
   QEMU_VM_VMDESCRIPTION,
   SECTION_TYPE_NAMES,
 } from "./constants.ts";
-import { hex, withContext } from "./errors.ts";
+import { hex, printable, withContext } from "./errors.ts";
 import type { LoadedSection, SaveStateEntry, SaveVmRegistry } from "./handlers.ts";
 import type { QemuFileReader } from "./qemu-file.ts";
 
@@ -154,7 +154,7 @@ export async function qemuLoadvmStateMain(
         const se = registry.find(idstr, instanceId);
         if (se === undefined) {
           throw new MigrationError(
-            `loadvm: unknown section '${idstr}' instance ${instanceId} (section id ${sectionId}, ${what} at offset ${typeOffset}): ` +
+            `loadvm: unknown section '${printable(idstr)}' instance ${instanceId} (section id ${sectionId}, ${what} at offset ${typeOffset}): ` +
               "the saved VM's configuration does not match this one",
           );
         }

@@ -24,7 +24,7 @@
 import { XbzrleCache, xbzrleEncode, type DirtyBitmap, type GuestMemory, type RamBlock } from "@ferryvm/memory";
 import { MigrationError } from "@ferryvm/vmstate";
 import { ENCODING_FLAG_XBZRLE, RamSaveFlag, TARGET_PAGE_SIZE } from "./constants.ts";
-import { hex } from "./errors.ts";
+import { hex, printable } from "./errors.ts";
 import type { PendingBytes, SaveStateEntry, SaveVmHandlers, SaveVmIterateContext, SaveVmRegistry } from "./handlers.ts";
 import type { QemuFileReader, QemuFileWriter } from "./qemu-file.ts";
 
@@ -399,7 +399,7 @@ export class RamMigration implements SaveVmHandlers {
     }
     const id = await f.readStr8("ram: block idstr");
     const block = this.#findBlock(id);
-    if (block === undefined) throw new MigrationError(`ram: can't find RAM block '${id}'`);
+    if (block === undefined) throw new MigrationError(`ram: can't find RAM block '${printable(id)}'`);
     if (!block.migratable) throw new MigrationError(`ram: RAM block '${id}' should not be migrated`);
     this.#loadBlock = block;
     return block;
@@ -412,7 +412,7 @@ export class RamMigration implements SaveVmHandlers {
       const id = await f.readStr8("ram: MEM_SIZE block idstr");
       const length = await f.readU64(`ram: MEM_SIZE used length of '${id}'`);
       const block = this.#findBlock(id);
-      if (block === undefined) throw new MigrationError(`ram: unknown RAM block '${id}', cannot accept migration`);
+      if (block === undefined) throw new MigrationError(`ram: unknown RAM block '${printable(id)}', cannot accept migration`);
       if (!block.migratable) throw new MigrationError(`ram: RAM block '${id}' should not be migrated`);
       if (seen.has(block)) throw new MigrationError(`ram: RAM block '${id}' listed twice in MEM_SIZE`);
       seen.add(block);
