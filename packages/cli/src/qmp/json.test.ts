@@ -49,6 +49,10 @@ describe("parseJson", () => {
 });
 
 describe("formatJson", () => {
+  it("quotes strings as QEMU's json-writer: upper-case \\u escapes for control and non-ASCII", () => {
+    expect(formatJson("a\"\\\n\r\t\x01\x7f\u00e9\u{1f600}/")).toBe('"a\\"\\\\\\n\\r\\t\\u0001\\u007F\\u00E9\\uD83D\\uDE00/"');
+  });
+
   it("writes QEMU's compact and pretty forms", () => {
     expect(formatJson({ return: { a: [1, "x"], b: {} } })).toBe('{"return": {"a": [1, "x"], "b": {}}}');
     // qemu-system-riscv64 -qmp-pretty unix:S,server=on,wait=off: {"execute":"qmp_capabilities"}

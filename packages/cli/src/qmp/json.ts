@@ -202,8 +202,34 @@ export class JsonStreamer {
   }
 }
 
+const SHORT_ESCAPES: Record<string, string> = { '"': '\\"', "\\": "\\\\", "\b": "\\b", "\f": "\\f", "\n": "\\n", "\r": "\\r", "\t": "\\t" };
+
+/** A string as qobject/json-writer.c's quoted_str: `\\uXXXX` (upper case) below 0x20 and from 0x7F up. */
+export function quoteString(text: string): string {
+  let out = '"';
+  for (const ch of text) {
+    const short = SHORT_ESCAPES[ch];
+    if (short !== undefined) {
+      out += short;
+      continue;
+    }
+    const cp = ch.codePointAt(0)!;
+    if (cp > 0xffff) {
+      const hi = 0xd800 + ((cp - 0x10000) >> 10);
+      const lo = 0xdc00 + ((cp - 0x10000) & 0x3ff);
+      out += `\\u${hi.toString(16).toUpperCase()}\\u${lo.toString(16).toUpperCase()}`;
+    } else if (cp < 0x20 || cp >= 0x7f) {
+      out += `\\u${cp.toString(16).toUpperCase().padStart(4, "0")}`;
+    } else {
+      out += ch;
+    }
+  }
+  return out + '"';
+}
+
 /** QEMU's compact JSON (`{"a": 1, "b": [2, 3]}`), or its pretty form with 4-space indents. */
 export function formatJson(v: JsonValue, pretty = false, indent = ""): string {
+  if (typeof v === "string") return quoteString(v);
   if (v === null || typeof v !== "object") return JSON.stringify(v);
   const inner = indent + "    ";
   if (Array.isArray(v)) {
@@ -212,7 +238,7 @@ export function formatJson(v: JsonValue, pretty = false, indent = ""): string {
     return `[\n${v.map((x) => inner + formatJson(x, true, inner)).join(",\n")}\n${indent}]`;
   }
   const entries = Object.entries(v);
-  if (!pretty) return `{${entries.map(([k, x]) => `${JSON.stringify(k)}: ${formatJson(x)}`).join(", ")}}`;
+  if (!pretty) return `{${entries.map(([k, x]) => `${quoteString(k)}: ${formatJson(x)}`).join(", ")}}`;
   if (entries.length === 0) return "{\n" + indent + "}";
-  return `{\n${entries.map(([k, x]) => `${inner}${JSON.stringify(k)}: ${formatJson(x, true, inner)}`).join(",\n")}\n${indent}}`;
+  return `{\n${entries.map(([k, x]) => `${inner}${quoteString(k)}: ${formatJson(x, true, inner)}`).join(",\n")}\n${indent}}`;
 }
