@@ -8,7 +8,7 @@ import {
   MA_REGION_COUNT, MA_REGIONS, MA_REGION_SIZE, MA_TOHOST, RG_BASE, RG_SIZE,
   RG_HOST_OFFSET, RG_FLAGS, RG_DIRTY_CLIENTS, RG_BITMAPS, RG_FLAG_READONLY,
 } from "./machine-area";
-import { MSTATUS_MXR, MSTATUS_SUM } from "./csr-numbers";
+import { MSTATUS_MPRV, MSTATUS_MXR, MSTATUS_SUM } from "./csr-numbers";
 import { machineArea, curHart, raise, requestExit, requestCheck, trapPending } from "./state";
 import { pmpCheck, pmpPageUniform, PMP_R, PMP_W, PMP_X } from "./pmp";
 
@@ -102,7 +102,7 @@ export function markDirty(hart: usize, r: usize, pa: u64): void {
 /** Effective privilege for data accesses (MPRV). */
 export function dataPriv(hart: usize, priv: u32): u32 {
   const ms = load<u64>(hart + H_MSTATUS);
-  if (priv == PRV_M && (ms & 0x20000)) return <u32>((ms >> 11) & 3);
+  if (priv == PRV_M && (ms & MSTATUS_MPRV)) return <u32>((ms >> 11) & 3);
   return priv;
 }
 
@@ -237,7 +237,10 @@ function afterMmio(hart: usize): void {
   requestCheck();
 }
 
-/** The host address of RAM at `pa` for a store (marks it dirty), or 0 after raising a fault / for MMIO. */
+/**
+ * Stores `size` bytes at guest-physical `pa` (RAM: marks the page dirty, may fill the store TLB
+ * entry of `va`; MMIO: calls the bus); raises access faults.
+ */
 function physStore(hart: usize, pa: u64, size: u32, value: u64, priv: u32, va: u64, fill: bool): void {
   if (!pmpCheck(hart, pa, size, PMP_W, priv)) {
     raise(7, va);
