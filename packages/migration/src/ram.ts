@@ -218,8 +218,7 @@ export class RamMigration implements SaveVmHandlers {
     for (let i = 1; this.#findAndSaveBlock(f) !== 0; i++) {
       if ((i & 63) === 0 && f.pendingBytes >= FLUSH_BYTES) await f.flush();
     }
-    f.putBe64(BigInt(RamSaveFlag.EOS));
-    this.#transferred(8);
+    f.putBe64(BigInt(RamSaveFlag.EOS)); // not counted in transferred, as in QEMU 7.2
   }
 
   /** Expected wire bytes of one dirty page (see the module comment). */
