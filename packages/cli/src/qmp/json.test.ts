@@ -1,3 +1,4 @@
+import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { formatJson, JsonStreamer, parseJson } from "./json.ts";
 
@@ -59,6 +60,26 @@ describe("formatJson", () => {
     expect(formatJson({ return: {} }, true)).toBe('{\n    "return": {\n    }\n}');
     expect(formatJson({ return: [{ "cpu-index": 0, props: { "core-id": 0 } }] }, true)).toBe(
       '{\n    "return": [\n        {\n            "cpu-index": 0,\n            "props": {\n                "core-id": 0\n            }\n        }\n    ]\n}',
+    );
+  });
+});
+
+describe("the streamer and formatJson together", () => {
+  it("give back any JSON value, compact or pretty, however the bytes are split", () => {
+    fc.assert(
+      fc.property(fc.array(fc.jsonValue(), { minLength: 1, maxLength: 4 }), fc.boolean(), fc.array(fc.nat(), { maxLength: 8 }), (values, pretty, cuts) => {
+        // Objects and arrays end by themselves; scalars need the whitespace after them.
+        const text = values.map((v) => formatJson(v as never, pretty) + "\n").join("");
+        const s = new JsonStreamer();
+        const got = [];
+        let at = 0;
+        for (const c of [...cuts.map((n) => n % (text.length + 1)), text.length].sort((a, b) => a - b)) {
+          got.push(...s.push(text.slice(at, c)));
+          at = c;
+        }
+        expect(got).toEqual(values.map((v) => ({ value: JSON.parse(JSON.stringify(v)) })));
+      }),
+      { numRuns: 300 },
     );
   });
 });
