@@ -133,6 +133,13 @@ describe("monitor and run-state options", () => {
     expect(parseRunArgs(["-monitor", "none"]).monitors).toEqual([]);
     expect(err(["-mon", "chardev=nope"])).toBe('-mon: chardev "nope" not found');
     expect(err(["-chardev", "pty,id=x"])).toMatch(/chardev backend 'pty' is not supported yet/);
+    // QEMU's long spelling of mon:stdio.
+    const mux = parseRunArgs(["-chardev", "stdio,id=char0,mux=on,signal=off", "-serial", "chardev:char0", "-mon", "chardev=char0"]);
+    expect([mux.serial, mux.monitors]).toEqual(["mon:stdio", []]);
+    const plain = parseRunArgs(["-serial", "null", "-mon", "chardev=c1", "-chardev", "stdio,id=c1"]);
+    expect(plain.monitors).toEqual([{ mode: "readline", chardev: "stdio", pretty: false }]);
+    expect(err(["-serial", "chardev:nope"])).toBe('-serial: chardev "nope" not found');
+    expect(err(["-chardev", "stdio,id=c,mux=on", "-mon", "chardev=c,mode=control"])).toMatch(/QMP on stdio is not supported yet/);
     expect(err(["-chardev", "socket,path=x,server=on"])).toBe("-chardev: Parameter 'id' is missing");
   });
 

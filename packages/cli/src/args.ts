@@ -6,7 +6,7 @@
  * @module
  */
 
-import { parseChardev, parseSocketSpec, type SocketChardev } from "./chardev.ts";
+import { parseChardev, parseSocketSpec, type SocketChardev, type StdioChardev } from "./chardev.ts";
 
 export const MAX_SMP = 32;
 export const MAX_ICOUNT_SHIFT = 10;
@@ -52,7 +52,9 @@ export interface RunConfig {
   /** `-D FILE`: where `-d` logs go (default stderr). */
   logFile: string | undefined;
   /** `-chardev socket,id=...` by id, for `-mon chardev=ID`. */
-  chardevs: Map<string, SocketChardev>;
+  chardevs: Map<string, SocketChardev | StdioChardev>;
+  /** `-serial chardev:ID`, until parseRunArgs resolves it into `serial`. */
+  serialChardev?: string;
   /** `-M help`, `-cpu help`, `-help`, `-version`: print and exit. */
   help: "machine" | "cpu" | "usage" | "version" | "log" | undefined;
 }
@@ -197,11 +199,48 @@ function applyIcount(cfg: RunConfig, value: string, opt: string): void {
 }
 
 function applySerial(cfg: RunConfig, value: string, opt: string): void {
-  if (value !== "mon:stdio" && value !== "stdio" && value !== "null" && value !== "none") {
-    throw new UsageError(`${opt}: serial backend '${value}' is not supported yet (supported: mon:stdio, stdio, null, none)`);
+  if (cfg.serial !== undefined || cfg.serialChardev !== undefined) throw new UsageError(`${opt}: only one serial port is supported`);
+  if (value.startsWith("chardev:") && value.length > 8) {
+    cfg.serialChardev = value.slice(8);
+    return;
   }
-  if (cfg.serial !== undefined) throw new UsageError(`${opt}: only one serial port is supported`);
+  if (value !== "mon:stdio" && value !== "stdio" && value !== "null" && value !== "none") {
+    throw new UsageError(`${opt}: serial backend '${value}' is not supported yet (supported: mon:stdio, stdio, null, none, chardev:ID)`);
+  }
   cfg.serial = value;
+}
+
+/** `-serial chardev:ID` and `-mon chardev=ID` once every `-chardev` is known. */
+function resolveChardevs(cfg: RunConfig): void {
+  let muxId: string | undefined;
+  if (cfg.serialChardev !== undefined) {
+    const c = cfg.chardevs.get(cfg.serialChardev);
+    if (c === undefined) throw new UsageError(`-serial: chardev "${cfg.serialChardev}" not found`);
+    if (!("stdio" in c)) throw new UsageError(`-serial chardev:${cfg.serialChardev}: only stdio chardevs are supported for the serial port yet`);
+    // A multiplexed stdio is QEMU's mon:stdio: Ctrl-A prefix, C-a c to a monitor if one is attached.
+    cfg.serial = c.mux ? "mon:stdio" : "stdio";
+    if (c.mux) muxId = cfg.serialChardev;
+    delete cfg.serialChardev;
+  }
+  const monitors: MonitorConfig[] = [];
+  for (const mon of cfg.monitors) {
+    if (mon.chardevId === undefined) {
+      monitors.push(mon);
+      continue;
+    }
+    const chardev = cfg.chardevs.get(mon.chardevId);
+    if (chardev === undefined) throw new UsageError(`-mon: chardev "${mon.chardevId}" not found`);
+    if ("stdio" in chardev) {
+      if (mon.mode === "control") throw new UsageError(`-mon chardev=${mon.chardevId},mode=control: QMP on stdio is not supported yet`);
+      // On the serial port's multiplexer, the monitor is the mux's C-a c side.
+      if (mon.chardevId === muxId) continue;
+      if (monitors.some((m) => m.chardev === "stdio")) throw new UsageError(`-mon: stdio is already in use`);
+      monitors.push({ mode: mon.mode, chardev: "stdio", pretty: mon.pretty });
+      continue;
+    }
+    monitors.push({ mode: mon.mode, chardev, pretty: mon.pretty });
+  }
+  cfg.monitors = monitors;
 }
 
 function applyQmp(cfg: RunConfig, value: string, opt: string, mode: "control" | "readline", pretty = false): void {
@@ -400,12 +439,6 @@ export function parseRunArgs(argv: readonly string[]): RunConfig {
     def.apply!(cfg, value, opt);
     if (cfg.help !== undefined) return cfg;
   }
-  for (const mon of cfg.monitors) {
-    if (mon.chardevId === undefined) continue;
-    const chardev = cfg.chardevs.get(mon.chardevId);
-    if (chardev === undefined) throw new UsageError(`-mon: chardev "${mon.chardevId}" not found`);
-    mon.chardev = chardev;
-    delete mon.chardevId;
-  }
+  resolveChardevs(cfg);
   return cfg;
 }

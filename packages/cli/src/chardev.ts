@@ -74,10 +74,34 @@ export function parseSocketSpec(spec: string, opt: string): SocketChardev | unde
   return undefined;
 }
 
-/** `-chardev socket,id=ID,...`: the id and its socket; other backends are refused. */
-export function parseChardev(text: string, opt: string): { id: string; chardev: SocketChardev } {
+/** The host's stdio as a chardev; `mux` (QEMU's `mux=on`) shares it between the serial port and a monitor. */
+export interface StdioChardev {
+  stdio: true;
+  mux: boolean;
+}
+
+/**
+ * `-chardev socket,id=ID,...` or `-chardev stdio,id=ID[,mux=on][,signal=on|off]`: the id and
+ * its chardev; other backends are refused.
+ */
+export function parseChardev(text: string, opt: string): { id: string; chardev: SocketChardev | StdioChardev } {
   const [backend = "", ...rest] = text.split(",");
-  if (backend !== "socket") throw new UsageError(`${opt}: chardev backend '${backend}' is not supported yet (supported: socket)`);
+  if (backend === "stdio") {
+    let id: string | undefined;
+    let mux = false;
+    for (const part of rest) {
+      const eq = part.indexOf("=");
+      const key = eq < 0 ? part : part.slice(0, eq);
+      const value = eq < 0 ? "on" : part.slice(eq + 1);
+      if (key === "id") id = value;
+      else if (key === "mux") mux = parseBool(value, opt, key);
+      else if (key === "signal" || key === "logappend") parseBool(value, opt, key);
+      else if (key !== "logfile") throw new UsageError(`${opt}: Invalid parameter '${key}'`);
+    }
+    if (id === undefined || id === "") throw new UsageError(`${opt}: Parameter 'id' is missing`);
+    return { id, chardev: { stdio: true, mux } };
+  }
+  if (backend !== "socket") throw new UsageError(`${opt}: chardev backend '${backend}' is not supported yet (supported: socket, stdio)`);
   let id: string | undefined;
   let path: string | undefined;
   let host: string | undefined;
