@@ -303,6 +303,76 @@ function pmpProgram(seed: number, n: number): Uint8Array {
 }
 const PMP_HANDLER = 0x8000_8000n;
 
+/**
+ * Random Sv39 tables over the window at 0x4000_0000 (a megapage or 4 KiB pages with random
+ * permission, U, G, A and D bits), then random loads, stores, lr and calls there from S or U,
+ * with SUM and MXR toggled. Each target page starts with `ret`. At the end M folds every PTE
+ * (A/D updates) into x20.
+ */
+function pagingProgram(seed: number, n: number): Uint8Array {
+  const rnd = prng(seed);
+  const pick = <T,>(xs: readonly T[]): T => xs[rnd() % xs.length]!;
+  const mode = rnd() % 2; // 0 U, 1 S
+  const img = new Uint8Array(0x30_0000);
+  const dv = new DataView(img.buffer);
+  const put64 = (pa: bigint, v: bigint): void => dv.setBigUint64(Number(pa - IMAGE_BASE), v, true);
+  const TARGET = 0x8020_0000n;
+  const flags = (): bigint => {
+    let f = V | (BigInt(rnd() % 16) << 1n) | (rnd() % 2 ? U : 0n) | (rnd() % 4 ? AC : 0n) | (rnd() % 3 ? D : 0n) | (rnd() % 2 ? G : 0n);
+    if ((f & (R | W | X)) === 0n) f |= R; // keep it a leaf
+    if (rnd() % 12 === 0) f &= ~V;
+    return f;
+  };
+  put64(PG_ROOT + 2n * 8n, pte(IMAGE_BASE, V | R | W | X | AC | D | (mode === 0 ? U : 0n)));
+  put64(PG_ROOT + 1n * 8n, pte(PG_L1, V));
+  const ptes: bigint[] = [PG_ROOT + 8n];
+  // L1 entry 1: a megapage at TARGET; entry 0: 4 KiB pages through L0.
+  put64(PG_L1 + 8n, pte(TARGET, flags()));
+  put64(PG_L1, pte(PG_L0, V));
+  ptes.push(PG_L1, PG_L1 + 8n);
+  for (let i = 0n; i < 8n; i++) {
+    put64(PG_L0 + i * 8n, pte(TARGET + i * 0x1000n, flags()));
+    ptes.push(PG_L0 + i * 8n);
+  }
+  for (let i = 0n; i < 8n; i++) dv.setUint16(Number(TARGET + i * 0x1000n - IMAGE_BASE), 0x8082, true); // ret
+  const a = new A.Asm(IMAGE_BASE);
+  a.emit(...A.li(5, PG_HANDLER), A.csrrw(0, 0x305, 5));
+  a.emit(...A.li(5, 0x3f_ffff_ffff_ffffn), A.csrrw(0, 0x3b0, 5), A.addi(5, 0, 0x1f), A.csrrw(0, 0x3a0, 5));
+  a.emit(...A.li(5, (8n << 60n) | (PG_ROOT >> 12n)), A.csrrw(0, 0x180, 5));
+  a.emit(...A.li(5, BigInt(rnd() % 4) << 18n), A.csrrs(0, 0x300, 5)); // SUM, MXR
+  a.emit(...A.li(5, BigInt(mode) << 11n), A.csrrs(0, 0x300, 5), A.auipc(5, 0), A.addi(5, 5, 16), A.csrrw(0, 0x341, 5), A.MRET);
+  for (let i = 0; i < n; i++) {
+    const mega = rnd() % 2;
+    const va = 0x4000_0000n + BigInt(mega) * 0x20_0000n + BigInt(rnd() % 8) * 0x1000n + BigInt(8 + (rnd() % 500) * 8);
+    const k = rnd() % 8;
+    a.emit(...A.li(4, va));
+    if (k < 3) a.emit(pick([A.ld(6, 4, 0), A.lw(6, 4, 4), A.lbu(6, 4, 1)]));
+    else if (k < 5) a.emit(pick([A.sd(7, 4, 0), A.sw(7, 4, 4), A.sb(7, 4, 1)]));
+    else if (k < 6) a.emit(A.andi(4, 4, -8), A.amo("lr", "d", 6, 4, 0)); // AMOs: see exceptionProgram
+    else if (k < 7) a.emit(A.andi(4, 4, -4096), A.jalr(1, 4, 0));
+    else if (mode === 1) a.emit(...A.li(5, BigInt(rnd() % 4) << 18n), pick([A.csrrs, A.csrrc])(0, 0x100, 5));
+  }
+  a.emit(...A.li(5, 0xe0n), A.ECALL);
+  img.set(a.bytes(), 0);
+  const h = new A.Asm(PG_HANDLER);
+  h.emit(A.csrrs(21, 0x342, 0), A.csrrs(22, 0x343, 0), A.addi(23, 0, 31), A.op("mul", 20, 20, 23), A.op("add", 20, 20, 21));
+  h.emit(A.op("mul", 20, 20, 23), A.op("add", 20, 20, 22));
+  // Final ecall (x5 = 0xe0): fold the PTEs and exit.
+  const fold: number[] = [];
+  for (const p of ptes) fold.push(...A.li(24, p), A.ld(25, 24, 0), A.op("mul", 20, 20, 23), A.op("add", 20, 20, 25));
+  const fin = new A.Asm(0n);
+  finish(fin);
+  h.emit(A.addi(24, 0, 0xe0), A.bne(5, 24, 4 + 4 * fold.length + fin.bytes().length), ...fold);
+  finish(h);
+  // Fetch faults resume at ra; anything else skips the 4-byte instruction.
+  h.emit(A.addi(24, 0, 12), A.beq(21, 24, 16), A.addi(24, 0, 1), A.beq(21, 24, 8), A.jal(0, 12), A.csrrw(0, 0x341, 1), A.MRET);
+  h.emit(A.csrrs(24, 0x341, 0), A.addi(24, 24, 4), A.csrrw(0, 0x341, 24), A.MRET);
+  img.set(h.bytes(), Number(PG_HANDLER - IMAGE_BASE));
+  return img;
+}
+const PG_HANDLER = 0x8000_8000n;
+const PG_ROOT = 0x8001_0000n, PG_L1 = 0x8001_1000n, PG_L0 = 0x8001_2000n;
+
 // Page-table corner cases: M-mode builds Sv39 tables, then one S-mode access at VA.
 const ROOT = 0x8001_0000n, L1 = 0x8001_1000n, L0 = 0x8001_2000n, DATA = 0x8002_0000n, HANDLER = 0x8000_8000n;
 const VA = 0x4000_0000n;
@@ -410,6 +480,15 @@ describe.skipIf(!qemu)("lockstep against QEMU 7.2", () => {
       const img = pmpProgram(seed, 80);
       const trace = qemuTrace(img);
       expect(trace.length).toBeGreaterThan(150);
+      expect(lockstep(img, trace), `seed ${seed}`).toBe("");
+    }
+  });
+
+  it("random Sv39 mappings fault, update A/D and read alike", () => {
+    for (const seed of [91, 92, 93, 94]) {
+      const img = pagingProgram(seed, 60);
+      const trace = qemuTrace(img);
+      expect(trace.length).toBeGreaterThan(100);
       expect(lockstep(img, trace), `seed ${seed}`).toBe("");
     }
   });
