@@ -53,7 +53,10 @@ class Cursor {
   readonly #view: DataView;
   pos: number;
   readonly fields: StreamField[] | undefined;
+  /** Fields left to read: a vmdesc cannot make the analyzer loop longer than the stream allows. */
+  budget: number;
   constructor(bytes: Uint8Array, record = false) {
+    this.budget = 4 * bytes.length + 4096;
     this.#bytes = bytes;
     this.#view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
     this.pos = 0;
@@ -165,6 +168,7 @@ function hexBytes(b: Uint8Array): string {
 }
 
 function readField(c: Cursor, f: FieldDesc, depth: number, where: string): AnalyzeJson {
+  if (--c.budget < 0) throw new MigrationError(`analyze: ${where}: the vmdesc describes more fields than the stream can hold`);
   if (f.type === "struct") {
     if (typeof f.struct !== "object" || f.struct === null) throw new MigrationError(`analyze: ${where}: struct field without a struct description`);
     return readStruct(c, f.struct, depth + 1, where);
@@ -184,7 +188,7 @@ function readField(c: Cursor, f: FieldDesc, depth: number, where: string): Analy
   return hexBytes(data);
 }
 
-function unfold(fields: FieldDesc[]): FieldDesc[] {
+function unfold(fields: FieldDesc[], budget: number): FieldDesc[] {
   const out: FieldDesc[] = [];
   for (const f of fields) {
     if (f.array_len === undefined) {
@@ -192,7 +196,8 @@ function unfold(fields: FieldDesc[]): FieldDesc[] {
       continue;
     }
     const n = Number(f.array_len);
-    if (!Number.isInteger(n) || n < 0 || n > MAX_FIELD_SIZE) throw new MigrationError(`analyze: field ${f.name}: bad array_len ${f.array_len}`);
+    if (!Number.isInteger(n) || n < 0 || n > budget) throw new MigrationError(`analyze: field ${f.name}: bad array_len ${f.array_len}`);
+    if (out.length + n > budget) throw new MigrationError(`analyze: field ${f.name}: more elements than the stream can hold`);
     for (let i = 0; i < n; i++) out.push({ ...f, array_len: undefined, index: i });
   }
   return out;
@@ -201,7 +206,7 @@ function unfold(fields: FieldDesc[]): FieldDesc[] {
 function readStruct(c: Cursor, desc: StructDesc, depth: number, where: string): { [key: string]: AnalyzeJson } {
   if (depth > MAX_DEPTH) throw new MigrationError(`analyze: ${where}: structs nested deeper than ${MAX_DEPTH}`);
   const data: { [key: string]: AnalyzeJson } = {};
-  for (const f of unfold(Array.isArray(desc.fields) ? desc.fields : [])) {
+  for (const f of unfold(Array.isArray(desc.fields) ? desc.fields : [], c.budget)) {
     const name = String(f.name);
     const value = readField(c, f, depth, `${where}/${name}`);
     if (f.index !== undefined) {

@@ -1,7 +1,7 @@
 import fc from "fast-check";
 import { MigrationError, ShortReadError } from "@ferryvm/vmstate";
 import { beforeAll, describe, expect, it } from "vitest";
-import { streamFieldMap } from "./analyze.ts";
+import { analyzeMigration, findVmdesc, streamFieldMap } from "./analyze.ts";
 import { fieldMutations, flipBits, loadUntrusted, truncations } from "./hostile.ts";
 import {
   createTinyMachine,
@@ -152,5 +152,26 @@ describe("a hostile stream", () => {
       onPing: (v) => void seen.push(`ping ${v}`),
     });
     expect(seen).toEqual(["rp", "ping 258"]);
+  });
+
+  it("cannot make the analyzer allocate or loop by what its vmdesc claims", () => {
+    const text = findVmdesc(stream);
+    const head = stream.subarray(0, stream.length - text.length - 5);
+    const withDesc = (json: string) => {
+      const body = new TextEncoder().encode(json);
+      const out = new Uint8Array(head.length + 5 + body.length);
+      out.set(head);
+      out[head.length] = 0x06;
+      new DataView(out.buffer).setUint32(head.length + 1, body.length);
+      out.set(body, head.length + 5);
+      return out;
+    };
+    expect(() => analyzeMigration(withDesc(text))).not.toThrow();
+    expect(text).toContain('"array_len": 4');
+    expect(() => analyzeMigration(withDesc(text.replace('"array_len": 4', '"array_len": 400000000')))).toThrow(
+      "field fifo: bad array_len 400000000",
+    );
+    expect(() => analyzeMigration(withDesc(text.replace('"size": 2', '"size": 2000000000')))).toThrow(MigrationError);
+    expect(() => analyzeMigration(withDesc(text.slice(0, -3)))).toThrow("vmdesc is not JSON");
   });
 });
