@@ -4,7 +4,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { analyzeMigration, formatAnalysis, type AnalyzeJson } from "./analyze.ts";
-import { createTinyMachine, populateTinyMachine, saveTinyMachine } from "./testing.ts";
+import { createTinyMachine, populateTinyMachine, saveTinyMachine, saveTinyMachineLive } from "./testing.ts";
 
 const FIXTURES = new URL("../testdata/", import.meta.url);
 const fixture = (name: string) => new Uint8Array(readFileSync(new URL(name, FIXTURES)));
@@ -83,6 +83,14 @@ describe("our streams", () => {
       "riscv_virt_board.mrom": "0x0000000000002000",
     });
     expect(JSON.parse(qemuAnalyze(bytes, ["-d", "desc"]))).toEqual(analyzeMigration(bytes, { dumpDesc: true }));
+  });
+
+  it.skipIf(!haveScript)("with PART sections from a precopy are read by QEMU's script too", async () => {
+    const m = createTinyMachine({ ramPages: 8 });
+    populateTinyMachine(m);
+    const base = m.memory.block("riscv_virt_board.ram").base!;
+    const bytes = await saveTinyMachineLive(m, 3, (r) => void m.memory.write(base + 4096 * r, new Uint8Array([r + 1])));
+    expect(qemuAnalyze(bytes)).toBe(`${formatAnalysis(analyzeMigration(bytes))}\n`);
   });
 
   it("list zero and normal pages with --memory", async () => {
