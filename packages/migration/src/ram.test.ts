@@ -59,3 +59,31 @@ describe("the RAM section", () => {
     expect(est).toBeLessThan(66 * 4104);
   });
 });
+
+describe("the RAM section with x-ignore-shared", () => {
+  it("adds each block's guest address to the block list, and loads it back", async () => {
+    const { SaveVmRegistry } = await import("./handlers.ts");
+    const { RamMigration } = await import("./ram.ts");
+    const { qemuSavevmState } = await import("./savevm.ts");
+    const make = () => {
+      const m = createTinyMachine({ ramPages: 4 });
+      const registry = new SaveVmRegistry();
+      new RamMigration(m.memory, { ignoreShared: true }).register(registry);
+      return { m, registry };
+    };
+    const src = make();
+    populateTinyMachine(src.m);
+    const sink = new MemorySink();
+    const f = new QemuFileWriter(sink);
+    const config = { machineName: TINY_MACHINE, capabilities: ["x-ignore-shared"] };
+    await qemuSavevmState(f, src.registry, config);
+    await f.close();
+    const bytes = sink.bytes();
+    const at = Buffer.from(bytes).indexOf("riscv_virt_board.ram") + 20;
+    // used length 0x4000, then the guest address 0x80000000
+    expect(Buffer.from(bytes.subarray(at, at + 16)).toString("hex")).toBe("0000000000004000" + "0000000080000000");
+    const dst = make();
+    await qemuLoadvmState(new QemuFileReader(bytes), dst.registry, config);
+    expect(dst.m.memory.block("riscv_virt_board.ram").bytes).toEqual(src.m.memory.block("riscv_virt_board.ram").bytes);
+  });
+});

@@ -43,6 +43,11 @@ export interface RamMigrationOptions {
   xbzrle?: boolean;
   /** xbzrle-cache-size in bytes (default 64 MiB, QEMU's). */
   xbzrleCacheSize?: number;
+  /**
+   * The x-ignore-shared capability: each MEM_SIZE entry also carries the block's guest
+   * address (be64). No block is shared here, so every block is still sent.
+   */
+  ignoreShared?: boolean;
   /** Whether the guest runs (bytes sent then count as precopy-bytes, else downtime-bytes). */
   vmRunning?: () => boolean;
 }
@@ -189,6 +194,7 @@ export class RamMigration implements SaveVmHandlers {
     for (const b of this.#blocks) {
       f.putStr8(b.idstr);
       f.putBe64(BigInt(b.usedLength));
+      if (this.#options.ignoreShared) f.putBe64(BigInt(b.base ?? 0));
     }
     f.putBe64(BigInt(RamSaveFlag.EOS));
   }
@@ -418,6 +424,7 @@ export class RamMigration implements SaveVmHandlers {
       if (length !== BigInt(block.usedLength)) {
         throw new MigrationError(`ram: RAM block '${id}' has used length ${hex(length)} in the stream but ${hex(block.usedLength)} here`);
       }
+      if (this.#options.ignoreShared) await f.readU64(`ram: MEM_SIZE guest address of '${id}'`);
       if (length > left) throw new MigrationError(`ram: RAM block lengths exceed the MEM_SIZE total ${hex(total)}`);
       left -= length;
     }
