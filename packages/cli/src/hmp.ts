@@ -19,6 +19,95 @@ export interface MonitorContext {
   packageVersion: string;
   /** A hart's registers, for `info registers` (a Machine's `hart(i)`). */
   hart?: (index: number) => HartRegisters;
+  /** Guest-physical bytes for `xp`, or undefined outside RAM/ROM (a Machine's `physicalMemory.view`). */
+  readPhys?: (addr: bigint, length: number) => Uint8Array | undefined;
+}
+
+/** `xp`'s remembered format and size (QEMU's default_fmt_format/size). */
+const lastFormat = new WeakMap<MonitorContext, { format: string; size: number }>();
+
+class HmpUsageError extends Error {}
+
+/** QEMU's HMP expressions, the part we need: numbers (C base prefixes) joined by + and -. */
+function parseExpr(text: string): bigint {
+  const t = text.replace(/\s+/g, "");
+  if (t === "") throw new HmpUsageError("unexpected end of expression");
+  let value = 0n;
+  const re = /([+-]?)(0[xX][0-9a-fA-F]+|0[0-7]*|[1-9]\d*)/y;
+  let at = 0;
+  while (at < t.length) {
+    re.lastIndex = at;
+    const m = re.exec(t);
+    if (m === null || (at > 0 && m[1] === "")) throw new HmpUsageError(`invalid char '${t[at]}' in expression`);
+    const n = m[2]!.length > 1 && m[2]![0] === "0" && !/[xX]/.test(m[2]!) ? BigInt("0o" + m[2]!.slice(1)) : BigInt(m[2]!);
+    value = m[1] === "-" ? value - n : value + n;
+    at = re.lastIndex;
+  }
+  return BigInt.asUintN(64, value);
+}
+
+function printc(v: number): string {
+  if (v === 0x5c) return "'\\\\'";
+  if (v === 0x27) return "'\\''";
+  if (v === 0x0a) return "'\\n'";
+  if (v === 0x0d) return "'\\r'";
+  if (v >= 32 && v <= 126) return `'${String.fromCharCode(v)}'`;
+  return `'\\x${v.toString(16).padStart(2, "0")}'`;
+}
+
+/** `xp /fmt addr` as QEMU's memory_dump (monitor/misc.c). */
+function physicalMemoryDump(ctx: MonitorContext, args: string[]): string {
+  let rest = args.join(" ");
+  const sticky = lastFormat.get(ctx) ?? { format: "x", size: 4 };
+  let count = 1;
+  let format = sticky.format;
+  let size = sticky.size;
+  const fmt = /^\/(\d*)([a-zA-Z]*)/.exec(rest);
+  if (fmt !== null) {
+    count = fmt[1] === "" ? 1 : Number(fmt[1]);
+    let f: string | undefined;
+    let sz: number | undefined;
+    for (const ch of fmt[2]!) {
+      if ("oduxic".includes(ch)) f = ch;
+      else if (ch === "b") sz = 1;
+      else if (ch === "h") sz = 2;
+      else if (ch === "w") sz = 4;
+      else if (ch === "g" || ch === "L") sz = 8;
+      else throw new HmpUsageError(`invalid char in format: '${ch}'`);
+    }
+    format = f ?? sticky.format;
+    size = sz ?? sticky.size;
+    rest = rest.slice(fmt[0].length);
+  }
+  lastFormat.set(ctx, { format, size });
+  let addr = parseExpr(rest);
+  if (format === "i") return "Cannot disassemble: FerryVM has no disassembler\n";
+  let len = size * count;
+  const lineSize = size === 1 ? 8 : 16;
+  const digits = format === "o" ? Math.ceil((size * 8) / 3) : format === "x" ? size * 2 : Math.ceil((size * 80) / 33);
+  if (format === "c") size = 1;
+  let text = "";
+  while (len > 0) {
+    text += `${hex64(addr)}:`;
+    const l = Math.min(len, lineSize);
+    const bytes = ctx.readPhys?.(addr, l);
+    if (bytes === undefined) return text + " Cannot access memory\n";
+    const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+    for (let i = 0; i < l; i += size) {
+      const v = size === 1 ? BigInt(view.getUint8(i)) : size === 2 ? BigInt(view.getUint16(i, true)) : size === 4 ? BigInt(view.getUint32(i, true)) : view.getBigUint64(i, true);
+      text += " ";
+      if (format === "o") text += (v === 0n ? "0" : "0" + v.toString(8)).padStart(digits, " ");
+      else if (format === "x") text += "0x" + v.toString(16).padStart(digits, "0");
+      else if (format === "u") text += v.toString().padStart(digits, " ");
+      // QEMU loads the value zero-extended: only 8-byte values print negative.
+      else if (format === "d") text += (size === 8 ? BigInt.asIntN(64, v) : v).toString().padStart(digits, " ");
+      else text += printc(Number(v));
+    }
+    text += "\n";
+    addr += BigInt(l);
+    len -= l;
+  }
+  return text;
 }
 
 /** What `info registers` reads of a hart (a HartView of @ferryvm/cpu-wasm). */
@@ -143,6 +232,12 @@ const COMMANDS: HmpCommand[] = [
   { names: ["quit", "q"], params: "", help: "quit the emulator", run: (ctx) => act(ctx.controller.quit()) },
   { names: ["stop", "s"], params: "", help: "stop emulation", run: (ctx) => act(ctx.controller.stop()) },
   {
+    names: ["xp"],
+    params: "/fmt addr",
+    help: "physical memory dump starting at 'addr'",
+    run: (ctx, args) => physicalMemoryDump(ctx, args),
+  },
+  {
     names: ["system_powerdown"],
     params: "",
     help: "send system power down event",
@@ -179,7 +274,12 @@ export async function executeHmp(line: string, ctx: MonitorContext, cpu = 0): Pr
   if (cmd.params === "" && args.length > 0) {
     return `${cmd.names.join("|")}: extraneous characters at the end of line\nTry "help ${cmd.names[0]}" for more information\n`;
   }
-  return await cmd.run(ctx, args, cpu);
+  try {
+    return await cmd.run(ctx, args, cpu);
+  } catch (e) {
+    if (!(e instanceof HmpUsageError)) throw e;
+    return `${e.message}\nTry "help ${cmd.names[0]}" for more information\n`;
+  }
 }
 
 /** The banner QEMU prints when a readline monitor opens. */

@@ -224,6 +224,7 @@ async function run(cfg: RunConfig, io: CliIo, virt?: VirtCliOptions): Promise<nu
     name: cfg.name,
     packageVersion: version(),
     hart: (i) => machine.hart(i),
+    readPhys: (addr, length) => machine.physicalMemory.view(addr, length),
   };
   const controller = new VmController(machine, {
     startPaused: cfg.startPaused,

@@ -128,6 +128,21 @@ function normalize(line: string): string {
     .replace(/\\r\\n f0\/ft0 .*(?=\\r\\n")/g, "");
 }
 
+/** Replays a session QEMU answered (fixtures/record-qemu.mjs) against vm-cli run `argv`. */
+async function replay(fixture: string, argv: string[]): Promise<void> {
+  const golden = JSON.parse(readFileSync(new URL(`./fixtures/${fixture}`, import.meta.url), "utf8")) as Session;
+  const path = sockPath();
+  const done = main([...argv, "-qmp", `unix:${path},server=on,wait=off`], io().cli);
+  const c = await QmpClient.connect(path);
+  expect(normalize((await c.next())!)).toBe(normalize(golden.greeting));
+  for (const { send, receive } of golden.session) {
+    const got = await c.request(send);
+    expect({ send, receive: got.map(normalize) }).toEqual({ send, receive: receive.map(normalize) });
+  }
+  expect(await c.next()).toBeUndefined();
+  expect(await done).toBe(0);
+}
+
 interface Session {
   greeting: string;
   session: { send: string; receive: string[] }[];
@@ -135,18 +150,11 @@ interface Session {
 
 describe("the QMP server", () => {
   it("answers as QEMU 7.2 does, line for line (fixtures/qemu-7.2-session.json)", async () => {
-    const golden = JSON.parse(readFileSync(new URL("./fixtures/qemu-7.2-session.json", import.meta.url), "utf8")) as Session;
-    const path = sockPath();
-    const t = io();
-    const done = main([...base("spin.elf"), "-smp", "2", "-S", "-qmp", `unix:${path},server=on,wait=off`], t.cli);
-    const c = await QmpClient.connect(path);
-    expect(normalize((await c.next())!)).toBe(normalize(golden.greeting));
-    for (const { send, receive } of golden.session) {
-      const got = await c.request(send);
-      expect({ send, receive: got.map(normalize) }).toEqual({ send, receive: receive.map(normalize) });
-    }
-    expect(await c.next()).toBeUndefined();
-    expect(await done).toBe(0);
+    await replay("qemu-7.2-session.json", [...base("spin.elf"), "-smp", "2", "-S"]);
+  });
+
+  it("dumps memory with HMP xp as QEMU 7.2 does (fixtures/qemu-7.2-xp.json)", async () => {
+    await replay("qemu-7.2-xp.json", [...base("echo.elf"), "-S"]);
   });
 
   it("greets with QEMU 7.2's version and FerryVM's in package", async () => {
