@@ -260,7 +260,13 @@ async function run(cfg: RunConfig, io: CliIo, virt?: VirtCliOptions): Promise<nu
     for (const s of servers) {
       if (!s.wait) continue;
       io.stderr(`vm-cli: waiting for connection on: ${s.address},server=on\n`);
-      await s.waitForClient();
+      const sig = await waitOrSignal(s.waitForClient(), io.handleSignals === true);
+      if (sig !== undefined) {
+        await Promise.all(servers.map((x) => x.close()));
+        log.close();
+        io.stderr(`vm-cli: terminating on signal ${sig}\n`);
+        return 128 + (SIGNAL_NUMBERS[sig] ?? 0);
+      }
     }
   } catch (e) {
     await Promise.all(servers.map((s) => s.close()));
@@ -300,6 +306,25 @@ async function run(cfg: RunConfig, io: CliIo, virt?: VirtCliOptions): Promise<nu
     await new Promise((r) => setImmediate(r));
     await Promise.all(servers.map((s) => s.close()));
     log.close();
+  }
+}
+
+/** Waits for `p`, or for SIGINT/SIGTERM/SIGHUP (returned) when `signals`. */
+async function waitOrSignal(p: Promise<void>, signals: boolean): Promise<NodeJS.Signals | undefined> {
+  if (!signals) {
+    await p;
+    return undefined;
+  }
+  const names: NodeJS.Signals[] = ["SIGINT", "SIGTERM", "SIGHUP"];
+  let handler: ((sig: NodeJS.Signals) => void) | undefined;
+  const got = new Promise<NodeJS.Signals>((resolve) => {
+    handler = resolve;
+    for (const n of names) process.on(n, handler);
+  });
+  try {
+    return await Promise.race([p.then(() => undefined), got]);
+  } finally {
+    for (const n of names) process.off(n, handler!);
   }
 }
 
