@@ -122,6 +122,7 @@ describe("monitor and run-state options", () => {
     expect(err(["-qmp", "unix:x,server=on,wait=maybe"])).toBe("-qmp: Parameter 'wait' expects 'on' or 'off'");
     expect(err(["-qmp", "unix:x,server=on,bogus=1"])).toBe("-qmp: Invalid parameter 'bogus'");
     expect(err(["-qmp", "vc"])).toMatch(/-qmp vc: not supported yet/);
+    expect(err(["-qmp", "stdio"])).toMatch(/-qmp stdio: not supported yet/);
   });
 
   it("parses -chardev socket with -mon in either order, and -monitor", () => {

@@ -246,6 +246,7 @@ function resolveChardevs(cfg: RunConfig): void {
 function applyQmp(cfg: RunConfig, value: string, opt: string, mode: "control" | "readline", pretty = false): void {
   if (value === "none" && mode === "readline") return;
   if (value === "stdio") {
+    if (mode === "control") throw new UsageError(`${opt} stdio: not supported yet (use unix:PATH,server=on,wait=off or tcp:HOST:PORT,server=on,wait=off)`);
     if (cfg.monitors.some((m) => m.chardev === "stdio" && m.chardevId === undefined)) throw new UsageError(`${opt}: stdio is already in use`);
     cfg.monitors.push({ mode, chardev: "stdio", pretty });
     return;

@@ -218,14 +218,6 @@ async function run(cfg: RunConfig, io: CliIo, virt?: VirtCliOptions): Promise<nu
   if (virt?.dumpdtb !== undefined) return dumpDtb(machine, virt.dumpdtb, io.stderr);
 
   const log = openLog(cfg, io);
-  const ctx: MonitorContext = {
-    controller: undefined as unknown as VmController,
-    harts: cfg.smp,
-    name: cfg.name,
-    packageVersion: version(),
-    hart: (i) => machine.hart(i),
-    readPhys: (addr, length) => machine.physicalMemory.view(addr, length),
-  };
   const controller = new VmController(machine, {
     startPaused: cfg.startPaused,
     noReboot: cfg.noReboot,
@@ -233,7 +225,14 @@ async function run(cfg: RunConfig, io: CliIo, virt?: VirtCliOptions): Promise<nu
     keepOnError: cfg.monitors.length > 0,
     onError: (e) => io.stderr(`vm-cli: internal error: ${e instanceof Error ? e.message : String(e)}\n`),
   });
-  ctx.controller = controller;
+  const ctx: MonitorContext = {
+    controller,
+    harts: cfg.smp,
+    name: cfg.name,
+    packageVersion: version(),
+    hart: (i) => machine.hart(i),
+    readPhys: (addr, length) => machine.physicalMemory.view(addr, length),
+  };
   if (log.guestErrors) guestErrorSink = log.write;
 
   const servers: { close(): Promise<void>; waitForClient(): Promise<void>; wait: boolean; address: string }[] = [];
@@ -241,7 +240,6 @@ async function run(cfg: RunConfig, io: CliIo, virt?: VirtCliOptions): Promise<nu
   try {
     for (const mon of cfg.monitors) {
       if (mon.chardev === "stdio") {
-        if (mon.mode === "control") throw new UsageError("-qmp stdio: not supported yet (use a unix: or tcp: socket)");
         stdioMonitor = true;
         continue;
       }
