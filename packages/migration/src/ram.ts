@@ -160,7 +160,7 @@ export class RamMigration implements SaveVmHandlers {
   /** migration_bitmap_sync: moves the live dirty bits into the synced bitmap. */
   #bitmapSync(): void {
     const dirty = this.#dirty!;
-    for (const b of this.#blocks) dirty.sync(b);
+    dirty.sync(); // every block at once: one sync barrier
     this.#dirtyPages = 0;
     for (const b of this.#blocks) this.#dirtyPages += dirty.count(b);
     this.#counters["dirty-sync-count"]++;
