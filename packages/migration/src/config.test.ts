@@ -83,6 +83,18 @@ describe("the globalstate section", () => {
     await expect(loadStateFromBytes(bytes, vmstateGlobalstate, new GlobalState())).rejects.toThrow("invalid run state 'runninX'");
   });
 
+  it("loads QEMU 7.2's globalstate sections, paused and running", async () => {
+    const { readFileSync } = await import("node:fs");
+    for (const [name, state] of [["hello-paused", "paused"], ["a-b-running", "running"]] as const) {
+      const bytes = readFileSync(new URL(`../testdata/qemu72-virt-${name}.mig`, import.meta.url));
+      const at = bytes.lastIndexOf("\x0bglobalstate") + 12 + 8; // str8 idstr, instance_id, version_id
+      const gs = new GlobalState("prelaunch");
+      await loadStateFromBytes(new Uint8Array(bytes.subarray(at, at + 104)), vmstateGlobalstate, gs);
+      expect(gs.state).toBe(state);
+      expect(incomingRunState(gs)).toBe(state);
+    }
+  });
+
   it("decides the run state after an incoming migration as QEMU does", () => {
     const gs = new GlobalState();
     expect(incomingRunState(gs)).toBe("running"); // no section received
