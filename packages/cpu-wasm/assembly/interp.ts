@@ -106,34 +106,44 @@ const CHUNK: i32 = 4096;
 }
 
 /**
- * Load through the load TLB; the slow path (miss, page crossing, MMIO, faults) is out of line.
- * The result goes to register offset `rd`: on a fault the slow path returns rd's current value
- * so that the caller's write leaves it unchanged.
+ * Load through the load TLB into register offset `rd`; true when the fast path hit. The tag
+ * compare uses the page of the access's last byte, so an access crossing into the next page
+ * misses (that page's tag lives in another entry). Misses, page crossings, MMIO and faults go
+ * to the out-of-line slow path (the caller then checks for events); on a fault rd keeps its
+ * value.
  */
-@inline function ld<T>(h: usize, va: u64, dpriv: u32, rd: u32): u64 {
-  const e = h + ((<usize>(va >> 12) & 1023) << 4);
-  if (load<u64>(e, H_TLB_LOAD) == ((va & ~<u64>0xfff) | dpriv) && (sizeof<T>() == 1 || (<u32>va & 0xfff) <= <u32>(4096 - sizeof<T>()))) {
-    return <u64>load<T>(<usize>(va + load<u64>(e, H_TLB_LOAD + 8)));
+@inline function ldr<T>(h: usize, va: u64, dpriv: u32, rd: u32): bool {
+  const e = h + (<usize>((<u32>va >> 8) & 0x3ff0));
+  if (load<u64>(e, H_TLB_LOAD) == (((va + (sizeof<T>() - 1)) & ~<u64>0xfff) | dpriv)) {
+    setXo(h, rd, <u64>load<T>(<usize>va + <usize>load<u32>(e, H_TLB_LOAD + 8)));
+    return true;
   }
-  return loadSlowTo(h, va, <u32>sizeof<T>(), isSigned<T>(), dpriv, rd);
+  loadSlowTo(h, va, <u32>sizeof<T>(), isSigned<T>(), dpriv, rd);
+  return false;
 }
 
-function loadSlowTo(h: usize, va: u64, size: u32, signed: bool, dpriv: u32, rd: u32): u64 {
-  const v = loadSlow(h, va, size, dpriv);
-  if (trapPending) return load<u64>(h + <usize>rd);
-  if (!signed || size == 8) return v;
-  const sh = <u64>(64 - (size << 3));
-  return <u64>((<i64>(v << sh)) >> <i64>sh);
+function loadSlowTo(h: usize, va: u64, size: u32, signed: bool, dpriv: u32, rd: u32): void {
+  let v = loadSlow(h, va, size, dpriv);
+  if (trapPending) return;
+  if (signed && size != 8) {
+    const sh = <u64>(64 - (size << 3));
+    v = <u64>((<i64>(v << sh)) >> <i64>sh);
+  }
+  setXo(h, rd, v);
 }
 
-/** Store through the store TLB (filled only for pages already dirty in every client bitmap). */
-@inline function st<T>(h: usize, va: u64, v: u64, dpriv: u32): void {
-  const e = h + ((<usize>(va >> 12) & 1023) << 4);
-  if (load<u64>(e, H_TLB_STORE) == ((va & ~<u64>0xfff) | dpriv) && (sizeof<T>() == 1 || (<u32>va & 0xfff) <= <u32>(4096 - sizeof<T>()))) {
-    store<T>(<usize>(va + load<u64>(e, H_TLB_STORE + 8)), <T>v);
-  } else {
-    storeSlow(h, va, <u32>sizeof<T>(), v, dpriv);
+/**
+ * Store through the store TLB (filled only for pages already dirty in every client bitmap);
+ * true when the fast path hit, as ldr.
+ */
+@inline function str<T>(h: usize, va: u64, v: u64, dpriv: u32): bool {
+  const e = h + (<usize>((<u32>va >> 8) & 0x3ff0));
+  if (load<u64>(e, H_TLB_STORE) == (((va + (sizeof<T>() - 1)) & ~<u64>0xfff) | dpriv)) {
+    store<T>(<usize>va + <usize>load<u32>(e, H_TLB_STORE + 8), <T>v);
+    return true;
   }
+  storeSlow(h, va, <u32>sizeof<T>(), v, dpriv);
+  return false;
 }
 
 function mulhu(a: u64, b: u64): u64 {
@@ -298,18 +308,18 @@ export function run(hartIndex: u32, budget: u32): u32 {
       }
       switch (key) {
         /* load */
-        case 0x00: setXo(h, rdo(insn), ld<i8>(h, xo(h, rs1o(insn)) + immI(insn), dpriv, rdo(insn))); break;
-        case 0x01: setXo(h, rdo(insn), ld<i16>(h, xo(h, rs1o(insn)) + immI(insn), dpriv, rdo(insn))); break;
-        case 0x02: setXo(h, rdo(insn), ld<i32>(h, xo(h, rs1o(insn)) + immI(insn), dpriv, rdo(insn))); break;
-        case 0x03: setXo(h, rdo(insn), ld<u64>(h, xo(h, rs1o(insn)) + immI(insn), dpriv, rdo(insn))); break;
-        case 0x04: setXo(h, rdo(insn), ld<u8>(h, xo(h, rs1o(insn)) + immI(insn), dpriv, rdo(insn))); break;
-        case 0x05: setXo(h, rdo(insn), ld<u16>(h, xo(h, rs1o(insn)) + immI(insn), dpriv, rdo(insn))); break;
-        case 0x06: setXo(h, rdo(insn), ld<u32>(h, xo(h, rs1o(insn)) + immI(insn), dpriv, rdo(insn))); break;
+        case 0x00: if (ldr<i8>(h, xo(h, rs1o(insn)) + immI(insn), dpriv, rdo(insn))) { pc += 4; continue; } break;
+        case 0x01: if (ldr<i16>(h, xo(h, rs1o(insn)) + immI(insn), dpriv, rdo(insn))) { pc += 4; continue; } break;
+        case 0x02: if (ldr<i32>(h, xo(h, rs1o(insn)) + immI(insn), dpriv, rdo(insn))) { pc += 4; continue; } break;
+        case 0x03: if (ldr<u64>(h, xo(h, rs1o(insn)) + immI(insn), dpriv, rdo(insn))) { pc += 4; continue; } break;
+        case 0x04: if (ldr<u8>(h, xo(h, rs1o(insn)) + immI(insn), dpriv, rdo(insn))) { pc += 4; continue; } break;
+        case 0x05: if (ldr<u16>(h, xo(h, rs1o(insn)) + immI(insn), dpriv, rdo(insn))) { pc += 4; continue; } break;
+        case 0x06: if (ldr<u32>(h, xo(h, rs1o(insn)) + immI(insn), dpriv, rdo(insn))) { pc += 4; continue; } break;
         /* store */
-        case 0x40: st<u8>(h, xo(h, rs1o(insn)) + immS(insn), xo(h, rs2o(insn)), dpriv); break;
-        case 0x41: st<u16>(h, xo(h, rs1o(insn)) + immS(insn), xo(h, rs2o(insn)), dpriv); break;
-        case 0x42: st<u32>(h, xo(h, rs1o(insn)) + immS(insn), xo(h, rs2o(insn)), dpriv); break;
-        case 0x43: st<u64>(h, xo(h, rs1o(insn)) + immS(insn), xo(h, rs2o(insn)), dpriv); break;
+        case 0x40: if (str<u8>(h, xo(h, rs1o(insn)) + immS(insn), xo(h, rs2o(insn)), dpriv)) { pc += 4; continue; } break;
+        case 0x41: if (str<u16>(h, xo(h, rs1o(insn)) + immS(insn), xo(h, rs2o(insn)), dpriv)) { pc += 4; continue; } break;
+        case 0x42: if (str<u32>(h, xo(h, rs1o(insn)) + immS(insn), xo(h, rs2o(insn)), dpriv)) { pc += 4; continue; } break;
+        case 0x43: if (str<u64>(h, xo(h, rs1o(insn)) + immS(insn), xo(h, rs2o(insn)), dpriv)) { pc += 4; continue; } break;
         /* fence, fence.i: memory is coherent and code is read from it directly */
         case 0x18:
         case 0x19:
@@ -511,10 +521,10 @@ export function run(hartIndex: u32, budget: u32): u32 {
           pc += 2;
           continue;
         }
-        case 0x104: case 0x105: store<u64>(h + crdpo(insn), ld<i32>(h, xo(h, crs1po(insn)) + cwimm(insn), dpriv, crdpo(insn))); break; /* c.lw */
-        case 0x106: case 0x107: store<u64>(h + crdpo(insn), ld<u64>(h, xo(h, crs1po(insn)) + cdimm(insn), dpriv, crdpo(insn))); break; /* c.ld */
-        case 0x10c: case 0x10d: st<u32>(h, xo(h, crs1po(insn)) + cwimm(insn), xo(h, crdpo(insn)), dpriv); break; /* c.sw */
-        case 0x10e: case 0x10f: st<u64>(h, xo(h, crs1po(insn)) + cdimm(insn), xo(h, crdpo(insn)), dpriv); break; /* c.sd */
+        case 0x104: case 0x105: if (ldr<i32>(h, xo(h, crs1po(insn)) + cwimm(insn), dpriv, crdpo(insn))) { pc += 2; continue; } break; /* c.lw */
+        case 0x106: case 0x107: if (ldr<u64>(h, xo(h, crs1po(insn)) + cdimm(insn), dpriv, crdpo(insn))) { pc += 2; continue; } break; /* c.ld */
+        case 0x10c: case 0x10d: if (str<u32>(h, xo(h, crs1po(insn)) + cwimm(insn), xo(h, crdpo(insn)), dpriv)) { pc += 2; continue; } break; /* c.sw */
+        case 0x10e: case 0x10f: if (str<u64>(h, xo(h, crs1po(insn)) + cdimm(insn), xo(h, crdpo(insn)), dpriv)) { pc += 2; continue; } break; /* c.sd */
         case 0x110: case 0x111: setXo(h, crdo(insn), xo(h, crdo(insn)) + cimm6(insn)); pc += 2; continue; /* c.addi */
         case 0x112: case 0x113: /* c.addiw */
           if (crdo(insn) == 0) { key = BAD; break; }
@@ -570,13 +580,13 @@ export function run(hartIndex: u32, budget: u32): u32 {
         case 0x124: case 0x125: { /* c.lwsp */
           if (crdo(insn) == 0) { key = BAD; break; }
           const off = (((insn >> 12) & 1) << 5) | (((insn >> 4) & 7) << 2) | (((insn >> 2) & 3) << 6);
-          store<u64>(h + crdo(insn), ld<i32>(h, xo(h, 16) + <u64>off, dpriv, crdo(insn)));
+          if (ldr<i32>(h, xo(h, 16) + <u64>off, dpriv, crdo(insn))) { pc += 2; continue; }
           break;
         }
         case 0x126: case 0x127: { /* c.ldsp */
           if (crdo(insn) == 0) { key = BAD; break; }
           const off = (((insn >> 12) & 1) << 5) | (((insn >> 5) & 3) << 3) | (((insn >> 2) & 7) << 6);
-          store<u64>(h + crdo(insn), ld<u64>(h, xo(h, 16) + <u64>off, dpriv, crdo(insn)));
+          if (ldr<u64>(h, xo(h, 16) + <u64>off, dpriv, crdo(insn))) { pc += 2; continue; }
           break;
         }
         case 0x128: { /* c.jr, c.mv */
@@ -608,10 +618,10 @@ export function run(hartIndex: u32, budget: u32): u32 {
           continue;
         }
         case 0x12c: case 0x12d: /* c.swsp */
-          st<u32>(h, xo(h, 16) + <u64>((((insn >> 9) & 0xf) << 2) | (((insn >> 7) & 3) << 6)), xo(h, crs2o(insn)), dpriv);
+          if (str<u32>(h, xo(h, 16) + <u64>((((insn >> 9) & 0xf) << 2) | (((insn >> 7) & 3) << 6)), xo(h, crs2o(insn)), dpriv)) { pc += 2; continue; }
           break;
         case 0x12e: case 0x12f: /* c.sdsp */
-          st<u64>(h, xo(h, 16) + <u64>((((insn >> 10) & 7) << 3) | (((insn >> 7) & 7) << 6)), xo(h, crs2o(insn)), dpriv);
+          if (str<u64>(h, xo(h, 16) + <u64>((((insn >> 10) & 7) << 3) | (((insn >> 7) & 7) << 6)), xo(h, crs2o(insn)), dpriv)) { pc += 2; continue; }
           break;
         default:
           key = BAD;
