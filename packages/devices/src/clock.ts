@@ -82,6 +82,26 @@ export class VirtualClock implements Timebase {
     return Number(mtime - this.#mtimeDelta) * NS_PER_TICK;
   }
 
+  /** mtime minus the virtual clock's ticks (moved by guest writes to mtime; QEMU's time_delta). */
+  get mtimeDelta(): bigint {
+    return this.#mtimeDelta;
+  }
+
+  set mtimeDelta(v: bigint) {
+    this.#mtimeDelta = v;
+  }
+
+  /** Sets the virtual time (a restore): `ns` from now on, in either mode. */
+  restoreNs(ns: number): void {
+    if (!Number.isSafeInteger(ns) || ns < 0) throw new RangeError(`virtual clock: bad time ${ns} ns`);
+    if (this.icountShift !== undefined) {
+      this.#icountNs = ns;
+    } else {
+      this.#baseNs = ns;
+      if (this.#hostStart !== undefined) this.#hostStart = this.#hostNow();
+    }
+  }
+
   reset(): void {
     this.#baseNs = 0;
     this.#icountNs = 0;

@@ -30,6 +30,7 @@ import { loadImage, type LoadedImage } from "./loader.ts";
 import { buildResetVector, MROM_BASE, MROM_SIZE } from "./mrom.ts";
 import { SifiveTest, SIFIVE_TEST_SIZE, type FinisherEvent } from "./sifive-test.ts";
 import { Uart16550 } from "./uart16550.ts";
+import { virtVmstateEntries, type VmstateEntry, type VmstateRegistry } from "./machine-vmstate.ts";
 
 /** QEMU 7.2 hw/riscv/virt.c memory map (the parts this machine has). */
 export const VIRT_MROM = 0x0000_1000;
@@ -237,6 +238,7 @@ export class Machine {
   #instructions = 0;
   /** mtime the harts saw at the start of the last round. */
   #roundMtime = 0n;
+  #vmstate: VmstateEntry[] | undefined;
 
   constructor(options: MachineOptions, parts: MachineParts) {
     this.#options = options;
@@ -371,6 +373,30 @@ export class Machine {
   }
 
   /** Instructions retired by all harts since creation. */
+  /**
+   * Every section QEMU's `virt` would send that this machine models, in QEMU's registration
+   * order, each `{ idstr, instanceId, vmsd, opaque }` for `SaveVmRegistry.registerVmstate`
+   * (see machine-vmstate.ts). The same objects serve every save and load of this machine.
+   * Save and load only while `run()` is not running; load RAM before the devices (the RAM
+   * section comes first in a stream): virtio's post_load reads the rings' indices from RAM.
+   */
+  vmstateEntries(): readonly VmstateEntry[] {
+    this.#vmstate ??= virtVmstateEntries(this, { virtioBase: VIRT_VIRTIO, virtioStride: VIRTIO_MMIO_SIZE });
+    return this.#vmstate;
+  }
+
+  /** Registers every entry of `vmstateEntries()` in order (`registry` is a `SaveVmRegistry`). */
+  registerVmstate(registry: VmstateRegistry): void {
+    for (const e of this.vmstateEntries()) {
+      registry.registerVmstate(e.vmsd, e.opaque as never, { idstr: e.idstr, instanceId: e.instanceId });
+    }
+  }
+
+  /** A byte the serial port sends to the console (a restored stream's pending transmit bytes). */
+  uartTransmit(byte: number): void {
+    this.#emitByte(byte);
+  }
+
   get instructions(): number {
     return this.#instructions;
   }

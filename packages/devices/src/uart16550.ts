@@ -301,6 +301,34 @@ export class Uart16550 implements MmioDevice {
     return this.#fifo;
   }
 
+  /** The receive-FIFO timeout deadline in virtual ns (QEMU's fifo_timeout_timer), -1 when not armed. */
+  get fifoTimeoutNs(): number {
+    return this.#timeoutAt;
+  }
+
+  /**
+   * Restores what the register file does not hold (serial_post_load): the receive FIFO, the
+   * timeout deadline, then the FCR setter's side effects and the line parameters. The IRQ
+   * level is recomputed without driving the line: the PLIC's own state came with the stream.
+   */
+  restoreState(state: { fifo: readonly number[]; fifoTimeoutNs: number }): void {
+    if (state.fifo.length > UART_FIFO_LENGTH) {
+      throw new RangeError(`serial: receive FIFO of ${state.fifo.length} bytes exceeds ${UART_FIFO_LENGTH}`);
+    }
+    this.#fifo = [...state.fifo];
+    this.#timeoutAt = state.fifoTimeoutNs;
+    this.#writeFcr(this.fcr);
+    this.#updateParameters();
+    const irq = this.#irq;
+    this.#irq = () => {};
+    try {
+      this.#irqLevel = false;
+      this.#updateIrq();
+    } finally {
+      this.#irq = irq;
+    }
+  }
+
   #transmit(byte: number): void {
     this.lsr &= ~(UART_LSR_THRE | UART_LSR_TEMT);
     this.thrIpending = 0;

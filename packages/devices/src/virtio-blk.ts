@@ -150,6 +150,10 @@ export class VirtioBlk implements VirtioDevice {
     return c;
   }
 
+  restoreConfig(config: Uint8Array): void {
+    if (config.length > 32) this.wce = config[32] ? 1 : 0;
+  }
+
   configWrite(offset: number, data: Uint8Array): void {
     // Only `wce` (offset 32) is writable (CONFIG_WCE).
     if (offset === 32 && data.length === 1) this.wce = data[0]! ? 1 : 0;

@@ -42,6 +42,14 @@ export class VirtioConsole implements VirtioDevice {
   }
 
   /** Queues host input for the guest. */
+  /** Host input not yet delivered to the guest (kept across a save and restore). */
+  get inputBytes(): Uint8Array {
+    return Uint8Array.from(this.#input);
+  }
+  set inputBytes(bytes: Uint8Array) {
+    this.#input = Array.from(bytes);
+  }
+
   send(bytes: Uint8Array): void {
     for (const b of bytes) this.#input.push(b);
     this.#wake();

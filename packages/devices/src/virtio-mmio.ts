@@ -116,6 +116,8 @@ export interface VirtioDevice {
   reset(): void;
   /** The machine calls this each loop round (pending host input, completions). */
   poll?(ctx: VirtioContext): void;
+  /** Takes the config space a saved device had (its writable parts); optional. */
+  restoreConfig?(config: Uint8Array): void;
 }
 
 export interface VirtioMmioOptions {
@@ -162,6 +164,27 @@ export class VirtioMmio implements MmioDevice, VirtioContext {
     this.hostFeatures = this.device === undefined
       ? 0n
       : this.device.features | VIRTIO_COMMON_FEATURES | (this.legacy ? 0n : 1n << BigInt(VIRTIO_F_VERSION_1));
+  }
+
+  /**
+   * The queue registers the driver wrote (QEMU's VirtIOMMIOProxy vqs: num, desc, avail, used
+   * before QUEUE_READY copies them into the queue; align for legacy rings). For save/restore.
+   */
+  get stagedQueues(): { num: number; desc: bigint; avail: bigint; used: bigint; align: number }[] {
+    return this.#staged;
+  }
+
+  /** Whether the device faulted on a bad ring and waits for a reset (QEMU's vdev->broken). */
+  get broken(): boolean {
+    return this.#broken;
+  }
+  set broken(v: boolean) {
+    this.#broken = v;
+  }
+
+  /** Sets the negotiated features as a driver write would (a restore). */
+  restoreFeatures(features: bigint): void {
+    this.#setFeatures(features);
   }
 
   get driverOk(): boolean {
