@@ -1,8 +1,8 @@
 /**
  * QEMU's `timer` section (softmmu/cpu-timers.c, v2): the virtual clock. QEMU saves it while
  * the VM is stopped, when cpu_clock_offset holds QEMU_CLOCK_VIRTUAL's frozen value in ns and
- * cpu_ticks_offset the frozen tick count; ours are both the virtual clock's ns (our "ticks"
- * are its ns). With icount the `timer/icount` subsection carries the time as
+ * cpu_ticks_offset the frozen tick count (host TSC ticks, which no riscv guest sees): ours
+ * are the virtual clock's ns, the ticks at the offset from it a loaded stream had. With icount the `timer/icount` subsection carries the time as
  * qemu_icount_bias (our instruction count is already folded into it).
  *
  * @module
@@ -20,6 +20,8 @@ export class TimersState {
   qemu_icount = 0n;
   readonly clock: VirtualClock;
   readonly #cpu: Cpu | undefined;
+  /** cpu_ticks_offset minus cpu_clock_offset: QEMU's ticks are host TSC ticks, not guest-visible here; kept as loaded. */
+  #ticksDelta = 0n;
 
   constructor(clock: VirtualClock, cpu?: Cpu) {
     this.clock = clock;
@@ -28,7 +30,7 @@ export class TimersState {
 
   capture(): void {
     const ns = BigInt(this.clock.ns());
-    this.cpu_ticks_offset = ns;
+    this.cpu_ticks_offset = BigInt.asIntN(64, ns + this.#ticksDelta);
     this.cpu_clock_offset = ns;
     this.qemu_icount_bias = ns;
     this.qemu_icount = 0n;
@@ -40,6 +42,7 @@ export class TimersState {
       throw new RangeError(`timer: virtual clock of ${ns} ns is out of range`);
     }
     this.clock.restoreNs(Number(ns));
+    this.#ticksDelta = BigInt.asIntN(64, this.cpu_ticks_offset - this.cpu_clock_offset);
     if (this.#cpu !== undefined) this.#cpu.mtime = this.clock.mtime;
   }
 }

@@ -318,8 +318,8 @@ export class HartState {
       e.cfg_reg = Number(((i < 8 ? cfg0 : cfg2) >> BigInt(8 * (i & 7))) & 0xffn);
     }
     this.halted = v.getUint32(H_WFI, true);
-    // CPU_INTERRUPT_HARD while an enabled interrupt is pending (QEMU's riscv_cpu_update_mip).
-    this.interrupt_request = (mip & this["env.mie"]) !== 0n ? 2 : 0;
+    // CPU_INTERRUPT_HARD while any interrupt is pending in mip (QEMU's riscv_cpu_update_mip).
+    this.interrupt_request = mip !== 0n ? 2 : 0;
     this.mip_sw = v.getBigUint64(H_MIP, true);
     this.mcycle = v.getBigUint64(H_MCYCLE, true);
     this.minstret = v.getBigUint64(H_MINSTRET, true);

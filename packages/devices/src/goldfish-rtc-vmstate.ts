@@ -2,8 +2,8 @@
  * QEMU's `goldfish_rtc` (hw/rtc/goldfish_rtc.c, v3, minimum 0). tick_offset is relative to
  * the host clock (QEMU's default rtc_clock), so the guest's wall clock keeps the host's time
  * across a restore, as QEMU's does. QEMU 7.2 never fills tick_offset_vmstate (only streams
- * before v3 use it); we write what a v2 reader would need, the offset against the virtual
- * clock. post_load lets the next poll fire an alarm that came due (goldfish_rtc_set_alarm).
+ * before v3 use it, against the virtual clock): we send what we hold, 0 unless a v2 stream
+ * set it, as QEMU. post_load lets the next poll fire an alarm that came due (goldfish_rtc_set_alarm).
  *
  * @module
  */
@@ -56,7 +56,7 @@ export class GoldfishRtcState {
 
   capture(): void {
     this.tick_offset = this.rtc.tickOffset;
-    this.tick_offset_vmstate = BigInt.asUintN(64, this.rtc.count - this.#virtualNs());
+    // QEMU 7.2 never sets it after a v3 load or at realize: its streams carry 0 (or what a v2 stream held).
   }
 
   restore(versionId: number): void {

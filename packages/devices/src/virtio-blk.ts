@@ -45,8 +45,12 @@ export const VIRTIO_BLK_ID_BYTES = 20;
 export const VIRTIO_BLK_SECTOR_SIZE = 512;
 /** QEMU's BDRV_REQUEST_MAX_SECTORS: default max-discard-sectors / max-write-zeroes-sectors. */
 export const BDRV_REQUEST_MAX_SECTORS = 0x3f_ffff;
-/** Config space size with WRITE_ZEROES (offsetof(write_zeroes_may_unmap) + 1, padded as QEMU: 60). */
-export const VIRTIO_BLK_CONFIG_SIZE = 60;
+/**
+ * Config space size with WRITE_ZEROES: offsetof(write_zeroes_may_unmap) + 1 = 57, QEMU 7.2's
+ * config_len (virtio_get_config_size; its migration stream carries 57). Reads past it return
+ * all ones, as QEMU's.
+ */
+export const VIRTIO_BLK_CONFIG_SIZE = 57;
 export const VIRTIO_BLK_QUEUE_SIZE = 256;
 
 /** The disk's bytes: a raw image. */
@@ -148,10 +152,6 @@ export class VirtioBlk implements VirtioDevice {
     dv.setUint32(52, 1, true); // max_write_zeroes_seg
     c[56] = 1; // write_zeroes_may_unmap
     return c;
-  }
-
-  restoreConfig(config: Uint8Array): void {
-    if (config.length > 32) this.wce = config[32] ? 1 : 0;
   }
 
   configWrite(offset: number, data: Uint8Array): void {

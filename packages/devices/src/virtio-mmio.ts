@@ -116,8 +116,6 @@ export interface VirtioDevice {
   reset(): void;
   /** The machine calls this each loop round (pending host input, completions). */
   poll?(ctx: VirtioContext): void;
-  /** Takes the config space a saved device had (its writable parts); optional. */
-  restoreConfig?(config: Uint8Array): void;
 }
 
 export interface VirtioMmioOptions {
@@ -160,7 +158,8 @@ export class VirtioMmio implements MmioDevice, VirtioContext {
     this.#guestError = options.onGuestError ?? (() => {});
     const sizes = this.device?.queueSizes ?? [];
     this.queues = sizes.map((n, i) => new Virtqueue(i, n, options.memory));
-    this.#staged = sizes.map((n) => ({ num: n, desc: 0n, avail: 0n, used: 0n, align: 4096 }));
+    // QueueNum as the driver wrote it, 0 until then (QEMU's proxy vqs[].num).
+    this.#staged = sizes.map(() => ({ num: 0, desc: 0n, avail: 0n, used: 0n, align: 4096 }));
     this.hostFeatures = this.device === undefined
       ? 0n
       : this.device.features | VIRTIO_COMMON_FEATURES | (this.legacy ? 0n : 1n << BigInt(VIRTIO_F_VERSION_1));
@@ -203,7 +202,7 @@ export class VirtioMmio implements MmioDevice, VirtioContext {
     this.#broken = false;
     for (const q of this.queues) q.reset();
     for (const s of this.#staged) Object.assign(s, { desc: 0n, avail: 0n, used: 0n, align: 4096 });
-    this.#staged.forEach((s, i) => (s.num = this.queues[i]!.numMax));
+    for (const s of this.#staged) s.num = 0;
     this.device?.reset();
     this.#updateIrq();
   }
@@ -355,7 +354,7 @@ export class VirtioMmio implements MmioDevice, VirtioContext {
         if (this.legacy) break;
         if (q !== undefined && st !== undefined) {
           if (v) {
-            q.num = st.num;
+            q.num = st.num === 0 ? q.numMax : st.num;
             q.descAddr = st.desc;
             q.availAddr = st.avail;
             q.usedAddr = st.used;

@@ -8,7 +8,7 @@
  * be32 host_features_sel, guest_features_sel, guest_page_shift   (virtio-mmio save_config)
  * u8 status, u8 isr, be16 queue_sel, be32 guest_features_lo
  * be32 config_len, config bytes
- * be32 queue count, then per queue: be32 num, be64 desc, be16 last_avail_idx
+ * be32 queue count, then per queue: be32 num, be32 align, be64 desc, be16 last_avail_idx
  * the device's own part (virtio-blk: the request list, 0-terminated; virtio-serial: config,
  *   port map and ports; virtio-rng: nothing)
  * vmstate_virtio's subsections: virtio/64bit_features, virtio/virtqueues (1024 × avail,
@@ -51,12 +51,15 @@ import {
   type VMStateField,
 } from "@ferryvm/vmstate";
 import { VIRTIO_CONFIG_S_DRIVER_OK, VIRTIO_F_VERSION_1, VIRTIO_QUEUE_MAX, type VirtioMmio } from "./virtio-mmio.ts";
+import { VirtioBlk } from "./virtio-blk.ts";
 import { VirtioConsole } from "./virtio-console.ts";
 import { VIRTQUEUE_MAX_SIZE } from "./virtqueue.ts";
 
 /** The per-queue part of the hand-written layout. */
 export interface VirtqueueSaveState {
   num: number;
+  /** vring.align (virtio-mmio has variable ring alignment: QUEUE_ALIGN of legacy drivers). */
+  align: number;
   desc: bigint;
   last_avail_idx: number;
 }
@@ -144,15 +147,16 @@ export class VirtioState {
   device_endian = VIRTIO_DEVICE_ENDIAN_LITTLE;
   // virtio/ferryvm
   generation = 0;
-  align: Uint32Array;
+  /** virtio-blk's write cache enable (QEMU keeps it in the block backend and does not migrate it). */
+  wce = 1;
+  ferryvmLoaded = false;
   pending_len = 0;
   pending_input: Uint8Array = new Uint8Array(0);
 
   constructor(transport: VirtioMmio) {
     this.transport = transport;
     this.local_queues = transport.queues.length;
-    this.vq = Array.from({ length: this.local_queues }, () => ({ num: 0, desc: 0n, last_avail_idx: 0 }));
-    this.align = new Uint32Array(this.local_queues);
+    this.vq = Array.from({ length: this.local_queues }, () => ({ num: 0, align: 0, desc: 0n, last_avail_idx: 0 }));
     this.#allocQueueTables();
   }
 
@@ -169,6 +173,11 @@ export class VirtioState {
       })),
     };
     this.ring_default.fill(0);
+  }
+
+  /** Legacy drivers' QUEUE_NUM lands in the staged registers too. */
+  legacyOrNum(num: number): number {
+    return this.transport.legacy ? num : 0;
   }
 
   get hostFeatures(): bigint {
@@ -193,21 +202,21 @@ export class VirtioState {
     this.extra_state.guest_features[0] = t.guestFeatures[0]!;
     this.extra_state.guest_features[1] = t.guestFeatures[1]!;
     t.queues.forEach((q, i) => {
-      this.vq[i] = { num: q.num, desc: q.descAddr, last_avail_idx: q.lastAvailIdx };
+      const st = t.stagedQueues[i]!;
+      this.vq[i] = { num: q.num, align: st.align, desc: q.descAddr, last_avail_idx: q.lastAvailIdx };
       this.rings[i] = { avail: q.availAddr, used: q.usedAddr };
       this.ring_default[i] = q.numMax;
-      const st = t.stagedQueues[i]!;
       const e = this.extra_state.vqs[i]!;
       e.num = st.num;
       e.enabled = q.ready;
       e.desc.set([lo(st.desc), hi(st.desc)]);
       e.avail.set([lo(st.avail), hi(st.avail)]);
       e.used.set([lo(st.used), hi(st.used)]);
-      this.align[i] = st.align;
     });
     this.broken = t.broken;
     this.started = (t.status & VIRTIO_CONFIG_S_DRIVER_OK) !== 0;
     this.generation = t.generation;
+    this.wce = dev instanceof VirtioBlk ? dev.wce : 1;
     this.blk_request = 0;
     if (dev instanceof VirtioConsole) {
       const cfg = new DataView(this.config.buffer, this.config.byteOffset, this.config.length);
@@ -241,7 +250,8 @@ export class VirtioState {
     this.pending_input = new Uint8Array(0);
     this.ports_map = new Uint32Array(1);
     this.ports = [{ id: 0, guest_connected: 0, host_connected: 0, elem_popped: 0 }];
-    for (let i = 0; i < this.local_queues; i++) this.align[i] = this.transport.stagedQueues[i]!.align;
+    this.ferryvmLoaded = false;
+    this.wce = 1;
     this.#allocQueueTables();
   }
 
@@ -289,7 +299,7 @@ export class VirtioState {
       q.num = s.num;
       q.descAddr = s.desc;
       q.lastAvailIdx = s.last_avail_idx;
-      st.align = this.align[i]!;
+      st.align = s.align;
       if (this.ringsLoaded) {
         q.availAddr = this.rings[i]!.avail;
         q.usedAddr = this.rings[i]!.used;
@@ -305,13 +315,14 @@ export class VirtioState {
       }
       if (this.extraLoaded) {
         const e = this.extra_state.vqs[i]!;
-        st.num = e.num === 0 ? q.numMax : e.num;
+        if (e.num > VIRTQUEUE_MAX_SIZE) this.#fail(`virtio_mmio/state: queue ${i} size ${e.num} exceeds ${VIRTQUEUE_MAX_SIZE}`);
+        st.num = e.num;
         st.desc = join(e.desc);
         st.avail = join(e.avail);
         st.used = join(e.used);
         q.ready = e.enabled;
       } else {
-        st.num = q.num;
+        st.num = this.legacyOrNum(q.num);
         q.ready = modern ? false : q.descAddr !== 0n;
       }
       q.signalledUsed = 0;
@@ -336,7 +347,9 @@ export class VirtioState {
         if (inuse !== 0) this.#fail(`queue ${i}: ${inuse} requests in flight (used index 0x${q.usedIdx.toString(16)}), which this device never leaves`);
       }
     });
-    dev.restoreConfig?.(this.config);
+    // QEMU's saved config bytes may be stale (it refreshes them only on a guest read): take
+    // the writable part from our own streams only.
+    if (dev instanceof VirtioBlk) dev.wce = this.wce;
     if (dev instanceof VirtioConsole) dev.inputBytes = this.pending_input;
   }
 }
@@ -350,7 +363,7 @@ const vmstateVirtqueueSave: VMStateDescription<VirtqueueSaveState> = {
   name: "virtio/queue",
   version_id: 1,
   minimum_version_id: 1,
-  fields: [vmstateUint32("num"), vmstateUint64("desc"), vmstateUint16("last_avail_idx")],
+  fields: [vmstateUint32("num"), vmstateUint32("align"), vmstateUint64("desc"), vmstateUint16("last_avail_idx")],
 };
 
 const vmstateVirtqueueRings: VMStateDescription<VirtqueueRings> = {
@@ -500,12 +513,14 @@ function vmstateVirtio(kind: string): VMStateDescription<VirtioState> {
         s.extraLoaded = true;
       }),
       virtioSub("started", (s) => s.started, [vmstateBool("started")]),
-      virtioSub("ferryvm", (s) => s.generation !== 0 || s.pending_len !== 0 || s.align.some((a) => a !== 4096), [
+      virtioSub("ferryvm", (s) => s.generation !== 0 || s.pending_len !== 0 || s.wce !== 1, [
         vmstateUint32("generation"),
-        vmstateVarrayUint32("align", "local_queues"),
+        vmstateUint8("wce"),
         vmstateUint32("pending_len"),
         vmstateVBuffer("pending_input", "pending_len", { alloc: { max: MAX_PENDING_INPUT } }),
-      ]),
+      ], (s) => {
+        s.ferryvmLoaded = true;
+      }),
     ],
   };
 }
