@@ -55,6 +55,8 @@ export interface RunConfig {
   chardevs: Map<string, SocketChardev | StdioChardev>;
   /** `-serial chardev:ID`, until parseRunArgs resolves it into `serial`. */
   serialChardev?: string;
+  /** `-incoming file:PATH|exec:CMD|defer`: wait in `inmigrate` for a migration stream. */
+  incoming: string | undefined;
   /** `-M help`, `-cpu help`, `-help`, `-version`: print and exit. */
   help: "machine" | "cpu" | "usage" | "version" | "log" | undefined;
 }
@@ -366,13 +368,24 @@ const OPTIONS: Record<string, OptionDef> = {
     },
   },
   nodefaults: { arg: false, apply: () => {} },
+  incoming: {
+    arg: true,
+    apply: (cfg, v, opt) => {
+      if (v !== "defer" && !/^(file|exec):./.test(v)) {
+        throw new UsageError(/^(tcp|unix|vsock|fd|rdma):/.test(v)
+          ? `${opt} ${v}: only file:PATH, exec:CMD and defer are supported yet`
+          : `${opt} ${v}: unknown migration protocol: ${v}`);
+      }
+      cfg.incoming = v;
+    },
+  },
   help: { arg: false, apply: (cfg) => { cfg.help = "usage"; } },
   h: { arg: false, apply: (cfg) => { cfg.help = "usage"; } },
   version: { arg: false, apply: (cfg) => { cfg.help = "version"; } },
 };
 
 for (const name of [
-  "s", "gdb", "incoming", "drive", "device", "netdev", "global",
+  "s", "gdb", "drive", "device", "netdev", "global",
   "snapshot", "loadvm", "object", "rtc", "uuid", "enable-kvm", "append", "initrd", "dtb", "hda", "hdb",
   "cdrom", "boot", "fsdev", "virtfs", "audiodev", "smbios", "fw_cfg", "pflash", "blockdev", "numa", "overcommit",
   "daemonize", "pidfile", "trace", "plugin", "semihosting", "semihosting-config", "readconfig", "writeconfig",
@@ -403,6 +416,7 @@ export function defaultRunConfig(): RunConfig {
     log: new Set(),
     logFile: undefined,
     chardevs: new Map(),
+    incoming: undefined,
     help: undefined,
   };
 }

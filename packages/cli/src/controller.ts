@@ -24,7 +24,7 @@ export type ShutdownCause =
 
 /** An event as QMP sends it, without the timestamp. */
 export interface VmEvent {
-  event: "STOP" | "RESUME" | "RESET" | "SHUTDOWN" | "POWERDOWN";
+  event: "STOP" | "RESUME" | "RESET" | "SHUTDOWN" | "POWERDOWN" | "MIGRATION" | "MIGRATION_PASS";
   data?: { [key: string]: JsonValue };
 }
 
@@ -46,6 +46,8 @@ export interface VmControllerOptions {
   keepOnError?: boolean;
   /** Told about a machine error kept in `internal-error`. */
   onError?: (e: unknown) => void;
+  /** `-incoming`: start in `inmigrate` until an incoming migration has loaded. */
+  incoming?: boolean;
 }
 
 /** How the run ended. */
@@ -53,7 +55,9 @@ export type VmOutcome =
   | { kind: "exit"; code: number }
   | { kind: "quit"; cause: ShutdownCause; code: number }
   | { kind: "timeout" }
-  | { kind: "signal"; signal: NodeJS.Signals };
+  | { kind: "signal"; signal: NodeJS.Signals }
+  /** A task ended the run (a failed incoming migration): the message, exit status 1. */
+  | { kind: "error"; message: string };
 
 /** A command refused in this state (QMP GenericError, HMP "Error: ..."). */
 export class ControllerError extends Error {
@@ -70,7 +74,8 @@ type RequestKind =
   | { kind: "powerdown" }
   | { kind: "quit"; cause: ShutdownCause }
   | { kind: "timeout" }
-  | { kind: "signal"; signal: NodeJS.Signals };
+  | { kind: "signal"; signal: NodeJS.Signals }
+  | { kind: "task"; run: () => Promise<void> };
 
 interface Request {
   what: RequestKind;
@@ -92,11 +97,19 @@ export class VmController {
   /** The guest's exit code when a poweroff was held by -no-shutdown. */
   #guestCode = 0;
   #started = false;
+  /** QEMU's `autostart`: whether an incoming migration ends running (no -S; cont/stop in inmigrate). */
+  #autostart: boolean;
 
   constructor(machine: ControlledMachine, options: VmControllerOptions = {}) {
     this.#machine = machine;
     this.#options = options;
-    this.#state = options.startPaused ? "prelaunch" : "running";
+    this.#autostart = !options.startPaused;
+    this.#state = options.incoming ? "inmigrate" : options.startPaused ? "prelaunch" : "running";
+  }
+
+  /** QEMU's autostart (see {@link VmControllerOptions.incoming}). */
+  get autostart(): boolean {
+    return this.#autostart;
   }
 
   get state(): RunState {
@@ -161,6 +174,43 @@ export class VmController {
     return this.#post({ kind: "timeout" });
   }
 
+  /**
+   * Runs `task` in the machine loop while the machine is not running (between two runs):
+   * the machine's state can be read and written safely. Other requests wait for it. The
+   * task changes run states with {@link stopForMigration}, {@link vmStart},
+   * {@link setRunState} and ends the run with {@link fail}.
+   */
+  exclusive(task: () => Promise<void>): Promise<void> {
+    return this.#post({ kind: "task", run: task });
+  }
+
+  /** Sends an event to the listeners (MIGRATION events of the migration code). */
+  emit(event: VmEvent): void {
+    this.#emit(event);
+  }
+
+  /** Inside a task: QEMU's vm_stop_force_state(FINISH_MIGRATE) (STOP if running). */
+  stopForMigration(): void {
+    this.#vmStop("finish-migrate");
+  }
+
+  /** Inside a task: QEMU's vm_start (RESUME unless already running). */
+  vmStart(): void {
+    if (this.#state === "running") return;
+    this.#setState("running");
+    this.#emit({ event: "RESUME" });
+  }
+
+  /** Inside a task: QEMU's runstate_set, no event. */
+  setRunState(state: RunState): void {
+    this.#setState(state);
+  }
+
+  /** Inside a task: ends the run with an error (QEMU's exit(EXIT_FAILURE) after a failed incoming load). */
+  fail(message: string): void {
+    this.#outcome ??= { kind: "error", message };
+  }
+
   #post(what: RequestKind): Promise<void> {
     if (this.#outcome !== undefined) return Promise.resolve();
     return new Promise<void>((resolve, reject) => {
@@ -207,17 +257,23 @@ export class VmController {
     }
     this.#machine.reset();
     this.#emit({ event: "RESET", data: { guest: GUEST_CAUSES.includes(cause), reason: cause } });
-    if (this.#state !== "running") this.#setState("prelaunch");
+    if (this.#state !== "running" && this.#state !== "inmigrate") this.#setState("prelaunch");
   }
 
   #apply(what: RequestKind): void {
     switch (what.kind) {
       case "stop":
-        this.#vmStop("paused");
+        // qmp_stop while waiting for an incoming migration: stay paused after it.
+        if (this.#state === "inmigrate") this.#autostart = false;
+        else this.#vmStop("paused");
         return;
       case "cont":
         if (this.#state === "shutdown" || this.#state === "internal-error") {
           throw new ControllerError("Resetting the Virtual Machine is required");
+        }
+        if (this.#state === "inmigrate") {
+          this.#autostart = true;
+          return;
         }
         if (this.#state === "running") return;
         this.#setState("running");
@@ -238,6 +294,8 @@ export class VmController {
         return;
       case "timeout":
         this.#outcome = { kind: "timeout" };
+        return;
+      case "task":
         return;
     }
   }
@@ -264,7 +322,8 @@ export class VmController {
       while (this.#requests.length > 0 && this.#outcome === undefined) {
         const r = this.#requests.shift()!;
         try {
-          this.#apply(r.what);
+          if (r.what.kind === "task") await r.what.run();
+          else this.#apply(r.what);
           r.resolve();
         } catch (e) {
           r.reject(e);

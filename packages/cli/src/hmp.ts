@@ -9,6 +9,7 @@
 
 import { ControllerError, type VmController } from "./controller.ts";
 import { QEMU_VERSION } from "./qmp/version.ts";
+import { MigrationCommandError, type MigrationManager } from "./snapshot/migration.ts";
 
 export interface MonitorContext {
   controller: VmController;
@@ -21,6 +22,8 @@ export interface MonitorContext {
   hart?: (index: number) => HartRegisters;
   /** Guest-physical bytes for `xp`, or undefined outside RAM/ROM (a Machine's `physicalMemory.view`). */
   readPhys?: (addr: bigint, length: number) => Uint8Array | undefined;
+  /** Save/restore (QMP migrate, migrate-incoming, query-migrate; HMP migrate, info migrate). */
+  migration?: MigrationManager;
 }
 
 /** `xp`'s remembered format and size (QEMU's default_fmt_format/size). */
@@ -156,6 +159,129 @@ interface HmpCommand {
   params: string;
   help: string;
   run: (ctx: MonitorContext, args: string[], cpu: number) => Promise<string> | string;
+  /** Parses its own arguments from the rest of the line (QEMU's quoted strings, -flags). */
+  raw?: (ctx: MonitorContext, rest: string, opts: HmpOptions) => Promise<string> | string;
+}
+
+/** How a command line reaches the monitor. */
+export interface HmpOptions {
+  /**
+   * An interactive monitor (readline on stdio or a socket) can wait for a migration to end;
+   * `human-monitor-command` cannot (QEMU: "terminal does not allow synchronous migration").
+   */
+  interactive?: boolean;
+}
+
+/** QEMU's get_str: a word, or a double-quoted string with \\ \' \" \n \r escapes. */
+function takeString(text: string): { value: string; rest: string } | { error: string } | undefined {
+  const t = text.replace(/^\s+/, "");
+  if (t === "") return undefined;
+  if (t[0] !== '"') {
+    const m = /^\S+/.exec(t)!;
+    return { value: m[0], rest: t.slice(m[0].length) };
+  }
+  let value = "";
+  for (let i = 1; i < t.length; i++) {
+    const ch = t[i]!;
+    if (ch === '"') return { value, rest: t.slice(i + 1) };
+    if (ch === "\\") {
+      const e = t[++i];
+      if (e === undefined) break;
+      const map: Record<string, string> = { "\\": "\\", "'": "'", '"': '"', n: "\n", r: "\r" };
+      if (map[e] === undefined) return { error: `unsupported escape code: '\\${e}'` };
+      value += map[e];
+    } else {
+      value += ch;
+    }
+  }
+  return { error: "unterminated string" };
+}
+
+function usage(name: string, message: string): string {
+  return `${message}\nTry "help ${name}" for more information\n`;
+}
+
+/** Reads leading -x flags among `allowed`; the rest of the line follows. */
+function takeFlags(name: string, text: string, allowed: string): { flags: Set<string>; rest: string } | { error: string } {
+  const flags = new Set<string>();
+  let rest = text;
+  for (;;) {
+    const m = /^\s*-(\S)(?=\s|$)/.exec(rest);
+    if (m === null) return { flags, rest };
+    if (!allowed.includes(m[1]!)) return { error: usage(name, `${name}: unsupported option -${m[1]}`) };
+    flags.add(m[1]!);
+    rest = rest.slice(m[0].length);
+  }
+}
+
+async function migrationCommand(p: () => Promise<void> | void): Promise<string> {
+  try {
+    await p();
+    return "";
+  } catch (e) {
+    if (e instanceof MigrationCommandError) return `Error: ${e.message}\n`;
+    throw e;
+  }
+}
+
+/** `migrate [-d] uri` (hmp_migrate). */
+async function hmpMigrate(ctx: MonitorContext, text: string, opts: HmpOptions): Promise<string> {
+  const f = takeFlags("migrate", text, "dbir");
+  if ("error" in f) return f.error;
+  const s = takeString(f.rest);
+  if (s === undefined) return usage("migrate", "migrate: string expected");
+  if ("error" in s) return usage("migrate", s.error);
+  if (s.rest.trim() !== "") return usage("migrate", "migrate: extraneous characters at the end of line");
+  if (ctx.migration === undefined) return "Error: migration is not available on this monitor\n";
+  if (f.flags.has("b") || f.flags.has("i")) return "Error: QEMU compiled without old-style (blk/-b, inc/-i) block migration\n";
+  if (f.flags.has("r")) return "Error: Cannot resume if there is no paused migration\n";
+  const m = ctx.migration;
+  const out = await migrationCommand(() => m.migrate(s.value));
+  if (out !== "" || f.flags.has("d")) return out;
+  if (!opts.interactive) return "terminal does not allow synchronous migration, continuing detached\n";
+  await m.done;
+  // hmp_migrate_status_cb: the error of a failed migration is reported.
+  return m.status === "failed" && m.error !== undefined ? `${m.error}\n` : "";
+}
+
+/** `migrate_incoming uri`. */
+async function hmpMigrateIncoming(ctx: MonitorContext, text: string): Promise<string> {
+  const s = takeString(text);
+  if (s === undefined) return usage("migrate_incoming", "migrate_incoming: string expected");
+  if ("error" in s) return usage("migrate_incoming", s.error);
+  if (s.rest.trim() !== "") return usage("migrate_incoming", "migrate_incoming: extraneous characters at the end of line");
+  if (ctx.migration === undefined) return "Error: migration is not available on this monitor\n";
+  const m = ctx.migration;
+  return migrationCommand(() => m.incoming(s.value));
+}
+
+/** `info migrate` (hmp_info_migrate, the members the non-live case fills). */
+export function formatInfoMigrate(ctx: MonitorContext): string {
+  let text =
+    "globals:\nstore-global-state: on\nonly-migratable: off\nsend-configuration: on\nsend-section-footer: on\n" +
+    "decompress-error-check: on\nclear-bitmap-shift: 18\n";
+  const info = ctx.migration?.queryMigrate() as { [key: string]: unknown } | undefined;
+  if (info === undefined || info["status"] === undefined) return text;
+  text += `Migration status: ${String(info["status"])}`;
+  if (info["error-desc"] !== undefined) text += ` (${String(info["error-desc"])})`;
+  text += "\n";
+  if (info["total-time"] !== undefined) text += `total time: ${String(info["total-time"])} ms\n`;
+  if (info["expected-downtime"] !== undefined) text += `expected downtime: ${String(info["expected-downtime"])} ms\n`;
+  if (info["downtime"] !== undefined) text += `downtime: ${String(info["downtime"])} ms\n`;
+  if (info["setup-time"] !== undefined) text += `setup: ${String(info["setup-time"])} ms\n`;
+  const ram = info["ram"] as { [key: string]: number } | undefined;
+  if (ram !== undefined) {
+    const kb = (n: number | undefined) => `${Math.floor((n ?? 0) / 1024)} kbytes`;
+    text += `transferred ram: ${kb(ram["transferred"])}\nthroughput: ${(ram["mbps"] ?? 0).toFixed(2)} mbps\n`;
+    text += `remaining ram: ${kb(ram["remaining"])}\ntotal ram: ${kb(ram["total"])}\n`;
+    text += `duplicate: ${ram["duplicate"]} pages\nskipped: ${ram["skipped"]} pages\nnormal: ${ram["normal"]} pages\n`;
+    text += `normal bytes: ${kb(ram["normal-bytes"])}\ndirty sync count: ${ram["dirty-sync-count"]}\n`;
+    text += `page size: ${kb(ram["page-size"])}\nmultifd bytes: ${kb(ram["multifd-bytes"])}\n`;
+    text += `pages-per-second: ${ram["pages-per-second"]}\n`;
+    if (ram["precopy-bytes"]) text += `precopy ram: ${kb(ram["precopy-bytes"])}\n`;
+    if (ram["downtime-bytes"]) text += `downtime ram: ${kb(ram["downtime-bytes"])}\n`;
+  }
+  return text;
 }
 
 async function act(p: Promise<void>): Promise<string> {
@@ -207,6 +333,13 @@ const INFO: HmpCommand[] = [
     run: (ctx) => (ctx.name === undefined ? "" : `${ctx.name}\n`),
   },
   { names: ["status"], params: "", help: "show the current VM status (running|paused)", run: formatStatus },
+  { names: ["migrate"], params: "", help: "show migration status", run: formatInfoMigrate },
+  {
+    names: ["migrate_capabilities"],
+    params: "",
+    help: "show current migration capabilities",
+    run: (ctx) => (ctx.migration?.capabilities() ?? []).map((c) => `${c.capability}: ${c.state ? "on" : "off"}\n`).join(""),
+  },
   {
     names: ["version"],
     params: "",
@@ -228,6 +361,36 @@ const COMMANDS: HmpCommand[] = [
     params: "[subcommand]",
     help: "show various information about the system state",
     run: () => listHelp(INFO, "info "),
+  },
+  {
+    names: ["migrate"],
+    params: "[-d] [-b] [-i] [-r] uri",
+    help: "migrate to URI (using -d to not wait for completion)",
+    run: () => "",
+    raw: hmpMigrate,
+  },
+  {
+    names: ["migrate_incoming"],
+    params: "uri",
+    help: "Continue an incoming migration from an -incoming defer",
+    run: () => "",
+    raw: (ctx, rest) => hmpMigrateIncoming(ctx, rest),
+  },
+  {
+    names: ["migrate_set_capability"],
+    params: "capability state",
+    help: "Enable/Disable the usage of a capability for migration",
+    run: (ctx, args) => {
+      if (args.length < 2) return usage("migrate_set_capability", `migrate_set_capability: ${args.length === 0 ? "string" : "'on' or 'off'"} expected`);
+      const [cap, state] = args as [string, string];
+      if (state !== "on" && state !== "off") return usage("migrate_set_capability", "migrate_set_capability: 'on' or 'off' expected");
+      if (ctx.migration === undefined) return "Error: migration is not available on this monitor\n";
+      const caps = ctx.migration.capabilities().map((c) => c.capability as string);
+      if (!caps.includes(cap)) return `Error: Parameter 'capability' does not accept value '${cap}'\n`;
+      if (state === "on" && cap !== "events") return `Error: Capability '${cap}' is not supported by FerryVM yet\n`;
+      const m = ctx.migration;
+      return migrationCommand(() => m.setCapabilities([{ capability: cap as "events", state: state === "on" }]));
+    },
   },
   { names: ["quit", "q"], params: "", help: "quit the emulator", run: (ctx) => act(ctx.controller.quit()) },
   { names: ["stop", "s"], params: "", help: "stop emulation", run: (ctx) => act(ctx.controller.stop()) },
@@ -255,12 +418,13 @@ function find(cmds: readonly HmpCommand[], name: string): HmpCommand | undefined
 }
 
 /** Runs one HMP command line; returns what QEMU's monitor would print (LF line ends). */
-export async function executeHmp(line: string, ctx: MonitorContext, cpu = 0): Promise<string> {
+export async function executeHmp(line: string, ctx: MonitorContext, cpu = 0, opts: HmpOptions = {}): Promise<string> {
   const words = line.trim().split(/\s+/).filter((w) => w !== "");
   if (words.length === 0) return "";
   const [name, ...args] = words as [string, ...string[]];
   const cmd = find(COMMANDS, name);
   if (cmd === undefined) return `unknown command: '${name}'\n`;
+  if (cmd.raw !== undefined) return await cmd.raw(ctx, line.trim().slice(name.length), opts);
   if (cmd.names[0] === "info" && args.length > 0) {
     const sub = find(INFO, args[0]!);
     if (sub === undefined) return `unknown command: 'info ${args[0]}'\n`;

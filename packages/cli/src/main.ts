@@ -15,6 +15,8 @@ import { VmController } from "./controller.ts";
 import type { MonitorContext } from "./hmp.ts";
 import { HmpSocketServer, ReadlineMonitor } from "./monitor.ts";
 import { QmpServer } from "./qmp/server.ts";
+import { ANALYZE_USAGE, analyzeFile, parseAnalyzeArgs } from "./snapshot/analyze.ts";
+import { MigrationCommandError, MigrationManager } from "./snapshot/migration.ts";
 
 export interface CliIo {
   /** Guest console output. */
@@ -67,12 +69,15 @@ export const USAGE = `usage: vm-cli <command> [options]
 
 Commands:
   run [options]     boot a machine, QEMU-style options (see vm-cli run -help)
+  analyze FILE      print a migration stream as JSON (QEMU's analyze-migration.py)
   --help, -h        this help
   --version         print the version
 
 Examples:
   vm-cli run -M virt -m 128M -bios none -kernel prog.elf -nographic
   vm-cli run -M virt -bios none -kernel rv64ui-p-add -nographic --timeout 10
+  vm-cli run -M virt -bios none -kernel prog.elf -nographic -incoming file:vm.mig
+  vm-cli analyze vm.mig --dump desc
 `;
 
 export const RUN_USAGE = `usage: vm-cli run [options]   (QEMU's spelling; --opt is the same as -opt)
@@ -94,6 +99,7 @@ export const RUN_USAGE = `usage: vm-cli run [options]   (QEMU's spelling; --opt 
   -monitor stdio|none|SOCKET   HMP monitor ('(qemu) ' prompt); on mon:stdio, Ctrl-A c toggles it
   -chardev socket,id=ID,path=PATH|host=H,port=P,server=on,wait=off  with -mon chardev=ID[,mode=control]
   -name [guest=]NAME    VM name (query-name, info name)
+  -incoming file:PATH|exec:CMD|defer   start from a saved stream (defer: QMP migrate-incoming)
   -d ITEM[,...]         logs: guest_errors, unimp (int, cpu_reset: no CPU hook yet); -d help
   -D FILE               write -d logs to FILE instead of stderr
   --timeout SECONDS     stop a guest still running after SECONDS (exit status ${EXIT_TIMEOUT})
@@ -124,6 +130,11 @@ export async function main(argv: readonly string[], io: CliIo = processIo()): Pr
     }
     if (cmd === "--version" || cmd === "-version" || cmd === "version") {
       io.stdout(new TextEncoder().encode(`vm-cli (FerryVM) ${version()}\n`));
+      return 0;
+    }
+    if (cmd === "analyze") {
+      const args = parseAnalyzeArgs(rest);
+      io.stdout(new TextEncoder().encode(args === undefined ? ANALYZE_USAGE : analyzeFile(args, io.readFile)));
       return 0;
     }
     const runArgv = cmd === "run" ? rest : cmd.startsWith("-") ? argv : undefined;
@@ -224,7 +235,9 @@ async function run(cfg: RunConfig, io: CliIo, virt?: VirtCliOptions): Promise<nu
     noShutdown: cfg.noShutdown,
     keepOnError: cfg.monitors.length > 0,
     onError: (e) => io.stderr(`vm-cli: internal error: ${e instanceof Error ? e.message : String(e)}\n`),
+    incoming: cfg.incoming !== undefined,
   });
+  const migration = new MigrationManager(controller, machine);
   const ctx: MonitorContext = {
     controller,
     harts: cfg.smp,
@@ -232,6 +245,7 @@ async function run(cfg: RunConfig, io: CliIo, virt?: VirtCliOptions): Promise<nu
     packageVersion: version(),
     hart: (i) => machine.hart(i),
     readPhys: (addr, length) => machine.physicalMemory.view(addr, length),
+    migration,
   };
   if (log.guestErrors) guestErrorSink = log.write;
 
@@ -281,7 +295,20 @@ async function run(cfg: RunConfig, io: CliIo, virt?: VirtCliOptions): Promise<nu
   const signals: NodeJS.Signals[] = io.handleSignals ? ["SIGINT", "SIGTERM", "SIGHUP"] : [];
   for (const s of signals) process.on(s, onSignal);
   try {
+    if (cfg.incoming !== undefined && cfg.incoming !== "defer") {
+      try {
+        await migration.incoming(cfg.incoming, true);
+      } catch (e) {
+        if (!(e instanceof MigrationCommandError)) throw e;
+        io.stderr(`vm-cli: -incoming ${cfg.incoming}: ${e.message}\n`);
+        return 1;
+      }
+    }
     const outcome = await controller.start();
+    if (outcome.kind === "error") {
+      io.stderr(`vm-cli: load of migration failed: ${outcome.message}\n`);
+      return 1;
+    }
     if (outcome.kind === "timeout") {
       io.stderr(`vm-cli: timeout: the guest was still running after ${cfg.timeoutSeconds} s\n`);
       return EXIT_TIMEOUT;

@@ -69,7 +69,7 @@ export class ReadlineMonitor {
   async #run(line: string): Promise<void> {
     let out: string;
     try {
-      out = await executeHmp(line, this.#ctx);
+      out = await executeHmp(line, this.#ctx, 0, { interactive: true });
     } catch (e) {
       out = `Error: ${e instanceof Error ? e.message : String(e)}\n`;
     }

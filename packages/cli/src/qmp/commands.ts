@@ -9,6 +9,7 @@
  */
 
 import { ControllerError } from "../controller.ts";
+import { MIGRATION_CAPABILITY_NAMES, MigrationCommandError, type MigrationCapability, type MigrationManager } from "../snapshot/migration.ts";
 import { executeHmp, type MonitorContext } from "../hmp.ts";
 import type { JsonValue } from "./json.ts";
 import { QEMU_VERSION } from "./version.ts";
@@ -22,7 +23,7 @@ export class QmpError extends Error {
   }
 }
 
-type ArgType = "str" | "int" | "bool" | { enumList: readonly string[] };
+type ArgType = "str" | "int" | "bool" | "list" | { enumList: readonly string[] };
 
 interface ArgSpec {
   type: ArgType;
@@ -48,6 +49,10 @@ export function checkArgs(spec: Record<string, ArgSpec>, args: Record<string, Js
       throw new QmpError("GenericError", `Parameter '${key}' is missing`);
     }
     const t = s.type;
+    if (t === "list") {
+      if (!Array.isArray(v)) throw new QmpError("GenericError", `Invalid parameter type for '${key}', expected: array`);
+      continue;
+    }
     if (typeof t === "object") {
       if (!Array.isArray(v)) throw new QmpError("GenericError", `Invalid parameter type for '${key}', expected: array`);
       for (const item of v) {
@@ -71,6 +76,48 @@ async function act(p: Promise<void>): Promise<JsonValue> {
   }
   return {};
 }
+
+function migration(ctx: MonitorContext): MigrationManager {
+  if (ctx.migration === undefined) throw new QmpError("GenericError", "migration is not available on this monitor");
+  return ctx.migration;
+}
+
+async function migrationAct(p: () => Promise<void> | void): Promise<JsonValue> {
+  try {
+    await p();
+  } catch (e) {
+    if (e instanceof MigrationCommandError) throw new QmpError("GenericError", e.message);
+    throw e;
+  }
+  return {};
+}
+
+/** migrate-set-capabilities' list, checked as QEMU's visitor does. */
+function migrationCapabilityList(v: JsonValue): { capability: MigrationCapability; state: boolean }[] {
+  const out: { capability: MigrationCapability; state: boolean }[] = [];
+  for (const item of v as JsonValue[]) {
+    if (item === null || typeof item !== "object" || Array.isArray(item)) {
+      throw new QmpError("GenericError", "Invalid parameter type for 'capabilities[0]', expected: object");
+    }
+    for (const key of Object.keys(item)) {
+      if (key !== "capability" && key !== "state") throw new QmpError("GenericError", `Parameter '${key}' is unexpected`);
+    }
+    const cap = item["capability"];
+    const state = item["state"];
+    if (cap === undefined) throw new QmpError("GenericError", "Parameter 'capability' is missing");
+    if (typeof cap !== "string") throw new QmpError("GenericError", "Invalid parameter type for 'capability', expected: string");
+    if (!(MIGRATION_CAPABILITY_NAMES as readonly string[]).includes(cap)) {
+      throw new QmpError("GenericError", `Parameter 'capability' does not accept value '${cap}'`);
+    }
+    if (state === undefined) throw new QmpError("GenericError", "Parameter 'state' is missing");
+    if (typeof state !== "boolean") throw new QmpError("GenericError", "Invalid parameter type for 'state', expected: boolean");
+    out.push({ capability: cap as MigrationCapability, state });
+  }
+  return out;
+}
+
+/** Capabilities we accept turning on: the non-live save needs none of the others. */
+const SUPPORTED_CAPABILITIES: readonly MigrationCapability[] = ["events"];
 
 export function versionInfo(ctx: MonitorContext): JsonValue {
   const v = QEMU_VERSION;
@@ -120,6 +167,38 @@ export const QMP_COMMANDS: Record<string, QmpCommand> = {
       },
     ],
   },
+  "migrate": {
+    args: {
+      uri: { type: "str" },
+      blk: { type: "bool", optional: true },
+      inc: { type: "bool", optional: true },
+      detach: { type: "bool", optional: true },
+      resume: { type: "bool", optional: true },
+    },
+    run: (ctx, args) => {
+      if (args["blk"] === true || args["inc"] === true) throw new QmpError("GenericError", "QEMU compiled without old-style (blk/-b, inc/-i) block migration");
+      if (args["resume"] === true) throw new QmpError("GenericError", "Cannot resume if there is no paused migration");
+      return migrationAct(() => migration(ctx).migrate(args["uri"] as string));
+    },
+  },
+  "migrate-incoming": {
+    args: { uri: { type: "str" } },
+    run: (ctx, args) => migrationAct(() => migration(ctx).incoming(args["uri"] as string)),
+  },
+  "query-migrate": { args: {}, run: (ctx) => migration(ctx).queryMigrate() },
+  "migrate-set-capabilities": {
+    args: { capabilities: { type: "list" } },
+    run: (ctx, args) => {
+      const caps = migrationCapabilityList(args["capabilities"]!);
+      for (const c of caps) {
+        if (c.state && !SUPPORTED_CAPABILITIES.includes(c.capability)) {
+          throw new QmpError("GenericError", `Capability '${c.capability}' is not supported by FerryVM yet`);
+        }
+      }
+      return migrationAct(() => migration(ctx).setCapabilities(caps));
+    },
+  },
+  "query-migrate-capabilities": { args: {}, run: (ctx) => migration(ctx).capabilities() },
   "human-monitor-command": {
     args: { "command-line": { type: "str" }, "cpu-index": { type: "int", optional: true } },
     run: async (ctx, args) => {

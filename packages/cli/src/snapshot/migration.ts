@@ -1,0 +1,276 @@
+/**
+ * {@link MigrationManager}: QEMU's MigrationState and MigrationIncomingState for the non-live
+ * case. `migrate` (file:, exec:) stops the guest, saves everything, and leaves the VM in
+ * `postmigrate` (QEMU 7.2's migration_iteration_finish); a failure leaves it as it was
+ * (running again, RESUME). An incoming migration (`-incoming URI`, `migrate-incoming` after
+ * `-incoming defer`) loads in `inmigrate` and then runs if the stream's globalstate says
+ * "running" and autostart holds, else takes the stream's state (process_incoming_migration_bh);
+ * a failed load ends the process (QEMU's "load of migration failed", exit 1).
+ *
+ * Events: MIGRATION {status} for every status change when the `events` capability is set,
+ * and an incoming migration's first `setup` always (qemu_start_incoming_migration).
+ *
+ * @module
+ */
+
+import { MigrationError, type RamCounters } from "@ferryvm/migration";
+import type { RunState, VmController } from "../controller.ts";
+import type { JsonValue } from "../qmp/json.ts";
+import { ChannelError, openIncoming, openOutgoing, parseMigrationUri, type MigrationUri } from "./channel.ts";
+import { loadMachine, saveMachine, type SnapshotMachine } from "./vm-state.ts";
+
+/** QEMU 7.2's MigrationStatus names (those this manager enters, and the rest for typing). */
+export type MigrationStatus =
+  | "none" | "setup" | "cancelling" | "cancelled" | "active" | "postcopy-active" | "postcopy-paused"
+  | "postcopy-recover" | "completed" | "failed" | "colo" | "pre-switchover" | "device" | "wait-unplug";
+
+/** QEMU 7.2's MigrationCapability list (query-migrate-capabilities order). */
+export const MIGRATION_CAPABILITY_NAMES = [
+  "xbzrle", "rdma-pin-all", "auto-converge", "zero-blocks", "compress", "events", "postcopy-ram", "x-colo",
+  "release-ram", "block", "return-path", "pause-before-switchover", "multifd", "dirty-bitmaps",
+  "postcopy-blocktime", "late-block-activate", "x-ignore-shared", "validate-uuid", "background-snapshot",
+  "zero-copy-send", "postcopy-preempt",
+] as const;
+export type MigrationCapability = (typeof MIGRATION_CAPABILITY_NAMES)[number];
+
+/** A refused migration command (QMP GenericError, HMP "Error: ..."). */
+export class MigrationCommandError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = "MigrationCommandError";
+  }
+}
+
+/** The error message of a failed save or load. */
+function describe(e: unknown): string {
+  if (e instanceof MigrationError || e instanceof ChannelError || e instanceof Error) return e.message;
+  return String(e);
+}
+
+export interface MigrationManagerOptions {
+  /** Told when an incoming migration failed, just before the run ends. */
+  onIncomingError?: (message: string) => void;
+}
+
+export class MigrationManager {
+  readonly #controller: VmController;
+  readonly #machine: SnapshotMachine;
+  readonly #options: MigrationManagerOptions;
+  readonly #caps = new Set<MigrationCapability>();
+  // outgoing (MigrationState)
+  #status: MigrationStatus = "none";
+  #error: string | undefined;
+  #startTime = 0;
+  #setupTime = 0;
+  #totalTime = 0;
+  #downtime = 0;
+  #ram: RamCounters | undefined;
+  #done: Promise<void> = Promise.resolve();
+  // incoming (MigrationIncomingState)
+  #incomingStatus: MigrationStatus = "none";
+  #incomingStarted = false;
+
+  constructor(controller: VmController, machine: SnapshotMachine, options: MigrationManagerOptions = {}) {
+    this.#controller = controller;
+    this.#machine = machine;
+    this.#options = options;
+  }
+
+  /** The outgoing status. */
+  get status(): MigrationStatus {
+    return this.#status;
+  }
+
+  /** The incoming status. */
+  get incomingStatus(): MigrationStatus {
+    return this.#incomingStatus;
+  }
+
+  /** Resolves when the outgoing migration started last has ended (completed or failed). */
+  get done(): Promise<void> {
+    return this.#done;
+  }
+
+  /** The error of the last failed outgoing migration. */
+  get error(): string | undefined {
+    return this.#error;
+  }
+
+  capability(name: MigrationCapability): boolean {
+    return this.#caps.has(name);
+  }
+
+  /** migrate-set-capabilities (refused while a migration runs, as QEMU). */
+  setCapabilities(caps: readonly { capability: MigrationCapability; state: boolean }[]): void {
+    if (this.#running(this.#status)) throw new MigrationCommandError("There's a migration process in progress");
+    for (const c of caps) {
+      if (c.state) this.#caps.add(c.capability);
+      else this.#caps.delete(c.capability);
+    }
+  }
+
+  /** query-migrate-capabilities. */
+  capabilities(): { capability: MigrationCapability; state: boolean }[] {
+    return MIGRATION_CAPABILITY_NAMES.map((capability) => ({ capability, state: this.#caps.has(capability) }));
+  }
+
+  #running(s: MigrationStatus): boolean {
+    return s === "setup" || s === "active" || s === "cancelling" || s === "device" || s === "pre-switchover" ||
+      s === "postcopy-active" || s === "postcopy-paused" || s === "postcopy-recover" || s === "wait-unplug";
+  }
+
+  #setStatus(status: MigrationStatus): void {
+    this.#status = status;
+    if (this.#caps.has("events")) this.#controller.emit({ event: "MIGRATION", data: { status } });
+  }
+
+  #setIncomingStatus(status: MigrationStatus, always = false): void {
+    this.#incomingStatus = status;
+    if (always || this.#caps.has("events")) this.#controller.emit({ event: "MIGRATION", data: { status } });
+  }
+
+  /**
+   * QMP `migrate`: checks and opens the channel now (errors are thrown with QEMU's texts);
+   * the save itself runs next in the machine loop (see {@link done}).
+   */
+  async migrate(uriText: string): Promise<void> {
+    const state = this.#controller.state;
+    if (this.#running(this.#status)) throw new MigrationCommandError("There's a migration process in progress");
+    if (state === "inmigrate") throw new MigrationCommandError("Guest is waiting for an incoming migration");
+    if (state === "postmigrate") throw new MigrationCommandError("Can't migrate the vm that was paused due to previous migration");
+    // migrate_init
+    this.#error = undefined;
+    this.#ram = undefined;
+    this.#startTime = Date.now();
+    this.#setupTime = this.#totalTime = this.#downtime = 0;
+    this.#setStatus("setup");
+    const uri = parseMigrationUri(uriText);
+    if (uri === undefined) {
+      this.#setStatus("failed");
+      throw new MigrationCommandError("Parameter 'uri' expects a valid migration protocol");
+    }
+    let channel;
+    try {
+      channel = await openOutgoing(uri);
+    } catch (e) {
+      this.#error = describe(e);
+      this.#setStatus("failed");
+      throw new MigrationCommandError(this.#error);
+    }
+    // The command answers first; the save runs from the machine loop (QEMU's migration thread).
+    this.#done = new Promise<void>((resolve) => {
+      setImmediate(() => {
+        this.#controller.exclusive(() => this.#save(channel)).then(resolve, resolve);
+      });
+    });
+  }
+
+  async #save(channel: Awaited<ReturnType<typeof openOutgoing>>): Promise<void> {
+    const c = this.#controller;
+    const before: RunState = c.state;
+    const wasRunning = before === "running";
+    this.#setupTime = Date.now() - this.#startTime;
+    this.#setStatus("active");
+    const stopAt = Date.now();
+    // migration_completion: global_state_store(), then vm_stop_force_state(FINISH_MIGRATE)
+    c.stopForMigration();
+    try {
+      const { ram } = await saveMachine(this.#machine, channel.sink, before as Parameters<typeof saveMachine>[2]);
+      this.#ram = ram;
+      this.#downtime = Date.now() - stopAt;
+      this.#totalTime = Date.now() - this.#startTime;
+      c.setRunState("postmigrate");
+      this.#setStatus("completed");
+    } catch (e) {
+      channel.abort();
+      this.#error = describe(e);
+      this.#setStatus("failed");
+      // migration_iteration_finish: a source that ran runs on; else it is left as it was.
+      if (wasRunning) c.vmStart();
+      else c.setRunState(before);
+    }
+  }
+
+  /** query-migrate, with QEMU 7.2's members and key order. */
+  queryMigrate(): JsonValue {
+    if (this.#status === "none") {
+      return this.#incomingStatus === "none" ? {} : { status: this.#incomingStatus };
+    }
+    const s = this.#status;
+    if (s === "failed") return this.#error === undefined ? { status: s } : { status: s, "error-desc": this.#error };
+    if (s !== "active" && s !== "completed") return { status: s };
+    const elapsed = s === "completed" ? this.#totalTime : Date.now() - this.#startTime;
+    const ram = this.#ram;
+    const transferred = ram?.transferred ?? 0;
+    const ramInfo: { [key: string]: JsonValue } = {
+      total: ram?.total ?? 0,
+      "postcopy-requests": 0,
+      "dirty-sync-count": ram?.["dirty-sync-count"] ?? 0,
+      "multifd-bytes": 0,
+      "pages-per-second": 0,
+      "downtime-bytes": ram?.["downtime-bytes"] ?? 0,
+      "page-size": 4096,
+      remaining: ram?.remaining ?? 0,
+      "postcopy-bytes": 0,
+      mbps: elapsed > 0 ? (transferred * 8) / (elapsed * 1000) : 0,
+      transferred,
+      "dirty-sync-missed-zero-copy": 0,
+      "precopy-bytes": ram?.["precopy-bytes"] ?? 0,
+      duplicate: ram?.duplicate ?? 0,
+      "dirty-pages-rate": 0,
+      skipped: 0,
+      "normal-bytes": ram?.["normal-bytes"] ?? 0,
+      normal: ram?.normal ?? 0,
+    };
+    if (s === "completed") {
+      delete ramInfo["dirty-pages-rate"];
+      return { status: s, "setup-time": this.#setupTime, downtime: this.#downtime, "total-time": this.#totalTime, ram: ramInfo };
+    }
+    return { "expected-downtime": 300, status: s, "setup-time": this.#setupTime, "total-time": elapsed, ram: ramInfo };
+  }
+
+  /**
+   * `-incoming URI` (at start, `fromCommandLine`) or QMP `migrate-incoming`: opens the
+   * channel, then loads from the machine loop. A failure to open is thrown (QMP error, or the
+   * caller's exit); a failed load ends the run.
+   */
+  async incoming(uriText: string, fromCommandLine = false): Promise<void> {
+    if (!fromCommandLine) {
+      if (this.#incomingStarted) throw new MigrationCommandError("The incoming migration has already been started");
+      if (this.#controller.state !== "inmigrate") throw new MigrationCommandError("'-incoming' was not specified on the command line");
+    }
+    this.#setIncomingStatus("setup", true);
+    const uri: MigrationUri | undefined = parseMigrationUri(uriText);
+    if (uri === undefined) throw new MigrationCommandError(`unknown migration protocol: ${uriText}`);
+    const channel = await openIncoming(uri).catch((e: unknown) => {
+      throw new MigrationCommandError(describe(e));
+    });
+    this.#incomingStarted = true;
+    void this.#controller.exclusive(async () => {
+      const c = this.#controller;
+      this.#setIncomingStatus("active");
+      let globalState;
+      try {
+        ({ globalState } = await loadMachine(this.#machine, channel.source));
+      } catch (e) {
+        let message = describe(e);
+        const why = await channel.diagnose();
+        if (why !== "") message += ` (${why})`;
+        channel.close();
+        this.#setIncomingStatus("failed");
+        this.#options.onIncomingError?.(message);
+        c.fail(message);
+        return;
+      }
+      channel.close();
+      // process_incoming_migration_bh
+      if (!globalState.received || globalState.state === "running") {
+        if (c.autostart) c.vmStart();
+        else c.setRunState("paused");
+      } else {
+        c.setRunState(globalState.state as RunState);
+      }
+      this.#setIncomingStatus("completed");
+    });
+  }
+}
