@@ -38,3 +38,8 @@ export * from "./loadvm.ts";
 export * from "./ram.ts";
 export * from "./global-state.ts";
 export * from "./analyze.ts";
+export * from "./migration-params.ts";
+export * from "./migration-state.ts";
+export * from "./channel.ts";
+export * from "./outgoing.ts";
+export * from "./incoming.ts";

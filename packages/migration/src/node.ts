@@ -68,3 +68,4 @@ export async function loadVmFromFile(
     stream.destroy();
   }
 }
+export * from "./transport-node.ts";

@@ -1,0 +1,503 @@
+/**
+ * The source side of a live precopy migration (QEMU 7.2's MigrationState and
+ * migration_thread): setup, iterate under `max-bandwidth` with QEMU's rate limiter (bytes per
+ * 100 ms window), pending estimate then exact, switch-over when the pending bytes fit
+ * bandwidth × downtime-limit, stop, complete, device state, EOF/vmdesc, SHUT on the return
+ * path, completed; the source then is `postmigrate`. Cancel and failure in every state leave
+ * the source running, unchanged.
+ *
+ * Threading: the loop runs on the caller's thread and never holds it longer than
+ * `CHUNK_MS`: each round of RAM pages is cut by a time budget, then the loop yields to the
+ * event loop (setImmediate), so an in-thread machine whose run loop yields every few ms
+ * keeps running, and a worker-run vCPU is not touched at all until the stop.
+ *
+ * @module
+ */
+
+import { MigrationError } from "@ferryvm/vmstate";
+import { readReturnPath, type OutgoingChannel, type ReturnPathResult } from "./channel.ts";
+import { MigCmd, QEMU_VM_COMMAND, type RunState } from "./constants.ts";
+import { GlobalState, registerGlobalState } from "./global-state.ts";
+import { SaveVmRegistry } from "./handlers.ts";
+import {
+  applyMigrationCapabilities,
+  applyMigrationParameters,
+  defaultMigrationCapabilities,
+  defaultMigrationParameters,
+  MIGRATION_ACTIVE_MESSAGE,
+  QmpError,
+  queryMigrateCapabilities,
+  type MigrateSetParameters,
+  type MigrationCapabilities,
+  type MigrationCapabilityStatus,
+  type MigrationParameters,
+} from "./migration-params.ts";
+import {
+  migrationIsRunning,
+  type MigratableVm,
+  type MigrationEvent,
+  type MigrationInfo,
+  type MigrationStatus,
+} from "./migration-state.ts";
+import { QemuFileWriter } from "./qemu-file.ts";
+import { RamMigration } from "./ram.ts";
+import {
+  qemuSavevmStateCleanup,
+  qemuSavevmStateCompletePrecopy,
+  qemuSavevmStateHeader,
+  qemuSavevmStateIterate,
+  qemuSavevmStatePending,
+  qemuSavevmStateSetup,
+} from "./savevm.ts";
+
+/** QEMU's BUFFER_DELAY: the rate-limit and bandwidth window, ms. */
+export const BUFFER_DELAY = 100;
+/** QEMU's XFER_LIMIT_RATIO: windows per second. */
+const XFER_LIMIT_RATIO = 1000 / BUFFER_DELAY;
+/** The longest the migration holds the thread between yields, ms. */
+export const CHUNK_MS = 4;
+
+function yieldNow(): Promise<void> {
+  if (typeof setImmediate === "function") return new Promise((r) => setImmediate(r));
+  return new Promise((r) => setTimeout(r, 0));
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms));
+}
+
+function describe(e: unknown): string {
+  return e instanceof Error ? e.message : String(e);
+}
+
+class Cancelled extends Error {}
+
+/** Options of a MigrationState. */
+export interface MigrationStateOptions {
+  /** QMP events (MIGRATION, MIGRATION_PASS); sent only when the `events` capability is on. */
+  onEvent?: (event: MigrationEvent) => void;
+}
+
+/**
+ * One VM's outgoing migration state (QEMU's MigrationState: `migrate_get_current()`).
+ * Holds capabilities and parameters across migrations.
+ */
+export class MigrationState {
+  readonly vm: MigratableVm;
+  readonly #onEvent: ((event: MigrationEvent) => void) | undefined;
+  #status: MigrationStatus = "none";
+  #caps: MigrationCapabilities = defaultMigrationCapabilities();
+  #params: MigrationParameters = defaultMigrationParameters();
+  #error: string | undefined;
+  #channel: OutgoingChannel | undefined;
+  #cancelRequested = false;
+  #continue: (() => void) | undefined;
+  #done: Promise<MigrationStatus> = Promise.resolve("none");
+  // figures
+  #ram: RamMigration | undefined;
+  #startTime = 0;
+  #setupTime = 0;
+  #totalTime = 0;
+  #downtime = 0;
+  #expectedDowntime = 0;
+  #mbps = 0;
+  #pagesPerSecond = 0;
+  #dirtyPagesRate = 0;
+  #throttle = 0;
+  #thresholdSize = 0;
+  // rate limiter window (migration_update_counters)
+  #iterationStart = 0;
+  #iterationInitialBytes = 0;
+  #iterationInitialPages = 0;
+
+  constructor(vm: MigratableVm, options: MigrationStateOptions = {}) {
+    this.vm = vm;
+    this.#onEvent = options.onEvent;
+  }
+
+  get status(): MigrationStatus {
+    return this.#status;
+  }
+
+  /** The error of the last failed migration (query-migrate's error-desc). */
+  get errorDesc(): string | undefined {
+    return this.#error;
+  }
+
+  /** Resolves with the final status of the current (or last) migration. */
+  get done(): Promise<MigrationStatus> {
+    return this.#done;
+  }
+
+  /** The auto-converge throttle in percent (0 = not throttling). */
+  get throttlePercentage(): number {
+    return this.#throttle;
+  }
+
+  /** The bandwidth-derived switch-over threshold in bytes (threshold_size). */
+  get thresholdSize(): number {
+    return this.#thresholdSize;
+  }
+
+  get capabilities(): Readonly<MigrationCapabilities> {
+    return this.#caps;
+  }
+
+  get parameters(): Readonly<MigrationParameters> {
+    return this.#params;
+  }
+
+  /** migrate-set-capabilities: refused while a migration runs. */
+  setCapabilities(list: readonly MigrationCapabilityStatus[]): void {
+    if (migrationIsRunning(this.#status)) throw new QmpError(MIGRATION_ACTIVE_MESSAGE);
+    this.#caps = applyMigrationCapabilities(this.#caps, list);
+  }
+
+  /** migrate-set-parameters: allowed at any time; max-bandwidth and downtime-limit apply at once. */
+  setParameters(update: MigrateSetParameters): void {
+    this.#params = applyMigrationParameters(this.#params, update);
+  }
+
+  queryCapabilities(): MigrationCapabilityStatus[] {
+    return queryMigrateCapabilities(this.#caps);
+  }
+
+  queryParameters(): MigrationParameters {
+    return { ...this.#params, "block-bitmap-mapping": [...this.#params["block-bitmap-mapping"]] };
+  }
+
+  #setState(from: MigrationStatus | undefined, to: MigrationStatus): boolean {
+    if (from !== undefined && this.#status !== from) return false;
+    if (this.#status === to) return true;
+    this.#status = to;
+    if (this.#caps.events) this.#onEvent?.({ event: "MIGRATION", data: { status: to } });
+    return true;
+  }
+
+  /** query-migrate (fill_source_migration_info). */
+  query(): MigrationInfo {
+    const s = this.#status;
+    switch (s) {
+      case "none":
+        return {};
+      case "setup":
+        return { status: s };
+      case "failed":
+        return this.#error === undefined ? { status: s } : { status: s, "error-desc": this.#error };
+      case "cancelled":
+      case "colo":
+      case "wait-unplug":
+        return { status: s };
+      default:
+        break;
+    }
+    const info: MigrationInfo = { status: s, "setup-time": this.#setupTime };
+    if (s === "completed") {
+      info["total-time"] = this.#totalTime;
+      info.downtime = this.#downtime;
+    } else {
+      info["total-time"] = Math.round(Date.now() - this.#startTime);
+      info["expected-downtime"] = this.#expectedDowntime;
+    }
+    const ram = this.#ram;
+    if (ram !== undefined) {
+      const c = ram.counters();
+      const { remaining, ...rest } = c;
+      info.ram = { ...rest, skipped: 0, "normal-bytes": c.normal * c["page-size"], mbps: this.#mbps, "pages-per-second": this.#pagesPerSecond };
+      if (s !== "completed") {
+        info.ram.remaining = remaining;
+        info.ram["dirty-pages-rate"] = this.#dirtyPagesRate;
+      }
+      if (this.#caps.xbzrle) info["xbzrle-cache"] = ram.xbzrleCounters();
+    }
+    if (this.#throttle > 0) info["cpu-throttle-percentage"] = this.#throttle;
+    return info;
+  }
+
+  /**
+   * `migrate`: starts a migration over the channel `connect` opens (`uri` names it in
+   * errors). Returns at once (status "setup"); `done` resolves with the final status.
+   */
+  migrate(connect: () => Promise<OutgoingChannel>): Promise<MigrationStatus> {
+    if (migrationIsRunning(this.#status)) throw new QmpError(MIGRATION_ACTIVE_MESSAGE);
+    if (this.vm.runState === "inmigrate") throw new QmpError("Guest is waiting for an incoming migration");
+    this.#cancelRequested = false;
+    this.#error = undefined;
+    this.#ram = undefined;
+    this.#throttle = 0;
+    this.#mbps = 0;
+    this.#pagesPerSecond = 0;
+    this.#dirtyPagesRate = 0;
+    this.#thresholdSize = 0;
+    this.#startTime = Date.now();
+    this.#expectedDowntime = this.#params["downtime-limit"];
+    this.#setState(undefined, "setup");
+    this.#done = this.#run(connect);
+    return this.#done;
+  }
+
+  /** migrate_cancel: a no-op unless a migration runs; the source keeps running, unchanged. */
+  cancel(): void {
+    if (!migrationIsRunning(this.#status) || this.#status === "cancelling") return;
+    this.#cancelRequested = true;
+    this.#setState(undefined, "cancelling");
+    this.#channel?.abort();
+    this.#continue?.();
+  }
+
+  /** migrate-continue: leaves `state` (pre-switchover) for the switch-over. */
+  continue(state: MigrationStatus): void {
+    if (this.#status !== state || this.#continue === undefined) {
+      throw new QmpError(`Migration not in expected state: ${this.#status}`);
+    }
+    this.#continue();
+  }
+
+  #checkCancel(): void {
+    if (this.#cancelRequested) throw new Cancelled();
+  }
+
+  #emitPass(pass: number): void {
+    if (this.#caps.events) this.#onEvent?.({ event: "MIGRATION_PASS", data: { pass } });
+  }
+
+  async #run(connect: () => Promise<OutgoingChannel>): Promise<MigrationStatus> {
+    const vm = this.vm;
+    let stoppedState: RunState | undefined;
+    let registry: SaveVmRegistry | undefined;
+    let rp: Promise<ReturnPathResult> | undefined;
+    let rpEarly: ReturnPathResult | undefined;
+    try {
+      let channel: OutgoingChannel;
+      try {
+        channel = await connect();
+      } catch (e) {
+        if (this.#cancelRequested) throw new Cancelled();
+        throw new MigrationError(describe(e), { cause: e });
+      }
+      this.#channel = channel;
+      if (this.#cancelRequested) {
+        channel.abort();
+        throw new Cancelled();
+      }
+      const caps = this.#caps;
+      if (caps["return-path"] && channel.returnPath === undefined) {
+        throw new MigrationError("Unable to open return-path for postcopy");
+      }
+      // migrate_fd_connect + migration_thread
+      registry = new SaveVmRegistry();
+      const ram = new RamMigration(vm.memory, {
+        xbzrle: caps.xbzrle,
+        xbzrleCacheSize: this.#params["xbzrle-cache-size"],
+        ignoreShared: caps["x-ignore-shared"],
+        vmRunning: () => vm.runState === "running",
+      });
+      ram.register(registry);
+      const globalState = new GlobalState();
+      registerGlobalState(registry, globalState);
+      vm.registerDevices(registry);
+      this.#ram = ram;
+      const f = new QemuFileWriter(channel.sink);
+      const config = {
+        machineName: vm.machineName,
+        capabilities: (Object.keys(caps) as (keyof MigrationCapabilities)[]).filter((c) => caps[c]),
+        ...(caps["validate-uuid"] ? { uuid: vm.uuid ?? new Uint8Array(16) } : {}),
+      };
+      if (caps["return-path"]) {
+        rp = readReturnPath(channel.returnPath!);
+        void rp.then((r) => {
+          rpEarly = r;
+        });
+      }
+      qemuSavevmStateHeader(f, config);
+      if (caps["return-path"]) {
+        f.putU8(QEMU_VM_COMMAND);
+        f.putBe16(MigCmd.OPEN_RETURN_PATH);
+        f.putBe16(0);
+        f.putU8(QEMU_VM_COMMAND);
+        f.putBe16(MigCmd.PING);
+        f.putBe16(4);
+        f.putBe32(1);
+      }
+      let syncs = 0;
+      let timeLastSync = performance.now();
+      let xferPrev = 0;
+      let dirtyPeriod = 0;
+      let highCount = 0;
+      const observeSync = (): void => {
+        // migration_bitmap_sync's period bookkeeping, seen from here
+        const c = ram.counters();
+        const count = c["dirty-sync-count"];
+        if (count === syncs) return;
+        syncs = count;
+        this.#emitPass(count);
+        if (count === 1) return; // the setup sync: every page is dirty
+        dirtyPeriod += ram.dirtyPages;
+        const now = performance.now();
+        if (now - timeLastSync < 1000) return;
+        this.#dirtyPagesRate = Math.round((dirtyPeriod * 1000) / (now - timeLastSync));
+        if (caps["auto-converge"]) {
+          const xfer = c.transferred - xferPrev;
+          const bytesDirty = dirtyPeriod * c["page-size"];
+          const threshold = (xfer * this.#params["throttle-trigger-threshold"]) / 100;
+          if (bytesDirty > threshold && ++highCount >= 2) {
+            highCount = 0;
+            this.#throttleDown(bytesDirty, threshold);
+          }
+        }
+        xferPrev = c.transferred;
+        dirtyPeriod = 0;
+        timeLastSync = now;
+      };
+      await qemuSavevmStateSetup(f, registry);
+      observeSync();
+      await f.flush();
+      this.#checkCancel();
+      this.#setupTime = Math.round(Date.now() - this.#startTime);
+      this.#setState("setup", "active");
+      this.#iterationStart = performance.now();
+      this.#iterationInitialBytes = f.position;
+      this.#iterationInitialPages = 0;
+      let chunkDeadline = 0;
+      let bandwidthLimited = false;
+      const ctx = {
+        rateLimited: (): boolean => {
+          const limit = this.#params["max-bandwidth"] / XFER_LIMIT_RATIO;
+          if (limit > 0 && f.position - this.#iterationInitialBytes >= limit) {
+            bandwidthLimited = true;
+            return true;
+          }
+          return performance.now() >= chunkDeadline;
+        },
+      };
+      // migration_iteration_run until the switch-over
+      for (;;) {
+        this.#checkCancel();
+        if (rpEarly !== undefined) {
+          throw new MigrationError(rpEarly.error?.message ?? `RP: Sibling indicated error ${rpEarly.shut}`);
+        }
+        chunkDeadline = performance.now() + CHUNK_MS;
+        let pending = qemuSavevmStatePending(registry, false).must_precopy;
+        if (pending <= this.#thresholdSize) {
+          pending = qemuSavevmStatePending(registry, true).must_precopy;
+          observeSync();
+        }
+        if (pending === 0 || pending < this.#thresholdSize) break;
+        bandwidthLimited = false;
+        await qemuSavevmStateIterate(f, registry, ctx);
+        observeSync();
+        await f.flush();
+        this.#updateCounters(f.position, pending);
+        this.#checkCancel();
+        if (bandwidthLimited) {
+          const wait = this.#iterationStart + BUFFER_DELAY - performance.now();
+          if (wait > 0) await sleep(wait);
+          this.#updateCounters(f.position, pending);
+        } else {
+          await yieldNow();
+        }
+      }
+      // migration_completion
+      const downtimeStart = performance.now();
+      const before = vm.runState;
+      globalState.store(before);
+      await vm.stop("finish-migrate");
+      stoppedState = before;
+      this.#checkCancel();
+      if (caps["pause-before-switchover"]) {
+        this.#setState("active", "pre-switchover");
+        await new Promise<void>((resolve) => {
+          this.#continue = resolve;
+        });
+        this.#continue = undefined;
+        this.#checkCancel();
+        this.#setState("pre-switchover", "device");
+      } else {
+        this.#setState("active", "device");
+      }
+      await qemuSavevmStateCompletePrecopy(f, registry, {});
+      observeSync();
+      await f.flush();
+      this.#checkCancel();
+      if (rp !== undefined) {
+        const r = await rp;
+        this.#checkCancel();
+        if (r.shut === undefined) throw new MigrationError(r.error?.message ?? "RP: the return path broke before SHUT");
+        if (r.shut !== 0) throw new MigrationError(`RP: Sibling indicated error ${r.shut}`);
+      }
+      await channel.close();
+      const end = performance.now();
+      this.#downtime = Math.round(end - downtimeStart);
+      this.#totalTime = Math.round(Date.now() - this.#startTime);
+      const elapsed = Math.max(1, this.#totalTime);
+      this.#mbps = (ram.counters().transferred * 8) / elapsed / 1000;
+      this.#setThrottle(0);
+      vm.setRunState("postmigrate");
+      this.#setState(undefined, "completed");
+      return "completed";
+    } catch (e) {
+      const cancelled = e instanceof Cancelled || this.#cancelRequested;
+      this.#channel?.abort();
+      this.#continue = undefined;
+      this.#setThrottle(0);
+      if (stoppedState !== undefined) {
+        if (stoppedState === "running") await vm.resume();
+        else vm.setRunState(stoppedState);
+      }
+      if (cancelled) {
+        this.#setState(undefined, "cancelled");
+        return "cancelled";
+      }
+      this.#error = describe(e);
+      this.#setState(undefined, "failed");
+      return "failed";
+    } finally {
+      if (registry !== undefined) qemuSavevmStateCleanup(registry);
+      this.#channel = undefined;
+    }
+  }
+
+  #setThrottle(pct: number): void {
+    if (pct === this.#throttle) return;
+    this.#throttle = pct;
+    this.vm.setThrottle(pct);
+  }
+
+  /** mig_throttle_guest_down. */
+  #throttleDown(bytesDirtyPeriod: number, bytesDirtyThreshold: number): void {
+    const p = this.#params;
+    const now = this.#throttle;
+    if (now === 0) {
+      this.#setThrottle(p["cpu-throttle-initial"]);
+      return;
+    }
+    let inc: number;
+    if (!p["cpu-throttle-tailslow"]) {
+      inc = p["cpu-throttle-increment"];
+    } else {
+      const cpuNow = 100 - now;
+      const cpuIdeal = Math.floor(cpuNow * (bytesDirtyThreshold / bytesDirtyPeriod));
+      inc = Math.min(cpuNow - cpuIdeal, p["cpu-throttle-increment"]);
+    }
+    this.#setThrottle(Math.min(now + inc, p["max-cpu-throttle"]));
+  }
+
+  /** migration_update_counters: bandwidth, threshold, mbps, pages/s, expected downtime per ≥ 100 ms window. */
+  #updateCounters(position: number, pending: number): void {
+    const now = performance.now();
+    if (now < this.#iterationStart + BUFFER_DELAY) return;
+    const transferred = position - this.#iterationInitialBytes;
+    const spent = now - this.#iterationStart;
+    const bandwidth = transferred / spent; // bytes per ms
+    this.#thresholdSize = bandwidth * this.#params["downtime-limit"];
+    this.#mbps = (transferred * 8) / (spent / 1000) / 1e6;
+    const c = this.#ram!.counters();
+    const pages = c.normal + c.duplicate + this.#ram!.xbzrleCounters().pages;
+    this.#pagesPerSecond = Math.round((pages - this.#iterationInitialPages) / (spent / 1000));
+    // ours: what is left on the wire (zero pages and XBZRLE counted), not dirty × 4096
+    if (transferred > 10000 && bandwidth > 0) this.#expectedDowntime = Math.round(pending / bandwidth);
+    this.#iterationStart = now;
+    this.#iterationInitialBytes = position;
+    this.#iterationInitialPages = pages;
+  }
+}
