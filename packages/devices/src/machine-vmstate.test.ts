@@ -3,6 +3,7 @@ import { describe, expect, it } from "vitest";
 import { parseElf } from "@ferryvm/cpu-wasm";
 import { loadStateFromBytes, saveStateToBytes, vmdescJson } from "@ferryvm/vmstate";
 import { createMachine, type Machine, type MachineOptions } from "./machine.ts";
+import { MemoryBlockBackend } from "./virtio-blk.ts";
 
 const RAM = 128 * 1024 * 1024;
 
@@ -187,5 +188,58 @@ describe("a whole-machine save and restore", () => {
     expect(m2.guestMemory.ramBlocks[0]!.bytes.subarray(0x10_0000, 0x20_0000)).toEqual(
       m1.guestMemory.ramBlocks[0]!.bytes.subarray(0x10_0000, 0x20_0000),
     );
+  });
+});
+
+describe("the virt payload (OpenSBI, virtio-blk/rng/console, PLIC, SBI timer) migrated many times", () => {
+  it("passes every check when each run slice goes on in a fresh machine restored from the last", async () => {
+    const disk = new Uint8Array(65536);
+    disk.set(new TextEncoder().encode("FerryVM test disk: hello from sector 0\n"));
+    for (let i = 512; i < 1024; i++) disk[i] = (i * 13) & 255;
+    const kernel = guest("virt/virt.elf");
+    const bios = new Uint8Array(readFileSync(new URL("../firmware/opensbi-riscv64-generic-fw_dynamic.bin", import.meta.url)));
+    let out = "";
+    let vcon = "";
+    let current: Machine | undefined;
+    let sent = false;
+    const make = () =>
+      createMachine({
+        ramSize: RAM,
+        bios,
+        kernel,
+        slice: 20_000,
+        virtio: [
+          { type: "virtio-blk-device", backend: new MemoryBlockBackend(disk) }, // shared storage
+          { type: "virtio-rng-device" },
+          { type: "virtio-serial-device", onOutput: (b) => { vcon += new TextDecoder().decode(b); } },
+        ],
+        onConsoleOutput: (b) => {
+          out += new TextDecoder().decode(b);
+          if (!sent && out.includes("uart: waiting for input")) {
+            sent = true;
+            current!.sendConsoleInput(new TextEncoder().encode("x"));
+          }
+        },
+      });
+    current = await make();
+    let hops = 0;
+    let result = await current.run({ timeoutMs: 1 });
+    while (result.kind === "timeout" && hops < 400) {
+      const sections = saveSections(current);
+      const next = await make();
+      copyRam(current, next);
+      await loadSections(next, sections);
+      current = next;
+      hops++;
+      result = await current.run({ timeoutMs: 1 });
+    }
+    expect(result).toEqual({ kind: "exit", code: 0 });
+    expect(hops).toBeGreaterThan(5);
+    const payload = out.slice(out.indexOf("virt: S-mode payload"));
+    expect(payload, out).toContain("virt: all passed");
+    expect(payload).not.toContain("FAIL");
+    expect(payload).toContain("uart: irq 10 got 'x'");
+    expect(vcon).toBe("hello through virtio-console transmitq0\n!\n");
+    expect(disk.subarray(1024, 1536)).toEqual(new Uint8Array(512).map((_, i) => (i * 7 + 3) & 255));
   });
 });
