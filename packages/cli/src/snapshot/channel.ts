@@ -36,6 +36,9 @@ const STRERROR: Record<string, string> = {
   ELOOP: "Too many levels of symbolic links",
   ENAMETOOLONG: "File name too long",
   EIO: "Input/output error",
+  // Node's names for a write to a pipe already closed by an EPIPE
+  ERR_STREAM_DESTROYED: "Broken pipe",
+  ERR_STREAM_WRITE_AFTER_END: "Broken pipe",
 };
 
 /** An errno error as strerror() would name it. */

@@ -41,9 +41,12 @@ export class MigrationCommandError extends Error {
   }
 }
 
-/** The error message of a failed save or load. */
+/** The error message of a failed save or load: a channel's own text (QEMU's) when it caused it. */
 function describe(e: unknown): string {
-  if (e instanceof MigrationError || e instanceof ChannelError || e instanceof Error) return e.message;
+  for (let c: unknown = e, depth = 0; c instanceof Error && depth < 8; c = c.cause, depth++) {
+    if (c instanceof ChannelError) return c.message;
+  }
+  if (e instanceof MigrationError || e instanceof Error) return e.message;
   return String(e);
 }
 

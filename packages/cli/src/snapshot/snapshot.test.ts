@@ -199,3 +199,285 @@ describe("save and restore from the command line", () => {
     expect(dst.err()).toBe("");
   }, 30_000);
 });
+
+/** Saves a small a-b guest (running, or stopped first) into a file; returns its path. */
+async function savedStream(stopFirst: boolean): Promise<string> {
+  const src = await startVm();
+  await until(() => src.out().includes("BB"));
+  if (stopFirst) await src.qmp.execute("stop");
+  const file = tmp(stopFirst ? "paused.mig" : "running.mig");
+  expect(await src.qmp.execute("migrate", { uri: `file:${file}` })).toEqual({ return: {} });
+  await until(() => false, 0).catch(() => {});
+  for (;;) {
+    const r = (await src.qmp.execute("query-migrate")).return as { status: string };
+    if (r.status === "completed") break;
+    expect(r.status).not.toBe("failed");
+    await new Promise((res) => setTimeout(res, 10));
+  }
+  await src.qmp.execute("quit");
+  await src.status;
+  return file;
+}
+
+let runningStream: Promise<string> | undefined;
+const runningFile = () => (runningStream ??= savedStream(false));
+
+describe("save and restore through exec:", () => {
+  it("writes the stream to a command's stdin and reads it back from another's stdout", async () => {
+    const src = await startVm();
+    await until(() => src.out().includes("BB"));
+    const file = tmp("exec.mig");
+    expect(await src.qmp.execute("migrate", { uri: `exec:cat > '${file}'` })).toEqual({ return: {} });
+    for (;;) {
+      const r = (await src.qmp.execute("query-migrate")).return as { status: string };
+      if (r.status === "completed") break;
+      expect(r.status).not.toBe("failed");
+      await new Promise((res) => setTimeout(res, 10));
+    }
+    await src.qmp.execute("quit");
+    expect(await src.status).toBe(0);
+    expect(statSync(file).size).toBeGreaterThan(64 * 4096);
+
+    const dst = await startVm("-incoming", `exec:cat '${file}'`);
+    await until(() => dst.out().split("B").length > 3);
+    await dst.qmp.execute("quit");
+    expect(await dst.status).toBe(0);
+    expect(dst.out()).toMatch(/^B+$/);
+  }, 30_000);
+
+  it("leaves the VM running when the command fails, with QEMU's error in query-migrate", async () => {
+    const src = await startVm();
+    await until(() => src.out().includes("B"));
+    await src.qmp.execute("migrate-set-capabilities", { capabilities: [{ capability: "events", state: true }] });
+    const events: string[] = [];
+    expect(await src.qmp.execute("migrate", { uri: "exec:exit 3" }, events)).toEqual({ return: {} });
+    await src.qmp.waitEvent(/MIGRATION {"status":"failed"}/, events);
+    await src.qmp.waitEvent(/RESUME/, events);
+    expect(events).toEqual(['MIGRATION {"status":"setup"}', 'MIGRATION {"status":"active"}', "STOP", 'MIGRATION {"status":"failed"}', "RESUME"]);
+    const info = (await src.qmp.execute("query-migrate")).return as { status: string; "error-desc": string };
+    expect(info.status).toBe("failed");
+    expect(info["error-desc"]).toMatch(/^Unable to write to command: Broken pipe$|^exec command 'exit 3' exited with status 3$/);
+    expect((await src.qmp.execute("query-status")).return).toEqual({ status: "running", singlestep: false, running: true });
+    const before = src.out().length;
+    await until(() => src.out().length > before + 2);
+    await src.qmp.execute("quit");
+    expect(await src.status).toBe(0);
+  }, 30_000);
+});
+
+describe("migrate errors", () => {
+  it("refuses an unwritable file and an unknown protocol with QEMU's texts; the guest runs on", async () => {
+    const src = await startVm();
+    await until(() => src.out().includes("B"));
+    expect(await src.qmp.execute("migrate", { uri: `file:${dir}/no/such/dir/x.mig` })).toEqual({
+      error: { class: "GenericError", desc: `Unable to open ${dir}/no/such/dir/x.mig: No such file or directory` },
+    });
+    expect(await src.qmp.execute("migrate", { uri: "tcp:localhost:4444" })).toEqual({
+      error: { class: "GenericError", desc: "Parameter 'uri' expects a valid migration protocol" },
+    });
+    expect(await src.qmp.execute("migrate")).toEqual({ error: { class: "GenericError", desc: "Parameter 'uri' is missing" } });
+    expect((await src.qmp.execute("query-migrate")).return).toEqual({ status: "failed" });
+    expect((await src.qmp.execute("query-status")).return).toEqual({ status: "running", singlestep: false, running: true });
+    expect(await src.qmp.execute("migrate-incoming", { uri: "exec:cat" })).toEqual({
+      error: { class: "GenericError", desc: "'-incoming' was not specified on the command line" },
+    });
+    const before = src.out().length;
+    await until(() => src.out().length > before + 2);
+    await src.qmp.execute("quit");
+    expect(await src.status).toBe(0);
+  }, 30_000);
+
+  it("refuses a second migrate from postmigrate until cont, as QEMU 7.2", async () => {
+    const src = await startVm();
+    await until(() => src.out().includes("B"));
+    const hmp = async (line: string) => (await src.qmp.execute("human-monitor-command", { "command-line": line })).return;
+    expect(await hmp(`migrate -d "exec:cat > '${tmp("hmp.mig")}'"`)).toBe("");
+    await until(() => false, 0).catch(() => {});
+    for (;;) {
+      if (((await src.qmp.execute("query-migrate")).return as { status: string }).status === "completed") break;
+      await new Promise((res) => setTimeout(res, 10));
+    }
+    expect(await hmp("info status")).toBe("VM status: paused (postmigrate)\r\n");
+    expect(await hmp("migrate exec:true")).toBe("Error: Can't migrate the vm that was paused due to previous migration\r\n");
+    expect(await hmp("migrate")).toBe('migrate: string expected\r\nTry "help migrate" for more information\r\n');
+    expect(await hmp("info migrate")).toMatch(/\r\nMigration status: completed\r\ntotal time: \d+ ms\r\ndowntime: \d+ ms\r\n/);
+    expect((await src.qmp.execute("cont")).return).toEqual({});
+    expect((await src.qmp.execute("query-status")).return).toEqual({ status: "running", singlestep: false, running: true });
+    // human-monitor-command cannot wait: QEMU's text, and the migration goes on detached.
+    expect(await hmp(`migrate "exec:cat > '${tmp("hmp2.mig")}'"`)).toBe("terminal does not allow synchronous migration, continuing detached\r\n");
+    await src.qmp.execute("quit");
+    expect(await src.status).toBe(0);
+  }, 30_000);
+});
+
+describe("restoring a stopped guest", () => {
+  it("stays paused after the load until cont, as QEMU's globalstate rule", async () => {
+    const file = await savedStream(true);
+    const dst = await startVm("-incoming", `file:${file}`);
+    await until(() => false, 0).catch(() => {});
+    for (;;) {
+      const s = (await dst.qmp.execute("query-status")).return as { status: string };
+      if (s.status !== "inmigrate") {
+        expect(s).toEqual({ status: "paused", singlestep: false, running: false });
+        break;
+      }
+      await new Promise((res) => setTimeout(res, 10));
+    }
+    await new Promise((res) => setTimeout(res, 100));
+    expect(dst.out()).toBe("");
+    const events: string[] = [];
+    expect(await dst.qmp.execute("cont", undefined, events)).toEqual({ return: {} });
+    await until(() => dst.out().includes("BB"));
+    await dst.qmp.execute("quit", undefined, events);
+    expect(events[0]).toBe("RESUME");
+    expect(await dst.status).toBe(0);
+    expect(dst.out()).toMatch(/^B+$/);
+  }, 30_000);
+
+  it("loads with -incoming defer and migrate-incoming; a running stream under -S waits for cont", async () => {
+    const file = await runningFile();
+    const dst = await startVm("-incoming", "defer", "-S");
+    expect((await dst.qmp.execute("query-status")).return).toEqual({ status: "inmigrate", singlestep: false, running: false });
+    expect((await dst.qmp.execute("human-monitor-command", { "command-line": "info status" })).return).toBe("VM status: paused (inmigrate)\r\n");
+    expect(await dst.qmp.execute("migrate", { uri: "exec:cat > /dev/null" })).toEqual({
+      error: { class: "GenericError", desc: "Guest is waiting for an incoming migration" },
+    });
+    expect(await dst.qmp.execute("migrate-incoming", { uri: "bogus:x" })).toEqual({
+      error: { class: "GenericError", desc: "unknown migration protocol: bogus:x" },
+    });
+    expect(await dst.qmp.execute("migrate-incoming", { uri: `file:${file}` })).toEqual({ return: {} });
+    expect(await dst.qmp.execute("migrate-incoming", { uri: `file:${file}` })).toEqual({
+      error: { class: "GenericError", desc: "The incoming migration has already been started" },
+    });
+    await until(() => false, 0).catch(() => {});
+    for (;;) {
+      if (((await dst.qmp.execute("query-migrate")).return as { status?: string }).status === "completed") break;
+      await new Promise((res) => setTimeout(res, 10));
+    }
+    expect((await dst.qmp.execute("query-status")).return).toEqual({ status: "paused", singlestep: false, running: false });
+    await dst.qmp.execute("cont");
+    await until(() => dst.out().includes("BB"));
+    await dst.qmp.execute("quit");
+    expect(await dst.status).toBe(0);
+  }, 30_000);
+});
+
+/** Runs a destination without a monitor; returns its status and stderr. */
+async function loadFails(...args: string[]): Promise<{ status: number; err: string; out: string }> {
+  const t = io();
+  const status = await main(["run", "-M", "virt", "-bios", "none", "-kernel", AB, "-nographic", "--timeout", "2", ...args], t.cli);
+  return { status, err: t.err(), out: t.out() };
+}
+
+describe("a stream from another configuration", () => {
+  it("fails with a message naming the RAM size, the hart count or the machine type, and exit status 1", async () => {
+    const file = await runningFile();
+    const ram = await loadFails("-m", "32M", "-incoming", `file:${file}`);
+    expect(ram.status).toBe(1);
+    expect(ram.err).toMatch(/^vm-cli: load of migration failed: .*riscv_virt_board\.ram.* 0x1000000 .* 0x2000000/);
+    const smp = await loadFails("-m", "16M", "-smp", "2", "-incoming", `file:${file}`);
+    expect(smp.status).toBe(1);
+    expect(smp.err).toMatch(/^vm-cli: load of migration failed: .*(hart|-smp)/);
+    const bytes = new Uint8Array(readFileSync(file));
+    // configuration section: 0x07, be32 4, "virt" at offset 8
+    expect(new TextDecoder().decode(bytes.subarray(13, 17))).toBe("virt");
+    bytes.set(new TextEncoder().encode("viru"), 13);
+    const other = tmp("other-machine.mig");
+    writeFileSync(other, bytes);
+    const type = await loadFails("-m", "16M", "-incoming", `file:${other}`);
+    expect(type.status).toBe(1);
+    expect(type.err).toBe("vm-cli: load of migration failed: configuration: machine type received is 'viru' and local is 'virt'\n");
+    expect(ram.out + smp.out + type.out).toBe("");
+  }, 30_000);
+
+  it("fails on a QEMU 7.2 stream of virt, whose flash blocks we do not model", async () => {
+    const qemu = fileURLToPath(new URL("../../../migration/testdata/qemu72-virt-hello-paused.mig", import.meta.url));
+    const r = await loadFails("-m", "16M", "-incoming", `file:${qemu}`);
+    expect(r.status).toBe(1);
+    expect(r.err).toMatch(/^vm-cli: load of migration failed: .*virt\.flash0/);
+  });
+});
+
+describe("a damaged stream", () => {
+  it("fails cleanly when truncated, corrupted, empty or missing", async () => {
+    const bytes = new Uint8Array(readFileSync(await runningFile()));
+    const cases: [string, Uint8Array | undefined, RegExp][] = [
+      ["truncated", bytes.subarray(0, Math.floor(bytes.length / 2)), /^vm-cli: load of migration failed: .*(ended|short|end of stream)/i],
+      ["bad-magic", Uint8Array.from([0x51, 0x45, 0x56, 0x4e, ...bytes.subarray(4)]), /^vm-cli: load of migration failed: loadvm: not a migration stream/],
+      ["empty", new Uint8Array(0), /^vm-cli: load of migration failed: /],
+      ["missing", undefined, /^vm-cli: -incoming file:.*missing\.mig: Unable to open .*missing\.mig: No such file or directory\n$/],
+    ];
+    for (let cut = bytes.length - 1; cut > 0; cut = Math.floor(cut * 0.3)) {
+      cases.push([`cut-${cut}`, bytes.subarray(0, cut), /^vm-cli: load of migration failed: /]);
+    }
+    // The last device section's footer (just before EOF and the vmdesc) damaged.
+    let eof = bytes.length - 6;
+    while (eof > 0 && !(bytes[eof] === 0 && bytes[eof + 1] === 6 && new DataView(bytes.buffer, bytes.byteOffset + eof + 2, 4).getUint32(0) === bytes.length - eof - 6)) eof--;
+    expect(bytes[eof - 5]).toBe(0x7e);
+    const flipped = bytes.slice();
+    flipped[eof - 5] = 0x7f;
+    cases.push(["footer", flipped, /^vm-cli: load of migration failed: loadvm: section 'globalstate' .*missing section footer/]);
+    for (const [name, data, re] of cases) {
+      const file = tmp(`${name}.mig`);
+      if (data !== undefined) writeFileSync(file, data);
+      const r = await loadFails("-m", "16M", "-incoming", `file:${file}`);
+      expect([name, r.status]).toEqual([name, 1]);
+      expect(r.err, name).toMatch(re);
+    }
+  }, 60_000);
+
+  it("fails when the exec command fails, naming its status", async () => {
+    const r = await loadFails("-m", "16M", "-incoming", "exec:exit 7");
+    expect(r.status).toBe(1);
+    expect(r.err).toMatch(/^vm-cli: load of migration failed: .*\(exec command 'exit 7' exited with status 7\)\n$/);
+  });
+});
+
+describe("vm-cli analyze", () => {
+  const analyze = async (...args: string[]) => {
+    const t = io();
+    const status = await main(["analyze", ...args], t.cli);
+    return { status, out: t.out(), err: t.err() };
+  };
+
+  it("prints one of our streams as analyze-migration.py does: RAM sizes, CPU and device sections", async () => {
+    const r = await analyze(await runningFile());
+    expect(r.status).toBe(0);
+    const json = JSON.parse(r.out) as Record<string, Record<string, unknown>>;
+    const keys = Object.keys(json);
+    expect(keys[0]).toBe("ram (0)");
+    expect(json["ram (0)"]!["section sizes"]).toEqual({ "riscv_virt_board.ram": "0x0000000001000000", "riscv_virt_board.mrom": expect.stringMatching(/^0x/) });
+    for (const name of ["timer", "cpu_common", "cpu", "riscv_mtimer", "riscv_sifive_plic", "serial", "goldfish_rtc", "globalstate"]) {
+      expect(keys.some((k) => k.startsWith(`${name} (`)), name).toBe(true);
+    }
+    const cpu = json[keys.find((k) => k.startsWith("cpu ("))!]!;
+    expect((cpu["env.gpr"] as string[]).length).toBe(32);
+    const desc = JSON.parse((await analyze(await runningFile(), "--dump", "desc")).out) as { page_size: number; devices: { name: string }[] };
+    expect(desc.page_size).toBe(4096);
+    expect(desc.devices.map((d) => d.name)).toContain("riscv_sifive_plic");
+  }, 30_000);
+
+  it("prints a QEMU 7.2 stream, with page contents under --memory", async () => {
+    const qemu = fileURLToPath(new URL("../../../migration/testdata/qemu72-virt-hello-paused.mig", import.meta.url));
+    const r = await analyze(qemu);
+    expect(r.status).toBe(0);
+    const json = JSON.parse(r.out) as Record<string, Record<string, unknown>>;
+    expect(Object.keys(json).slice(0, 3)).toEqual(["ram (2)", "timer (0)", "cpu_common (4)"]);
+    expect(Object.keys(json["ram (2)"]!["section sizes"] as object)).toEqual(["virt.flash0", "virt.flash1", "riscv_virt_board.ram", "riscv_virt_board.mrom"]);
+    const mem = await analyze("-f", qemu, "-m");
+    expect(mem.out.length).toBeGreaterThan(r.out.length);
+  });
+
+  it("names a bad file and a bad stream with exit status 1", async () => {
+    const missing = await analyze(join(dir, "nothing.mig"));
+    expect(missing.status).toBe(1);
+    expect(missing.err).toMatch(/^vm-cli: analyze: could not read '.*nothing\.mig': No such file or directory\n$/);
+    const junk = tmp("junk.mig");
+    writeFileSync(junk, "not a stream at all");
+    const bad = await analyze(junk);
+    expect(bad.status).toBe(1);
+    expect(bad.err).toMatch(/^vm-cli: analyze: .*junk\.mig: /);
+    expect((await analyze()).err).toMatch(/no stream file given/);
+    expect((await analyze("x", "--dump", "all")).err).toMatch(/invalid choice 'all'/);
+  });
+});
