@@ -390,12 +390,63 @@ describe("a stream from another configuration", () => {
     expect(ram.out + smp.out + type.out).toBe("");
   }, 30_000);
 
+  it("fails on a device the loading machine does not have, naming its slot", async () => {
+    const src = await startVm("-S", "-device", "virtio-rng-device");
+    const file = tmp("rng.mig");
+    expect(await src.qmp.execute("migrate", { uri: `file:${file}` })).toEqual({ return: {} });
+    for (;;) {
+      if (((await src.qmp.execute("query-migrate")).return as { status: string }).status === "completed") break;
+      await new Promise((res) => setTimeout(res, 10));
+    }
+    await src.qmp.execute("quit");
+    await src.status;
+    const r = await loadFails("-m", "16M", "-incoming", `file:${file}`);
+    expect(r.status).toBe(1);
+    expect(r.err).toMatch(/^vm-cli: load of migration failed: .*virtio_ids\[7\]: loaded device id 4 != local 0 \(virtio-mmio bus 7\)\n$/);
+  }, 30_000);
+
   it("fails on a QEMU 7.2 stream of virt, whose flash blocks we do not model", async () => {
     const qemu = fileURLToPath(new URL("../../../migration/testdata/qemu72-virt-hello-paused.mig", import.meta.url));
     const r = await loadFails("-m", "16M", "-incoming", `file:${qemu}`);
     expect(r.status).toBe(1);
     expect(r.err).toMatch(/^vm-cli: load of migration failed: .*virt\.flash0/);
   });
+});
+
+describe("the HMP monitor", () => {
+  it("waits for migrate to end on an interactive monitor, then shows postmigrate", async () => {
+    const sock = tmp("hmp.sock");
+    const t = io();
+    const status = main(vmArgs("-monitor", `unix:${sock},server=on,wait=off`), t.cli);
+    let text = "";
+    let s: net.Socket | undefined;
+    for (let i = 0; s === undefined; i++) {
+      s = await new Promise<net.Socket | undefined>((resolve) => {
+        const c = net.createConnection(sock);
+        c.once("connect", () => resolve(c));
+        c.once("error", () => resolve(undefined));
+      });
+      if (s === undefined) await new Promise((r) => setTimeout(r, 20));
+    }
+    s.setEncoding("utf8");
+    s.on("data", (d: string) => (text += d));
+    const prompts = (n: number) => until(() => text.split("(qemu) ").length > n);
+    await prompts(1);
+    await until(() => t.out().includes("BB"));
+    const file = tmp("hmp-interactive.mig");
+    s.write(`migrate "file:${file}"\r\n`);
+    await prompts(2);
+    // the prompt came back only once the save was done
+    const saved = readFileSync(file);
+    expect(saved.length).toBeGreaterThan(64 * 4096);
+    expect(saved.at(-1)).toBe(0x7d); // the vmdesc's closing brace: the stream is whole
+    s.write("info status\r\n");
+    await prompts(3);
+    expect(text).toContain("VM status: paused (postmigrate)\r\n");
+    s.write("quit\r\n");
+    expect(await status).toBe(0);
+    s.destroy();
+  }, 30_000);
 });
 
 describe("a damaged stream", () => {
