@@ -1,4 +1,5 @@
-import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { spawnSync } from "node:child_process";
+import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import net from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -518,6 +519,21 @@ describe("vm-cli analyze", () => {
     const mem = await analyze("-f", qemu, "-m");
     expect(mem.out.length).toBeGreaterThan(r.out.length);
   });
+
+  const script = "/tmp/qemu-src/qemu-7.2+dfsg/scripts/analyze-migration.py";
+  it.skipIf(!existsSync(script) || spawnSync("python3", ["--version"]).status !== 0)(
+    "prints what QEMU 7.2's analyze-migration.py prints for a stream vm-cli saved (needs the QEMU source in /tmp/qemu-src)",
+    async () => {
+      const file = await runningFile();
+      for (const extra of [[], ["-d", "desc"]]) {
+        const py = spawnSync("python3", [script, "-f", file, ...extra], { encoding: "utf8" });
+        expect(py.status, py.stderr).toBe(0);
+        const ours = await analyze(file, ...extra);
+        expect(ours.out).toBe(py.stdout);
+      }
+    },
+    30_000,
+  );
 
   it("names a bad file and a bad stream with exit status 1", async () => {
     const missing = await analyze(join(dir, "nothing.mig"));
