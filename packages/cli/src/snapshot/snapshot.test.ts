@@ -201,11 +201,27 @@ describe("save and restore from the command line", () => {
   }, 30_000);
 });
 
+/** What `info registers` and the first byte of each workload page show (HMP). */
+async function probe(qmp: QmpClient): Promise<{ registers: unknown; pages: unknown[] }> {
+  const hmp = async (line: string) => (await qmp.execute("human-monitor-command", { "command-line": line })).return;
+  const pages: unknown[] = [];
+  for (let p = 0; p < 64; p++) pages.push(await hmp(`xp /1bx ${MIG_START + p * 4096}`));
+  return { registers: await hmp("info registers"), pages };
+}
+const MIG_START = (() => {
+  const elf = new Uint8Array(readFileSync(AB));
+  return Number(new DataView(elf.buffer).getBigUint64(elfSymbolOffset(elf, "mig_start"), true));
+})();
+let pausedProbe: Awaited<ReturnType<typeof probe>> | undefined;
+
 /** Saves a small a-b guest (running, or stopped first) into a file; returns its path. */
 async function savedStream(stopFirst: boolean): Promise<string> {
   const src = await startVm();
   await until(() => src.out().includes("BB"));
-  if (stopFirst) await src.qmp.execute("stop");
+  if (stopFirst) {
+    await src.qmp.execute("stop");
+    pausedProbe = await probe(src.qmp);
+  }
   const file = tmp(stopFirst ? "paused.mig" : "running.mig");
   expect(await src.qmp.execute("migrate", { uri: `file:${file}` })).toEqual({ return: {} });
   await until(() => false, 0).catch(() => {});
@@ -326,6 +342,15 @@ describe("restoring a stopped guest", () => {
     }
     await new Promise((res) => setTimeout(res, 100));
     expect(dst.out()).toBe("");
+    // The harts and RAM are as the source left them.
+    const after = await probe(dst.qmp);
+    expect(after.pages).toEqual(pausedProbe!.pages);
+    expect(after.registers).toEqual(pausedProbe!.registers);
+    // a-b's one monotone edge: at most two values, the higher ones first
+    const values = after.pages.map((t) => Number(/: (0x[0-9a-f]+)/.exec(String(t))![1]));
+    const steps = values.slice(1).map((v, i) => (values[i]! - v + 256) % 256);
+    expect(steps.every((d) => d === 0 || d === 1)).toBe(true);
+    expect(steps.filter((d) => d === 1).length).toBeLessThanOrEqual(1);
     const events: string[] = [];
     expect(await dst.qmp.execute("cont", undefined, events)).toEqual({ return: {} });
     await until(() => dst.out().includes("BB"));
