@@ -125,4 +125,66 @@ describe("VmController", () => {
     expect(await outcome).toEqual({ kind: "signal", signal: "SIGTERM" });
     await expect(new VmController(m).start()).rejects.toThrow("boom");
   });
+
+  it("waits in inmigrate without running; cont and stop there only decide whether it starts after the load", async () => {
+    const { m, c, events, outcome } = setup({ incoming: true });
+    await tick();
+    expect(c.state).toBe("inmigrate");
+    expect(c.running).toBe(false);
+    expect(m.runs).toBe(0);
+    expect(c.autostart).toBe(true);
+    await c.stop();
+    expect(c.state).toBe("inmigrate");
+    expect(c.autostart).toBe(false);
+    await c.cont();
+    expect(c.state).toBe("inmigrate");
+    expect(c.autostart).toBe(true);
+    await c.systemReset();
+    expect(c.state).toBe("inmigrate");
+    expect(m.runs).toBe(0);
+    await c.exclusive(async () => c.vmStart());
+    await tick();
+    expect(c.state).toBe("running");
+    expect(m.inRun).toBe(true);
+    await c.quit();
+    await outcome;
+    expect(events).toEqual(['RESET {"guest":false,"reason":"host-qmp-system-reset"}', "RESUME", 'SHUTDOWN {"guest":false,"reason":"host-qmp-quit"}']);
+  });
+
+  it("runs a task between two runs, holding other requests until it ends", async () => {
+    const { m, c, events, outcome } = setup();
+    await tick();
+    expect(m.inRun).toBe(true);
+    const order: string[] = [];
+    let release!: () => void;
+    const task = c.exclusive(async () => {
+      order.push(`task: inRun=${m.inRun}`);
+      c.stopForMigration();
+      await new Promise<void>((r) => (release = r));
+      c.setRunState("postmigrate");
+      order.push("task done");
+    });
+    await tick();
+    const stop = c.stop().then(() => order.push(`stop: ${c.state}`));
+    await tick();
+    expect(c.state).toBe("finish-migrate");
+    release();
+    await task;
+    await stop;
+    expect(order).toEqual(["task: inRun=false", "task done", "stop: postmigrate"]);
+    expect(m.inRun).toBe(false);
+    await c.cont();
+    await tick();
+    expect(m.inRun).toBe(true);
+    await c.quit();
+    await outcome;
+    expect(events).toEqual(["STOP", "RESUME", 'SHUTDOWN {"guest":false,"reason":"host-qmp-quit"}']);
+  });
+
+  it("ends the run with the message a task fails with", async () => {
+    const { m, c, outcome } = setup({ incoming: true });
+    await c.exclusive(async () => c.fail("bad stream"));
+    expect(await outcome).toEqual({ kind: "error", message: "bad stream" });
+    expect(m.runs).toBe(0);
+  });
 });
