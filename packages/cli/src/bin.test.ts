@@ -2,7 +2,7 @@ import { spawn, spawnSync } from "node:child_process";
 import net from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { existsSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { describe, expect, it } from "vitest";
 
@@ -65,5 +65,38 @@ describe.skipIf(!built)("the vm-cli executable (built dist/)", () => {
 
   it("exits 1 naming an invalid option", () => {
     expect(vmCli(["run", "-bogus"])).toEqual({ status: 1, stdout: "", stderr: "vm-cli: -bogus: invalid option\n" });
+  });
+
+  it("saves through the stdio monitor, restores with -incoming exec:, analyzes, and refuses another -m", () => {
+    const dir = mkdtempSync(join(tmpdir(), "vm-cli-bin-mig-"));
+    try {
+      // a-b with a 64-page range (mig_end = mig_start + 64 pages), so the stream stays small
+      const elf = new Uint8Array(readFileSync(fileURLToPath(new URL("../../../guests/migration/a-b.elf", import.meta.url))));
+      const text = new TextDecoder("latin1").decode(elf);
+      const v = new DataView(elf.buffer);
+      const small = join(dir, "a-b.elf");
+      const file = join(dir, "vm.mig");
+      // mig_start and mig_end are consecutive 8-byte words in .data: 0x80100000, 0x86400000
+      const at = text.indexOf("\x00\x00\x10\x80\x00\x00\x00\x00\x00\x00\x40\x86");
+      expect(at).toBeGreaterThan(0);
+      v.setBigUint64(at + 8, 0x80140000n, true);
+      writeFileSync(small, elf);
+      const base = ["run", "-M", "virt", "-m", "16M", "-bios", "none", "-kernel", small];
+      const src = vmCli([...base, "-display", "none", "-serial", "null", "-monitor", "stdio"], `migrate "exec:cat > '${file}'"\ninfo status\nquit\n`);
+      expect(src.status).toBe(0);
+      expect(src.stdout).toContain("VM status: paused (postmigrate)");
+      const dst = vmCli([...base, "-nographic", "-incoming", `exec:cat '${file}'`, "--timeout", "1"]);
+      expect(dst.status).toBe(124);
+      expect(dst.stdout).toMatch(/^A?B+$/);
+      const analyzed = vmCli(["analyze", file]);
+      expect(analyzed.status).toBe(0);
+      expect(Object.keys(JSON.parse(analyzed.stdout) as object)[0]).toBe("ram (0)");
+      const other = vmCli(["run", "-M", "virt", "-m", "32M", "-bios", "none", "-kernel", small, "-nographic", "-incoming", `file:${file}`]);
+      expect(other.status).toBe(1);
+      expect(other.stderr).toMatch(/^vm-cli: load of migration failed: .*riscv_virt_board\.ram.*\n$/);
+      expect(other.stdout).toBe("");
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
