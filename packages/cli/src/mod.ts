@@ -20,3 +20,7 @@ export { formatJson, JsonStreamer, parseJson, type JsonItem, type JsonValue } fr
 export { QMP_COMMANDS, QmpError, type QmpCommand } from "./qmp/commands.ts";
 export { QmpServer, QmpSession, timestamp, type QmpServerOptions } from "./qmp/server.ts";
 export { QEMU_VERSION } from "./qmp/version.ts";
+export * from "./snapshot/migration.ts";
+export { ChannelError, openIncoming, openOutgoing, parseMigrationUri, strerror, type IncomingChannel, type MigrationUri, type OutgoingChannel } from "./snapshot/channel.ts";
+export { buildRegistry, loadMachine, saveMachine, MACHINE_TYPE, type SnapshotMachine, type VmRegistry, type VmstateEntryLike } from "./snapshot/vm-state.ts";
+export { ANALYZE_USAGE, analyzeFile, parseAnalyzeArgs, type AnalyzeArgs } from "./snapshot/analyze.ts";
