@@ -75,7 +75,7 @@ type RequestKind =
   | { kind: "quit"; cause: ShutdownCause }
   | { kind: "timeout" }
   | { kind: "signal"; signal: NodeJS.Signals }
-  | { kind: "task"; run: () => Promise<void> };
+  | { kind: "task"; run: () => Promise<void>; abort?: () => void };
 
 interface Request {
   what: RequestKind;
@@ -97,6 +97,8 @@ export class VmController {
   /** The guest's exit code when a poweroff was held by -no-shutdown. */
   #guestCode = 0;
   #started = false;
+  /** The running task's abort hook (see {@link exclusive}). */
+  #taskAbort: (() => void) | undefined;
   /** QEMU's `autostart`: whether an incoming migration ends running (no -S; cont/stop in inmigrate). */
   #autostart: boolean;
 
@@ -178,10 +180,11 @@ export class VmController {
    * Runs `task` in the machine loop while the machine is not running (between two runs):
    * the machine's state can be read and written safely. Other requests wait for it. The
    * task changes run states with {@link stopForMigration}, {@link vmStart},
-   * {@link setRunState} and ends the run with {@link fail}.
+   * {@link setRunState} and ends the run with {@link fail}. `abort` is called if a quit,
+   * signal or timeout arrives while the task runs: it should make the task end soon.
    */
-  exclusive(task: () => Promise<void>): Promise<void> {
-    return this.#post({ kind: "task", run: task });
+  exclusive(task: () => Promise<void>, options: { abort?: () => void } = {}): Promise<void> {
+    return this.#post({ kind: "task", run: task, abort: options.abort });
   }
 
   /** Sends an event to the listeners (MIGRATION events of the migration code). */
@@ -216,6 +219,8 @@ export class VmController {
     return new Promise<void>((resolve, reject) => {
       this.#requests.push({ what, resolve, reject });
       if (this.#inRun) this.#machine.stop();
+      // A request that ends the run cuts a running task short (a stuck incoming stream).
+      if (what.kind === "quit" || what.kind === "signal" || what.kind === "timeout") this.#taskAbort?.();
       this.#wake?.();
     });
   }
@@ -322,8 +327,16 @@ export class VmController {
       while (this.#requests.length > 0 && this.#outcome === undefined) {
         const r = this.#requests.shift()!;
         try {
-          if (r.what.kind === "task") await r.what.run();
-          else this.#apply(r.what);
+          if (r.what.kind === "task") {
+            this.#taskAbort = r.what.abort;
+            try {
+              await r.what.run();
+            } finally {
+              this.#taskAbort = undefined;
+            }
+          } else {
+            this.#apply(r.what);
+          }
           r.resolve();
         } catch (e) {
           r.reject(e);

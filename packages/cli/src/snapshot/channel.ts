@@ -96,6 +96,24 @@ export async function openOutgoing(uri: MigrationUri): Promise<OutgoingChannel> 
   return execOutgoing(uri.command);
 }
 
+/**
+ * `/bin/sh -c CMD` in its own process group, so that ending it also ends what the shell
+ * started (`sh -c "sleep 9"` forks): a stuck command does not outlive the migration.
+ */
+function spawnCommand(command: string, stdio: ["pipe" | "ignore", "pipe" | "ignore", "inherit"]): ChildProcess {
+  return spawn("/bin/sh", ["-c", command], { stdio, detached: true });
+}
+
+/** SIGTERM to the command's process group (if it still runs). */
+function terminate(child: ChildProcess): void {
+  if (child.exitCode !== null || child.signalCode !== null || child.pid === undefined) return;
+  try {
+    process.kill(-child.pid, "SIGTERM");
+  } catch {
+    child.kill("SIGTERM");
+  }
+}
+
 /** Waits for a child's exit; resolves with its status (signal → 128 + number as a shell). */
 function exitOf(child: ChildProcess): Promise<{ code: number | null; signal: NodeJS.Signals | null }> {
   return new Promise((resolve) => {
@@ -111,7 +129,7 @@ function describeExit(command: string, r: { code: number | null; signal: NodeJS.
 function execOutgoing(command: string): OutgoingChannel {
   // QEMU's qio_channel_command_new_spawn: /bin/sh -c CMD; its stderr is ours. Its stdout is
   // not read for a one-way migration: /dev/null, so the command cannot fill a pipe and stall.
-  const child = spawn("/bin/sh", ["-c", command], { stdio: ["pipe", "ignore", "inherit"] });
+  const child = spawnCommand(command, ["pipe", "ignore", "inherit"]);
   let failure: Error | undefined;
   child.on("error", (e) => (failure ??= new ChannelError(`Unable to run command '${command}': ${strerror(e)}`)));
   child.stdin!.on("error", (e) => (failure ??= new ChannelError(`Unable to write to command: ${strerror(e)}`)));
@@ -140,7 +158,7 @@ function execOutgoing(command: string): OutgoingChannel {
     },
     abort() {
       child.stdin!.destroy();
-      if (child.exitCode === null && child.signalCode === null) child.kill("SIGTERM");
+      terminate(child);
     },
   };
 }
@@ -170,7 +188,7 @@ export async function openIncoming(uri: MigrationUri): Promise<IncomingChannel> 
     };
   }
   const command = uri.command;
-  const child = spawn("/bin/sh", ["-c", command], { stdio: ["ignore", "pipe", "inherit"] });
+  const child = spawnCommand(command, ["ignore", "pipe", "inherit"]);
   let spawnError: Error | undefined;
   child.on("error", (e) => (spawnError = e));
   const exited = exitOf(child);
@@ -183,7 +201,7 @@ export async function openIncoming(uri: MigrationUri): Promise<IncomingChannel> 
     },
     close() {
       child.stdout!.destroy();
-      if (child.exitCode === null && child.signalCode === null) child.kill("SIGTERM");
+      terminate(child);
     },
   };
 }

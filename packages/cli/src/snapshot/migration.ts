@@ -163,7 +163,7 @@ export class MigrationManager {
     // The command answers first; the save runs from the machine loop (QEMU's migration thread).
     this.#done = new Promise<void>((resolve) => {
       setImmediate(() => {
-        this.#controller.exclusive(() => this.#save(channel)).then(resolve, resolve);
+        this.#controller.exclusive(() => this.#save(channel), { abort: () => channel.abort() }).then(resolve, resolve);
       });
     });
   }
@@ -249,6 +249,7 @@ export class MigrationManager {
       throw new MigrationCommandError(describe(e));
     });
     this.#incomingStarted = true;
+    let aborted = false;
     void this.#controller.exclusive(async () => {
       const c = this.#controller;
       this.#setIncomingStatus("active");
@@ -256,6 +257,12 @@ export class MigrationManager {
       try {
         ({ globalState } = await loadMachine(this.#machine, channel.source));
       } catch (e) {
+        if (aborted) {
+          // quit or a signal while waiting for the stream: the run ends for that reason
+          channel.close();
+          this.#setIncomingStatus("failed");
+          return;
+        }
         let message = describe(e);
         const why = await channel.diagnose();
         if (why !== "") message += ` (${why})`;
@@ -274,6 +281,11 @@ export class MigrationManager {
         c.setRunState(globalState.state as RunState);
       }
       this.#setIncomingStatus("completed");
+    }, {
+      abort: () => {
+        aborted = true;
+        channel.close();
+      },
     });
   }
 }

@@ -503,6 +503,17 @@ describe("a damaged stream", () => {
     }
   }, 60_000);
 
+  it("lets quit and --timeout end a VM still waiting for a stream that does not come", async () => {
+    const dst = await startVm("-incoming", "exec:sleep 30");
+    expect((await dst.qmp.execute("query-status")).return).toEqual({ status: "inmigrate", singlestep: false, running: false });
+    const t0 = Date.now();
+    expect(await dst.qmp.execute("quit")).toEqual({ return: {} });
+    expect(await dst.status).toBe(0);
+    const r = await loadFails("-m", "16M", "--timeout", "0.3", "-incoming", "exec:sleep 30");
+    expect(r.status).toBe(124);
+    expect(Date.now() - t0).toBeLessThan(10_000);
+  }, 30_000);
+
   it("fails when the exec command fails, naming its status", async () => {
     const r = await loadFails("-m", "16M", "-incoming", "exec:exit 7");
     expect(r.status).toBe(1);
