@@ -370,6 +370,15 @@ const COMMANDS: HmpCommand[] = [
     raw: hmpMigrate,
   },
   {
+    names: ["migrate_cancel"],
+    params: "",
+    help: "cancel the current VM migration",
+    run: (ctx) => {
+      ctx.migration?.cancel();
+      return "";
+    },
+  },
+  {
     names: ["migrate_incoming"],
     params: "uri",
     help: "Continue an incoming migration from an -incoming defer",

@@ -186,6 +186,7 @@ export const QMP_COMMANDS: Record<string, QmpCommand> = {
     run: (ctx, args) => migrationAct(() => migration(ctx).incoming(args["uri"] as string)),
   },
   "query-migrate": { args: {}, run: (ctx) => migration(ctx).queryMigrate() },
+  "migrate_cancel": { args: {}, run: (ctx) => migrationAct(() => migration(ctx).cancel()) },
   "migrate-set-capabilities": {
     args: { capabilities: { type: "list" } },
     run: (ctx, args) => {

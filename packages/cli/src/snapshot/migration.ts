@@ -69,6 +69,8 @@ export class MigrationManager {
   #downtime = 0;
   #ram: RamCounters | undefined;
   #done: Promise<void> = Promise.resolve();
+  #cancel: (() => void) | undefined;
+  #cancelled = false;
   // incoming (MigrationIncomingState)
   #incomingStatus: MigrationStatus = "none";
   #incomingStarted = false;
@@ -152,6 +154,7 @@ export class MigrationManager {
       this.#setStatus("failed");
       throw new MigrationCommandError("Parameter 'uri' expects a valid migration protocol");
     }
+    this.#cancelled = false;
     let channel;
     try {
       channel = await openOutgoing(uri);
@@ -160,6 +163,11 @@ export class MigrationManager {
       this.#setStatus("failed");
       throw new MigrationCommandError(this.#error);
     }
+    const ch = channel;
+    this.#cancel = () => {
+      this.#cancelled = true;
+      ch.abort();
+    };
     // The command answers first; the save runs from the machine loop (QEMU's migration thread).
     this.#done = new Promise<void>((resolve) => {
       setImmediate(() => {
@@ -186,12 +194,23 @@ export class MigrationManager {
       this.#setStatus("completed");
     } catch (e) {
       channel.abort();
-      this.#error = describe(e);
-      this.#setStatus("failed");
+      if (this.#cancelled) {
+        this.#setStatus("cancelled");
+      } else {
+        this.#error = describe(e);
+        this.#setStatus("failed");
+      }
       // migration_iteration_finish: a source that ran runs on; else it is left as it was.
       if (wasRunning) c.vmStart();
       else c.setRunState(before);
     }
+  }
+
+  /** migrate_cancel: a running save stops and the VM goes on as before (status cancelling, cancelled). */
+  cancel(): void {
+    if (this.#status !== "setup" && this.#status !== "active") return;
+    this.#setStatus("cancelling");
+    this.#cancel?.();
   }
 
   /** query-migrate, with QEMU 7.2's members and key order. */

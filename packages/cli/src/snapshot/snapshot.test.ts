@@ -282,6 +282,29 @@ describe("save and restore through exec:", () => {
   }, 30_000);
 });
 
+describe("migrate_cancel", () => {
+  it("stops a save held up by a slow command; the guest runs on", async () => {
+    const src = await startVm();
+    await until(() => src.out().includes("B"));
+    await src.qmp.execute("migrate-set-capabilities", { capabilities: [{ capability: "events", state: true }] });
+    const events: string[] = [];
+    expect(await src.qmp.execute("migrate", { uri: "exec:sleep 20" }, events)).toEqual({ return: {} });
+    await src.qmp.waitEvent(/STOP/, events);
+    expect(((await src.qmp.execute("query-migrate", undefined, events)).return as { status: string }).status).toBe("active");
+    expect(await src.qmp.execute("migrate_cancel", undefined, events)).toEqual({ return: {} });
+    await src.qmp.waitEvent(/RESUME/, events);
+    expect(events).toEqual([
+      'MIGRATION {"status":"setup"}', 'MIGRATION {"status":"active"}', "STOP",
+      'MIGRATION {"status":"cancelling"}', 'MIGRATION {"status":"cancelled"}', "RESUME",
+    ]);
+    expect((await src.qmp.execute("query-migrate")).return).toEqual({ status: "cancelled" });
+    expect((await src.qmp.execute("query-status")).return).toEqual({ status: "running", singlestep: false, running: true });
+    expect(await src.qmp.execute("migrate_cancel")).toEqual({ return: {} });
+    await src.qmp.execute("quit");
+    expect(await src.status).toBe(0);
+  }, 30_000);
+});
+
 describe("migrate errors", () => {
   it("refuses an unwritable file and an unknown protocol with QEMU's texts; the guest runs on", async () => {
     const src = await startVm();
