@@ -40,8 +40,8 @@ export interface VmstateEntryLike {
 /** What a snapshot needs of a machine: its RAM and its device sections. */
 export interface SnapshotMachine {
   readonly guestMemory: Machine["guestMemory"];
-  /** Every device and hart section (@ferryvm/devices' Machine has it). */
-  vmstateEntries?(): readonly VmstateEntryLike[];
+  /** Every device and hart section, in QEMU's registration order (@ferryvm/devices' Machine). */
+  vmstateEntries(): readonly VmstateEntryLike[];
 }
 
 /** The machine type sent in the configuration section. */
@@ -57,9 +57,6 @@ export interface VmRegistry {
 
 /** Registers RAM, the machine's sections and globalstate, in that order. */
 export function buildRegistry(machine: SnapshotMachine): VmRegistry {
-  if (typeof machine.vmstateEntries !== "function") {
-    throw new Error("this machine does not describe its device state (no vmstateEntries()): it cannot be saved or loaded");
-  }
   const registry = new SaveVmRegistry();
   const ram = new RamMigration(machine.guestMemory);
   ram.register(registry);
