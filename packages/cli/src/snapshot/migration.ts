@@ -129,6 +129,11 @@ export class MigrationManager {
     if (this.#caps.has("events")) this.#controller.emit({ event: "MIGRATION", data: { status } });
   }
 
+  /** MIGRATION_PASS (with the events capability): a new pass over RAM (a dirty-bitmap sync). */
+  #pass(n: number): void {
+    if (this.#caps.has("events")) this.#controller.emit({ event: "MIGRATION_PASS", data: { pass: n } });
+  }
+
   #setIncomingStatus(status: MigrationStatus, always = false): void {
     this.#incomingStatus = status;
     if (always || this.#caps.has("events")) this.#controller.emit({ event: "MIGRATION", data: { status } });
@@ -181,6 +186,8 @@ export class MigrationManager {
     const before: RunState = c.state;
     const wasRunning = before === "running";
     this.#setupTime = Date.now() - this.#startTime;
+    // QEMU's first dirty-bitmap sync (ram_save_setup) comes before `active`.
+    this.#pass(1);
     this.#setStatus("active");
     const stopAt = Date.now();
     // migration_completion: global_state_store(), then vm_stop_force_state(FINISH_MIGRATE)
@@ -188,6 +195,7 @@ export class MigrationManager {
     try {
       const { ram } = await saveMachine(this.#machine, channel.sink, before as Parameters<typeof saveMachine>[2]);
       this.#ram = ram;
+      for (let n = 2; n <= ram["dirty-sync-count"]; n++) this.#pass(n);
       this.#downtime = Date.now() - stopAt;
       this.#totalTime = Date.now() - this.#startTime;
       c.setRunState("postmigrate");
