@@ -24,6 +24,9 @@ export type MigrationUri =
   | { transport: "fd"; fd: number }
   | { transport: "file"; path: string };
 
+/** Bytes a transport buffers before a write waits (one event-loop turn per 64 KiB would starve the stream). */
+const HIGH_WATER_MARK = 8 << 20;
+
 const ERRNO_TEXT: Readonly<Record<string, string>> = {
   ECONNREFUSED: "Connection refused",
   ENOENT: "No such file or directory",
@@ -135,7 +138,7 @@ function socketChannel(socket: Socket): OutgoingChannel {
 
 function connectSocket(options: { host: string; port: number } | { path: string }, uri: string): Promise<Socket> {
   return new Promise((resolve, reject) => {
-    const socket = new Socket();
+    const socket = new Socket({ writableHighWaterMark: HIGH_WATER_MARK });
     const onError = (e: Error): void => {
       socket.destroy();
       reject(new Error(`Failed to connect to '${uri}': ${errnoText(e)}`, { cause: e }));
@@ -160,7 +163,7 @@ export async function connectOutgoing(uri: string): Promise<OutgoingChannel> {
     case "fd": {
       let socket: Socket;
       try {
-        socket = new Socket({ fd: u.fd, readable: true, writable: true });
+        socket = new Socket({ fd: u.fd, readable: true, writable: true, writableHighWaterMark: HIGH_WATER_MARK });
       } catch (e) {
         throw new Error(`Failed to connect to '${uri}': ${errnoText(e)}`, { cause: e });
       }
@@ -184,7 +187,7 @@ export async function connectOutgoing(uri: string): Promise<OutgoingChannel> {
       };
     }
     case "file": {
-      const stream: WriteStream = createWriteStream(u.path);
+      const stream: WriteStream = createWriteStream(u.path, { highWaterMark: HIGH_WATER_MARK });
       await new Promise<void>((resolve, reject) => {
         stream.once("open", () => resolve());
         stream.once("error", (e) => reject(new Error(`Failed to open file '${u.path}': ${errnoText(e)}`, { cause: e })));
@@ -250,7 +253,7 @@ export async function listenIncoming(uri: string): Promise<IncomingListener> {
       };
     }
     case "fd": {
-      const socket = new Socket({ fd: u.fd, readable: true, writable: true });
+      const socket = new Socket({ fd: u.fd, readable: true, writable: true, writableHighWaterMark: HIGH_WATER_MARK });
       return { uri, accept: async () => incomingSocket(socket), close: () => socket.destroy() };
     }
     case "exec": {
