@@ -216,16 +216,26 @@ const MIG_START = (() => {
   const elf = new Uint8Array(readFileSync(AB));
   return Number(new DataView(elf.buffer).getBigUint64(elfSymbolOffset(elf, "mig_start"), true));
 })();
-let pausedProbe: Awaited<ReturnType<typeof probe>> | undefined;
+/** What the source showed once saved (postmigrate: as in the stream), by stream kind. */
+const savedProbe = new Map<"paused" | "running", Awaited<ReturnType<typeof probe>>>();
+
+/** Checks that a destination paused after its load shows what the source saved. */
+async function expectSameState(qmp: QmpClient, kind: "paused" | "running"): Promise<void> {
+  const after = await probe(qmp);
+  expect(after.pages).toEqual(savedProbe.get(kind)!.pages);
+  expect(after.registers).toEqual(savedProbe.get(kind)!.registers);
+  // a-b's one monotone edge: consecutive pages differ by at most one increment, once
+  const values = after.pages.map((t) => Number(/: (0x[0-9a-f]+)/.exec(String(t))![1]));
+  const steps = values.slice(1).map((v, i) => (values[i]! - v + 256) % 256);
+  expect(steps.every((d) => d === 0 || d === 1)).toBe(true);
+  expect(steps.filter((d) => d === 1).length).toBeLessThanOrEqual(1);
+}
 
 /** Saves a small a-b guest (running, or stopped first) into a file; returns its path. */
 async function savedStream(stopFirst: boolean): Promise<string> {
   const src = await startVm();
   await until(() => src.out().includes("BB"));
-  if (stopFirst) {
-    await src.qmp.execute("stop");
-    pausedProbe = await probe(src.qmp);
-  }
+  if (stopFirst) await src.qmp.execute("stop");
   const file = tmp(stopFirst ? "paused.mig" : "running.mig");
   expect(await src.qmp.execute("migrate", { uri: `file:${file}` })).toEqual({ return: {} });
   await until(() => false, 0).catch(() => {});
@@ -235,6 +245,7 @@ async function savedStream(stopFirst: boolean): Promise<string> {
     expect(r.status).not.toBe("failed");
     await new Promise((res) => setTimeout(res, 10));
   }
+  savedProbe.set(stopFirst ? "paused" : "running", await probe(src.qmp));
   await src.qmp.execute("quit");
   await src.status;
   return file;
@@ -370,14 +381,7 @@ describe("restoring a stopped guest", () => {
     await new Promise((res) => setTimeout(res, 100));
     expect(dst.out()).toBe("");
     // The harts and RAM are as the source left them.
-    const after = await probe(dst.qmp);
-    expect(after.pages).toEqual(pausedProbe!.pages);
-    expect(after.registers).toEqual(pausedProbe!.registers);
-    // a-b's one monotone edge: at most two values, the higher ones first
-    const values = after.pages.map((t) => Number(/: (0x[0-9a-f]+)/.exec(String(t))![1]));
-    const steps = values.slice(1).map((v, i) => (values[i]! - v + 256) % 256);
-    expect(steps.every((d) => d === 0 || d === 1)).toBe(true);
-    expect(steps.filter((d) => d === 1).length).toBeLessThanOrEqual(1);
+    await expectSameState(dst.qmp, "paused");
     const events: string[] = [];
     expect(await dst.qmp.execute("cont", undefined, events)).toEqual({ return: {} });
     await until(() => dst.out().includes("BB"));
@@ -408,6 +412,7 @@ describe("restoring a stopped guest", () => {
       await new Promise((res) => setTimeout(res, 10));
     }
     expect((await dst.qmp.execute("query-status")).return).toEqual({ status: "paused", singlestep: false, running: false });
+    await expectSameState(dst.qmp, "running");
     await dst.qmp.execute("cont");
     await until(() => dst.out().includes("BB"));
     await dst.qmp.execute("quit");
