@@ -16,7 +16,7 @@
 import { MigrationError, type RamCounters } from "@ferryvm/migration";
 import type { RunState, VmController } from "../controller.ts";
 import type { JsonValue } from "../qmp/json.ts";
-import { ChannelError, openIncoming, openOutgoing, parseMigrationUri, type MigrationUri } from "./channel.ts";
+import { ChannelError, openIncoming, openOutgoing, parseMigrationUri, type MigrationUri, type OutgoingChannel } from "./channel.ts";
 import { loadMachine, saveMachine, type SnapshotMachine } from "./vm-state.ts";
 
 /** QEMU 7.2's MigrationStatus names (those this manager enters, and the rest for typing). */
@@ -160,7 +160,7 @@ export class MigrationManager {
       throw new MigrationCommandError("Parameter 'uri' expects a valid migration protocol");
     }
     this.#cancelled = false;
-    let channel;
+    let channel: OutgoingChannel;
     try {
       channel = await openOutgoing(uri);
     } catch (e) {
@@ -168,10 +168,9 @@ export class MigrationManager {
       this.#setStatus("failed");
       throw new MigrationCommandError(this.#error);
     }
-    const ch = channel;
     this.#cancel = () => {
       this.#cancelled = true;
-      ch.abort();
+      channel.abort();
     };
     // The command answers first; the save runs from the machine loop (QEMU's migration thread).
     this.#done = new Promise<void>((resolve) => {
@@ -181,7 +180,7 @@ export class MigrationManager {
     });
   }
 
-  async #save(channel: Awaited<ReturnType<typeof openOutgoing>>): Promise<void> {
+  async #save(channel: OutgoingChannel): Promise<void> {
     const c = this.#controller;
     const before: RunState = c.state;
     const wasRunning = before === "running";
