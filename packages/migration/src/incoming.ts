@@ -28,6 +28,24 @@ function describe(e: unknown): string {
   return e instanceof Error ? e.message : String(e);
 }
 
+const DRAIN_MS = 2000;
+
+async function drainFor(it: AsyncIterator<Uint8Array>, ms: number): Promise<void> {
+  const deadline = performance.now() + ms;
+  try {
+    for (;;) {
+      const left = deadline - performance.now();
+      if (left <= 0) return;
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      const r = await Promise.race([it.next(), new Promise<"timeout">((res) => (timer = setTimeout(() => res("timeout"), left)))]);
+      clearTimeout(timer);
+      if (r === "timeout" || r.done) return;
+    }
+  } catch {
+    // the connection went away
+  }
+}
+
 /** Options of the incoming side. */
 export interface MigrationIncomingOptions {
   /** MIGRATION events (with the `events` capability). */
@@ -112,6 +130,7 @@ export class MigrationIncoming {
     const vm = this.vm;
     let rpSink: ByteSink | undefined;
     let rpWrites: Promise<void> = Promise.resolve();
+    let drain: AsyncIterator<Uint8Array> | undefined;
     const sendRp = (type: number, value: number): void => {
       const sink = rpSink;
       if (sink === undefined) return;
@@ -127,7 +146,16 @@ export class MigrationIncoming {
       registerGlobalState(registry, globalState);
       vm.registerDevices(registry);
       const caps = this.#caps;
-      await qemuLoadvmState(new QemuFileReader(channel.source), registry, {
+      const src = channel.source;
+      let reader: QemuFileReader;
+      if (typeof src === "object" && src !== null && Symbol.asyncIterator in src) {
+        const it = (src as AsyncIterable<Uint8Array>)[Symbol.asyncIterator]();
+        drain = it;
+        reader = new QemuFileReader({ [Symbol.asyncIterator]: () => it });
+      } else {
+        reader = new QemuFileReader(src);
+      }
+      await qemuLoadvmState(reader, registry, {
         machineName: vm.machineName,
         capabilities: (Object.keys(caps) as (keyof MigrationCapabilities)[]).filter((c) => caps[c]),
         uuid: vm.uuid ?? new Uint8Array(16),
@@ -149,6 +177,8 @@ export class MigrationIncoming {
       this.#error = `load of migration failed: ${describe(e)}`;
       sendRp(MigRpMsg.SHUT, 1);
       await rpWrites;
+      // read on (for a while) so the source sees SHUT before a reset drops it
+      if (drain !== undefined && rpSink !== undefined) await drainFor(drain, DRAIN_MS);
       this.#channel?.close();
       this.#setState("failed");
       return "failed";

@@ -56,6 +56,8 @@ export const BUFFER_DELAY = 100;
 const XFER_LIMIT_RATIO = 1000 / BUFFER_DELAY;
 /** The longest the migration holds the thread between yields, ms. */
 export const CHUNK_MS = 4;
+/** How long a failed write waits for the destination's SHUT, ms. */
+const RP_GRACE_MS = 500;
 
 function yieldNow(): Promise<void> {
   if (typeof setImmediate === "function") return new Promise((r) => setImmediate(r));
@@ -109,6 +111,8 @@ export class MigrationState {
   #iterationStart = 0;
   #iterationInitialBytes = 0;
   #iterationInitialPages = 0;
+  /** Time given to the vCPU (yields) in the current window: not link time. */
+  #yielded = 0;
 
   constructor(vm: MigratableVm, options: MigrationStateOptions = {}) {
     this.vm = vm;
@@ -356,6 +360,7 @@ export class MigrationState {
       this.#setupTime = Math.round(Date.now() - this.#startTime);
       this.#setState("setup", "active");
       this.#iterationStart = performance.now();
+      this.#yielded = 0;
       this.#iterationInitialBytes = f.position;
       this.#iterationInitialPages = 0;
       let chunkDeadline = 0;
@@ -394,7 +399,9 @@ export class MigrationState {
           if (wait > 0) await sleep(wait);
           this.#updateCounters(f.position, pending);
         } else {
+          const t = performance.now();
           await yieldNow();
+          this.#yielded += performance.now() - t;
         }
       }
       // migration_completion
@@ -437,6 +444,12 @@ export class MigrationState {
       return "completed";
     } catch (e) {
       const cancelled = e instanceof Cancelled || this.#cancelRequested;
+      let reason = describe(e);
+      if (!cancelled && rp !== undefined) {
+        // a write failed: the destination may have said why on the return path
+        const r = rpEarly ?? (await Promise.race([rp, sleep(RP_GRACE_MS).then(() => undefined)]));
+        if (r?.shut !== undefined && r.shut !== 0) reason = `RP: Sibling indicated error ${r.shut}`;
+      }
       this.#channel?.abort();
       this.#continue = undefined;
       this.#setThrottle(0);
@@ -448,7 +461,7 @@ export class MigrationState {
         this.#setState(undefined, "cancelled");
         return "cancelled";
       }
-      this.#error = describe(e);
+      this.#error = reason;
       this.#setState(undefined, "failed");
       return "failed";
     } finally {
@@ -488,7 +501,10 @@ export class MigrationState {
     if (now < this.#iterationStart + BUFFER_DELAY) return;
     const transferred = position - this.#iterationInitialBytes;
     const spent = now - this.#iterationStart;
-    const bandwidth = transferred / spent; // bytes per ms
+    // ours: the bandwidth the stream gets when it has the thread (as during the downtime):
+    // the time yielded to an in-thread vCPU is not link time (QEMU's thread never yields)
+    const busy = Math.max(1, spent - this.#yielded);
+    const bandwidth = transferred / busy; // bytes per ms
     this.#thresholdSize = bandwidth * this.#params["downtime-limit"];
     this.#mbps = (transferred * 8) / (spent / 1000) / 1e6;
     const c = this.#ram!.counters();
@@ -497,6 +513,7 @@ export class MigrationState {
     // ours: what is left on the wire (zero pages and XBZRLE counted), not dirty × 4096
     if (transferred > 10000 && bandwidth > 0) this.#expectedDowntime = Math.round(pending / bandwidth);
     this.#iterationStart = now;
+    this.#yielded = 0;
     this.#iterationInitialBytes = position;
     this.#iterationInitialPages = pages;
   }

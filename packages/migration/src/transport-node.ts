@@ -9,8 +9,8 @@
  */
 
 import { spawn, type ChildProcess } from "node:child_process";
-import { createReadStream, createWriteStream, unlinkSync, type WriteStream } from "node:fs";
-import { createServer, Socket, type Server } from "node:net";
+import { createReadStream, createWriteStream, fstatSync, unlinkSync, type WriteStream } from "node:fs";
+import { createServer, Socket, type Server, type SocketConstructorOpts } from "node:net";
 import type { Readable, Writable } from "node:stream";
 import type { IncomingChannel, OutgoingChannel } from "./channel.ts";
 import { QmpError } from "./migration-params.ts";
@@ -26,6 +26,18 @@ export type MigrationUri =
 
 /** Bytes a transport buffers before a write waits (one event-loop turn per 64 KiB would starve the stream). */
 const HIGH_WATER_MARK = 8 << 20;
+
+/** net.Socket passes its options on to stream.Duplex (the typings omit the buffer size). */
+function socketOptions(options: SocketConstructorOpts): SocketConstructorOpts {
+  return { ...options, writableHighWaterMark: HIGH_WATER_MARK } as SocketConstructorOpts;
+}
+
+/** An fd socket is two-way; another fd (a pipe, a FIFO) only goes one way and is not read from. */
+function fdSocket(fd: number, direction: "out" | "in"): { socket: Socket; twoWay: boolean } {
+  const twoWay = fstatSync(fd).isSocket();
+  const socket = new Socket(socketOptions({ fd, readable: twoWay || direction === "in", writable: twoWay || direction === "out" }));
+  return { socket, twoWay };
+}
 
 const ERRNO_TEXT: Readonly<Record<string, string>> = {
   ECONNREFUSED: "Connection refused",
@@ -138,7 +150,7 @@ function socketChannel(socket: Socket): OutgoingChannel {
 
 function connectSocket(options: { host: string; port: number } | { path: string }, uri: string): Promise<Socket> {
   return new Promise((resolve, reject) => {
-    const socket = new Socket({ writableHighWaterMark: HIGH_WATER_MARK });
+    const socket = new Socket(socketOptions({}));
     const onError = (e: Error): void => {
       socket.destroy();
       reject(new Error(`Failed to connect to '${uri}': ${errnoText(e)}`, { cause: e }));
@@ -161,13 +173,14 @@ export async function connectOutgoing(uri: string): Promise<OutgoingChannel> {
     case "unix":
       return socketChannel(await connectSocket({ path: u.path }, uri));
     case "fd": {
-      let socket: Socket;
+      let fd: { socket: Socket; twoWay: boolean };
       try {
-        socket = new Socket({ fd: u.fd, readable: true, writable: true, writableHighWaterMark: HIGH_WATER_MARK });
+        fd = fdSocket(u.fd, "out");
       } catch (e) {
         throw new Error(`Failed to connect to '${uri}': ${errnoText(e)}`, { cause: e });
       }
-      return socketChannel(socket);
+      const channel = socketChannel(fd.socket);
+      return fd.twoWay ? channel : { sink: channel.sink, close: channel.close, abort: channel.abort };
     }
     case "exec": {
       const child = spawn("/bin/sh", ["-c", u.command], { stdio: ["pipe", "ignore", "inherit"] });
@@ -253,8 +266,12 @@ export async function listenIncoming(uri: string): Promise<IncomingListener> {
       };
     }
     case "fd": {
-      const socket = new Socket({ fd: u.fd, readable: true, writable: true, writableHighWaterMark: HIGH_WATER_MARK });
-      return { uri, accept: async () => incomingSocket(socket), close: () => socket.destroy() };
+      const { socket, twoWay } = fdSocket(u.fd, "in");
+      const accept = async (): Promise<IncomingChannel> => {
+        const channel = incomingSocket(socket);
+        return twoWay ? channel : { source: channel.source, close: () => socket.destroy() };
+      };
+      return { uri, accept, close: () => socket.destroy() };
     }
     case "exec": {
       const child: ChildProcess = spawn("/bin/sh", ["-c", u.command], { stdio: ["ignore", "pipe", "inherit"] });

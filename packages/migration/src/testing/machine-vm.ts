@@ -17,6 +17,8 @@ import type { MigratableVm } from "../migration-state.ts";
 const TIMESLICE_MS = 10;
 
 export class InThreadMachineVm implements MigratableVm {
+  /** Run loops alive in this process (tests check that none is left behind). */
+  static running = 0;
   readonly machine: Machine;
   readonly machineName = "virt";
   readonly uuid: Uint8Array | undefined;
@@ -25,14 +27,19 @@ export class InThreadMachineVm implements MigratableVm {
   #stopRequested = false;
   #inRun = false;
   #throttle = 0;
+  #owed = 0;
   /** Every throttle value the migration set, in order. */
   readonly throttleLog: number[] = [];
   /** How the guest run ended, if it did (exit, reset). */
   ended: string | undefined;
 
-  constructor(machine: Machine, options: { uuid?: Uint8Array } = {}) {
+  /** Wall-clock length of one vCPU turn between event-loop yields, ms. */
+  readonly sliceMs: number;
+
+  constructor(machine: Machine, options: { uuid?: Uint8Array; sliceMs?: number } = {}) {
     this.machine = machine;
     this.uuid = options.uuid;
+    this.sliceMs = options.sliceMs ?? 3;
   }
 
   get memory(): Machine["guestMemory"] {
@@ -78,11 +85,20 @@ export class InThreadMachineVm implements MigratableVm {
   }
 
   async #run(): Promise<void> {
+    InThreadMachineVm.running++;
+    try {
+      await this.#loopBody();
+    } finally {
+      InThreadMachineVm.running--;
+    }
+  }
+
+  async #loopBody(): Promise<void> {
     while (!this.#stopRequested) {
       this.#inRun = true;
       let r;
       try {
-        r = await this.machine.run({ timeoutMs: TIMESLICE_MS });
+        r = await this.machine.run({ timeoutMs: this.sliceMs });
       } finally {
         this.#inRun = false;
       }
@@ -92,8 +108,16 @@ export class InThreadMachineVm implements MigratableVm {
         this.#runState = "shutdown";
         break;
       }
+      // QEMU's cpu_throttle_thread: sleep pct / (100 - pct) of each slice
       const pct = this.#throttle;
-      if (pct > 0 && !this.#stopRequested) await new Promise((res) => setTimeout(res, (TIMESLICE_MS * pct) / (100 - pct)));
+      this.#owed += (this.sliceMs * pct) / (100 - pct);
+      if (this.#owed >= TIMESLICE_MS && !this.#stopRequested) {
+        const ms = this.#owed;
+        this.#owed = 0;
+        await new Promise((res) => setTimeout(res, ms));
+      } else {
+        await new Promise((res) => setImmediate(res)); // the event loop (sockets, the migration) gets a turn
+      }
     }
   }
 }
