@@ -75,7 +75,9 @@ type RequestKind =
   | { kind: "quit"; cause: ShutdownCause }
   | { kind: "timeout" }
   | { kind: "signal"; signal: NodeJS.Signals }
-  | { kind: "task"; run: () => Promise<void>; abort?: () => void };
+  | { kind: "task"; run: () => Promise<void>; abort?: () => void }
+  | { kind: "vmstop"; state: RunState }
+  | { kind: "vmstart" };
 
 interface Request {
   what: RequestKind;
@@ -187,6 +189,19 @@ export class VmController {
     return this.#post({ kind: "task", run: task, abort: options.abort });
   }
 
+  /**
+   * QEMU's vm_stop_force_state from outside the loop (a live migration's switch-over):
+   * resolves once the machine has left its run and the state is `state` (STOP if it ran).
+   */
+  requestStop(state: RunState): Promise<void> {
+    return this.#post({ kind: "vmstop", state });
+  }
+
+  /** QEMU's vm_start from outside the loop (a failed or cancelled live migration, an incoming one). */
+  requestStart(): Promise<void> {
+    return this.#post({ kind: "vmstart" });
+  }
+
   /** Sends an event to the listeners (MIGRATION events of the migration code). */
   emit(event: VmEvent): void {
     this.#emit(event);
@@ -207,6 +222,8 @@ export class VmController {
   /** Inside a task: QEMU's runstate_set, no event. */
   setRunState(state: RunState): void {
     this.#setState(state);
+    // from outside the loop: a state that runs must wake it
+    this.#wake?.();
   }
 
   /** Inside a task: ends the run with an error (QEMU's exit(EXIT_FAILURE) after a failed incoming load). */
@@ -301,6 +318,12 @@ export class VmController {
         this.#outcome = { kind: "timeout" };
         return;
       case "task":
+        return;
+      case "vmstop":
+        this.#vmStop(what.state);
+        return;
+      case "vmstart":
+        this.vmStart();
         return;
     }
   }

@@ -5,7 +5,12 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { afterAll, describe, expect, it } from "vitest";
+import { createMachine } from "@ferryvm/devices";
+import { MigrationIncoming, MigrationState } from "@ferryvm/migration";
+import { connectOutgoing, listenIncoming } from "@ferryvm/migration/node";
+import { VmController } from "../controller.ts";
 import { main, type CliIo } from "../main.ts";
+import { ControllerVm } from "./migratable-vm.ts";
 
 const AB_ELF = fileURLToPath(new URL("../../../../guests/migration/a-b.elf", import.meta.url));
 const dir = mkdtempSync(join(tmpdir(), "vm-cli-snapshot-"));
@@ -615,4 +620,37 @@ describe("vm-cli analyze", () => {
     expect((await analyze()).err).toMatch(/no stream file given/);
     expect((await analyze("x", "--dump", "all")).err).toMatch(/invalid choice 'all'/);
   });
+});
+
+describe("ControllerVm (the live migration's view of a CLI VM)", () => {
+  it("live-migrates a running a-b guest between two controllers over a unix socket", async () => {
+    const kernel = new Uint8Array(readFileSync(AB));
+    const vm = async (incoming: boolean) => {
+      let out = "";
+      const machine = await createMachine({
+        ramSize: 16 * 2 ** 20, harts: 1, bios: "none", kernel, onConsoleOutput: (b) => { out += new TextDecoder().decode(b); },
+      });
+      const controller = new VmController(machine, { incoming });
+      const outcome = controller.start();
+      return { controller, outcome, vm: new ControllerVm(controller, machine), out: () => out };
+    };
+    const src = await vm(false);
+    const dst = await vm(true);
+    await until(() => src.out().includes("BB"));
+    const sock = tmp("live.sock");
+    const listener = await listenIncoming(`unix:${sock}`);
+    const incoming = new MigrationIncoming(dst.vm);
+    const loaded = incoming.incoming(() => listener.accept());
+    const events: string[] = [];
+    const state = new MigrationState(src.vm, { onEvent: (e) => events.push(e.event) });
+    expect(await state.migrate(() => connectOutgoing(`unix:${sock}`))).toBe("completed");
+    expect(await loaded).toBe("completed");
+    expect(src.controller.state).toBe("postmigrate");
+    expect(dst.controller.state).toBe("running");
+    await until(() => dst.out().split("B").length > 3);
+    expect(dst.out()).toMatch(/^B+$/);
+    await src.controller.quit();
+    await dst.controller.quit();
+    await Promise.all([src.outcome, dst.outcome]);
+  }, 30_000);
 });

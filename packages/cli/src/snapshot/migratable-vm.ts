@@ -1,0 +1,55 @@
+/**
+ * {@link ControllerVm}: the VM as @ferryvm/migration's live migration sees it
+ * (`MigratableVm`), over the CLI's {@link VmController} and its `Machine`. The migration loop
+ * runs beside the machine loop on the event loop; stop and resume go through the controller
+ * (requests applied between two runs), so the machine is never touched mid-run.
+ *
+ * Not wired to QMP yet: `migrate` and `-incoming` use the non-live path (migration.ts). The
+ * next step is to hand this to `MigrationState` / `MigrationIncoming` (see README).
+ *
+ * @module
+ */
+
+import type { Machine } from "@ferryvm/devices";
+import type { MigratableVm, RunState as MigrationRunState, SaveVmRegistry } from "@ferryvm/migration";
+import type { RunState, VmController } from "../controller.ts";
+import { MACHINE_TYPE } from "./vm-state.ts";
+
+export class ControllerVm implements MigratableVm {
+  readonly #controller: VmController;
+  readonly #machine: Machine;
+  readonly machineName = MACHINE_TYPE;
+  readonly uuid: Uint8Array | undefined = undefined;
+
+  constructor(controller: VmController, machine: Machine) {
+    this.#controller = controller;
+    this.#machine = machine;
+  }
+
+  get memory(): Machine["guestMemory"] {
+    return this.#machine.guestMemory;
+  }
+
+  get runState(): MigrationRunState {
+    return this.#controller.state as MigrationRunState;
+  }
+
+  registerDevices(registry: SaveVmRegistry): void {
+    this.#machine.registerVmstate(registry);
+  }
+
+  stop(state: MigrationRunState): Promise<void> {
+    return this.#controller.requestStop(state as RunState);
+  }
+
+  resume(): Promise<void> {
+    return this.#controller.requestStart();
+  }
+
+  setRunState(state: MigrationRunState): void {
+    this.#controller.setRunState(state as RunState);
+  }
+
+  /** Auto-converge is not modelled here yet: the in-loop vCPU is not throttled. */
+  setThrottle(_percent: number): void {}
+}
