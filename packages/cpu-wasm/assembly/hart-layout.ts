@@ -87,6 +87,19 @@ export const H_MHPMEVENT = 0x480;
 /** Number of programmable counters, mhpmcounter3 onwards. */
 export const HPM_COUNTERS = 16;
 
+/**
+ * Scratch of run() while it runs (not architectural, not saved, meaningless between calls):
+ * i32 instructions left in the chunk when it stopped early, i32 instructions of the chunk
+ * already added to minstret, u32 why the inner loop stopped (an instruction's switch key or
+ * K_DONE/K_FETCH), u32 that instruction (or one pre-fetched by the slow path), u64 the pc of
+ * the pre-fetched instruction.
+ */
+export const H_RUN_REST = 0xf00;
+export const H_RUN_COUNTED = 0xf04;
+export const H_RUN_KEY = 0xf08;
+export const H_RUN_INSN = 0xf0c;
+export const H_RUN_PRE_PC = 0xf10;
+
 export const HART_STATE_SIZE = 0x1000;
 
 export const TLB_ENTRIES = 1024;

@@ -3,7 +3,7 @@
 // Fast paths inline, slow paths (TLB misses, MMIO, traps, CSRs, atomics) out of line.
 import {
   H_PC, H_PRIV, H_MINSTRET, H_MCYCLE, H_WFI, H_FLUSH_REQUEST, H_STOP_REQUEST,
-  H_LAST_RETIRED, H_TLB_LOAD, H_TLB_STORE, EXIT_BUDGET, EXIT_WFI, EXIT_STOP,
+  H_LAST_RETIRED, H_TLB_LOAD, H_TLB_STORE, H_RUN_REST, H_RUN_COUNTED, H_RUN_KEY, H_RUN_INSN, H_RUN_PRE_PC, EXIT_BUDGET, EXIT_WFI, EXIT_STOP,
 } from "./hart-layout";
 import {
   hartBase, setCurHart, clearEvents, clearExit, eventPending, trapPending, trapCause,
@@ -25,6 +25,9 @@ const NO_PAGE_DELTA: u64 = 0 - NO_PAGE;
 const BAD: u32 = 0xffff;
 /** Instructions between safe points (flush requests, interrupts). */
 const CHUNK: i32 = 4096;
+/** Inner-loop exits that are not instructions: the chunk is done, the fetch missed. */
+const K_DONE: u32 = 0x10000;
+const K_FETCH: u32 = 0x10001;
 
 // Register file access by byte offset (register number << 3).
 @inline function xo(h: usize, off: u32): u64 {
@@ -108,9 +111,8 @@ const CHUNK: i32 = 4096;
 /**
  * Load through the load TLB into register offset `rd`; true when the fast path hit. The tag
  * compare uses the page of the access's last byte, so an access crossing into the next page
- * misses (that page's tag lives in another entry). Misses, page crossings, MMIO and faults go
- * to the out-of-line slow path (the caller then checks for events); on a fault rd keeps its
- * value.
+ * misses (that page's tag lives in another entry). Misses, page crossings, MMIO and faults leave
+ * the inner loop for execSlow.
  */
 @inline function ldr<T>(h: usize, va: u64, dpriv: u32, rd: u32): bool {
   const e = h + (<usize>((<u32>va >> 8) & 0x3ff0));
@@ -118,7 +120,6 @@ const CHUNK: i32 = 4096;
     setXo(h, rd, <u64>load<T>(<usize>va + <usize>load<u32>(e, H_TLB_LOAD + 8)));
     return true;
   }
-  loadSlowTo(h, va, <u32>sizeof<T>(), isSigned<T>(), dpriv, rd);
   return false;
 }
 
@@ -142,7 +143,6 @@ function loadSlowTo(h: usize, va: u64, size: u32, signed: bool, dpriv: u32, rd: 
     store<T>(<usize>va + <usize>load<u32>(e, H_TLB_STORE + 8), <T>v);
     return true;
   }
-  storeSlow(h, va, <u32>sizeof<T>(), v, dpriv);
   return false;
 }
 
@@ -262,10 +262,8 @@ export function run(hartIndex: u32, budget: u32): u32 {
   let pc = load<u64>(h + H_PC);
   let left: i32 = <i32>min<u32>(budget, 0x7fff_ffff);
   const start = left;
-  let counted = left;
   let reason: u32 = EXIT_BUDGET;
   let priv: u32 = 0, dpriv: u32 = 0;
-  let fpage: u64 = NO_PAGE, fdelta: u64 = NO_PAGE_DELTA;
   while (true) {
     // Safe point.
     if (atomic.load<u32>(h + H_FLUSH_REQUEST)) {
@@ -285,387 +283,507 @@ export function run(hartIndex: u32, budget: u32): u32 {
     if (left <= 0) break;
     priv = load<u32>(h + H_PRIV);
     dpriv = dataPriv(h, priv);
-    fpage = NO_PAGE;
-    fdelta = NO_PAGE_DELTA;
+    // Three loops: the outer one is the safe point; the inner one runs the fast paths and
+    // makes no calls, so V8 keeps its few loop-carried values (pc, n, the fetch page) in
+    // registers (a wasm call clobbers all of them); anything else leaves the inner loop with
+    // its key and runs out of line in execSlow, then the middle loop re-enters.
+    let fpage = NO_PAGE, fdelta = NO_PAGE_DELTA;
+    // An instruction fetched by the slow path that the cached page cannot serve (it crosses
+    // into the next page, or the page could not be cached): used once, by the next fetch.
+    store<u64>(h + H_RUN_PRE_PC, NO_PAGE);
+    store<i32>(h + H_RUN_REST, 0);
+    store<i32>(h + H_RUN_COUNTED, 0);
     clearEvents();
-    let stopAt = left > CHUNK ? left - CHUNK : 0;
-    while (left > stopAt) {
-      left--;
-      let insn: u32;
-      // One compare: pc is in the cached page, below offset 0xffe (a 32-bit instruction there
-      // would cross into the next page).
-      if (pc - fpage < 0xffe) {
-        insn = load<u32>(<usize>(pc + fdelta));
-      } else {
-        insn = fetchSlow(h, pc, priv);
+    const chunk = min<i32>(left, CHUNK);
+    let n = chunk;
+    while (true) {
+      while (true) {
+        if (n <= 0) {
+          store<u32>(h + H_RUN_KEY, K_DONE);
+          break;
+        }
+        n--;
+        let insn: u32 = 0;
+        // One compare: pc is in the cached page, below offset 0xffe (a 32-bit instruction there
+        // would cross into the next page).
+        if (pc - fpage < 0xffe) {
+          insn = load<u32>(<usize>(pc + fdelta));
+        } else if (pc == load<u64>(h + H_RUN_PRE_PC)) {
+          insn = load<u32>(h + H_RUN_INSN);
+          store<u64>(h + H_RUN_PRE_PC, NO_PAGE);
+        } else {
+          n++;
+          store<u32>(h + H_RUN_KEY, K_FETCH);
+          break;
+        }
+        // One key for every instruction: 32-bit = major opcode bits 6:2 and funct3 (0..255);
+        // compressed = 0x100 | quadrant << 4 | funct3 << 1 | bit 12 (0x100..0x12f).
+        let key: u32;
+        if ((insn & 3) == 3) {
+          key = ((insn & 0x7c) << 1) | ((insn >> 12) & 7);
+        } else {
+          insn &= 0xffff;
+          key = 0x100 | ((insn & 3) << 4) | (insn >> 12);
+        }
+        switch (key) {
+          /* load */
+          case 0x00: if (ldr<i8>(h, xo(h, rs1o(insn)) + immI(insn), dpriv, rdo(insn))) { pc += 4; continue; } break;
+          case 0x01: if (ldr<i16>(h, xo(h, rs1o(insn)) + immI(insn), dpriv, rdo(insn))) { pc += 4; continue; } break;
+          case 0x02: if (ldr<i32>(h, xo(h, rs1o(insn)) + immI(insn), dpriv, rdo(insn))) { pc += 4; continue; } break;
+          case 0x03: if (ldr<u64>(h, xo(h, rs1o(insn)) + immI(insn), dpriv, rdo(insn))) { pc += 4; continue; } break;
+          case 0x04: if (ldr<u8>(h, xo(h, rs1o(insn)) + immI(insn), dpriv, rdo(insn))) { pc += 4; continue; } break;
+          case 0x05: if (ldr<u16>(h, xo(h, rs1o(insn)) + immI(insn), dpriv, rdo(insn))) { pc += 4; continue; } break;
+          case 0x06: if (ldr<u32>(h, xo(h, rs1o(insn)) + immI(insn), dpriv, rdo(insn))) { pc += 4; continue; } break;
+          /* store */
+          case 0x40: if (str<u8>(h, xo(h, rs1o(insn)) + immS(insn), xo(h, rs2o(insn)), dpriv)) { pc += 4; continue; } break;
+          case 0x41: if (str<u16>(h, xo(h, rs1o(insn)) + immS(insn), xo(h, rs2o(insn)), dpriv)) { pc += 4; continue; } break;
+          case 0x42: if (str<u32>(h, xo(h, rs1o(insn)) + immS(insn), xo(h, rs2o(insn)), dpriv)) { pc += 4; continue; } break;
+          case 0x43: if (str<u64>(h, xo(h, rs1o(insn)) + immS(insn), xo(h, rs2o(insn)), dpriv)) { pc += 4; continue; } break;
+          /* fence, fence.i: memory is coherent and code is read from it directly */
+          case 0x18:
+          case 0x19:
+            pc += 4;
+            continue;
+          /* op-imm */
+          case 0x20: setXo(h, rdo(insn), xo(h, rs1o(insn)) + immI(insn)); pc += 4; continue;
+          case 0x21: /* slli */
+            if (insn >> 26) { key = BAD; break; }
+            setXo(h, rdo(insn), xo(h, rs1o(insn)) << ((insn >> 20) & 63));
+            pc += 4;
+            continue;
+          case 0x22: setXo(h, rdo(insn), <i64>xo(h, rs1o(insn)) < <i64>immI(insn) ? 1 : 0); pc += 4; continue;
+          case 0x23: setXo(h, rdo(insn), xo(h, rs1o(insn)) < immI(insn) ? 1 : 0); pc += 4; continue;
+          case 0x24: setXo(h, rdo(insn), xo(h, rs1o(insn)) ^ immI(insn)); pc += 4; continue;
+          case 0x25: { /* srli, srai */
+            const f6 = insn >> 26;
+            const sh = <u64>((insn >> 20) & 63);
+            if (f6 == 0) setXo(h, rdo(insn), xo(h, rs1o(insn)) >> sh);
+            else if (f6 == 0x10) setXo(h, rdo(insn), <u64>(<i64>xo(h, rs1o(insn)) >> <i64>sh));
+            else { key = BAD; break; }
+            pc += 4;
+            continue;
+          }
+          case 0x26: setXo(h, rdo(insn), xo(h, rs1o(insn)) | immI(insn)); pc += 4; continue;
+          case 0x27: setXo(h, rdo(insn), xo(h, rs1o(insn)) & immI(insn)); pc += 4; continue;
+          /* auipc */
+          case 0x28: case 0x29: case 0x2a: case 0x2b: case 0x2c: case 0x2d: case 0x2e: case 0x2f:
+            setXo(h, rdo(insn), pc + immU(insn));
+            pc += 4;
+            continue;
+          /* op-imm-32 */
+          case 0x30: setXo(h, rdo(insn), sext32(xo(h, rs1o(insn)) + immI(insn))); pc += 4; continue;
+          case 0x31: /* slliw */
+            if (insn >> 25) { key = BAD; break; }
+            setXo(h, rdo(insn), sext32(xo(h, rs1o(insn)) << ((insn >> 20) & 31)));
+            pc += 4;
+            continue;
+          case 0x35: { /* srliw, sraiw */
+            const f7 = insn >> 25;
+            const sh = (insn >> 20) & 31;
+            if (f7 == 0) setXo(h, rdo(insn), sext32(<u64>(<u32>xo(h, rs1o(insn)) >> sh)));
+            else if (f7 == 0x20) setXo(h, rdo(insn), sext32(<u64>(<i32>xo(h, rs1o(insn)) >> sh)));
+            else { key = BAD; break; }
+            pc += 4;
+            continue;
+          }
+          /* amo: out of line */
+          case 0x5a:
+          case 0x5b:
+            break;
+          /* op: funct7 = 0, sub and mul inline, the rest of the M extension out of line */
+          case 0x60: {
+            const a = xo(h, rs1o(insn)), b = xo(h, rs2o(insn));
+            if ((insn >> 25) == 0) setXo(h, rdo(insn), a + b);
+            else if ((insn >> 25) == 0x20) setXo(h, rdo(insn), a - b);
+            else if ((insn >> 25) == 1) setXo(h, rdo(insn), a * b);
+            else break; /* M extension, reserved: out of line */
+            pc += 4;
+            continue;
+          }
+          case 0x61: {
+            const a = xo(h, rs1o(insn)), b = xo(h, rs2o(insn));
+            if ((insn >> 25) == 0) setXo(h, rdo(insn), a << (b & 63));
+            else break; /* M extension, reserved: out of line */
+            pc += 4;
+            continue;
+          }
+          case 0x62: {
+            const a = xo(h, rs1o(insn)), b = xo(h, rs2o(insn));
+            if ((insn >> 25) == 0) setXo(h, rdo(insn), <i64>a < <i64>b ? 1 : 0);
+            else break; /* M extension, reserved: out of line */
+            pc += 4;
+            continue;
+          }
+          case 0x63: {
+            const a = xo(h, rs1o(insn)), b = xo(h, rs2o(insn));
+            if ((insn >> 25) == 0) setXo(h, rdo(insn), a < b ? 1 : 0);
+            else break; /* M extension, reserved: out of line */
+            pc += 4;
+            continue;
+          }
+          case 0x64: {
+            const a = xo(h, rs1o(insn)), b = xo(h, rs2o(insn));
+            if ((insn >> 25) == 0) setXo(h, rdo(insn), a ^ b);
+            else break; /* M extension, reserved: out of line */
+            pc += 4;
+            continue;
+          }
+          case 0x65: {
+            const a = xo(h, rs1o(insn)), b = xo(h, rs2o(insn));
+            if ((insn >> 25) == 0) setXo(h, rdo(insn), a >> (b & 63));
+            else break; /* M extension, reserved: out of line */
+            pc += 4;
+            continue;
+          }
+          case 0x66: {
+            const a = xo(h, rs1o(insn)), b = xo(h, rs2o(insn));
+            if ((insn >> 25) == 0) setXo(h, rdo(insn), a | b);
+            else break; /* M extension, reserved: out of line */
+            pc += 4;
+            continue;
+          }
+          case 0x67: {
+            const a = xo(h, rs1o(insn)), b = xo(h, rs2o(insn));
+            if ((insn >> 25) == 0) setXo(h, rdo(insn), a & b);
+            else break; /* M extension, reserved: out of line */
+            pc += 4;
+            continue;
+          }
+          /* lui */
+          case 0x68: case 0x69: case 0x6a: case 0x6b: case 0x6c: case 0x6d: case 0x6e: case 0x6f:
+            setXo(h, rdo(insn), immU(insn));
+            pc += 4;
+            continue;
+          /* op-32 */
+          case 0x70: {
+            const a = xo(h, rs1o(insn)), b = xo(h, rs2o(insn));
+            if ((insn >> 25) == 0) setXo(h, rdo(insn), sext32(a + b));
+            else if ((insn >> 25) == 0x20) setXo(h, rdo(insn), sext32(a - b));
+            else if ((insn >> 25) == 1) setXo(h, rdo(insn), sext32(a * b));
+            else break; /* M extension, reserved: out of line */
+            pc += 4;
+            continue;
+          }
+          case 0x71: {
+            const a = xo(h, rs1o(insn)), b = xo(h, rs2o(insn));
+            if ((insn >> 25) == 0) setXo(h, rdo(insn), sext32(a << (b & 31)));
+            else break; /* M extension, reserved: out of line */
+            pc += 4;
+            continue;
+          }
+          case 0x75: {
+            const a = xo(h, rs1o(insn)), b = xo(h, rs2o(insn));
+            if ((insn >> 25) == 0) setXo(h, rdo(insn), sext32(<u64>(<u32>a >> (<u32>b & 31))));
+            else break; /* M extension, reserved: out of line */
+            pc += 4;
+            continue;
+          }
+          case 0x74: case 0x76: case 0x77: {
+            break; /* divw, divuw, remw, remuw: out of line */
+          }
+          /* branch */
+          case 0xc0: pc += xo(h, rs1o(insn)) == xo(h, rs2o(insn)) ? immB(insn) : 4; continue;
+          case 0xc1: pc += xo(h, rs1o(insn)) != xo(h, rs2o(insn)) ? immB(insn) : 4; continue;
+          case 0xc4: pc += <i64>xo(h, rs1o(insn)) < <i64>xo(h, rs2o(insn)) ? immB(insn) : 4; continue;
+          case 0xc5: pc += <i64>xo(h, rs1o(insn)) >= <i64>xo(h, rs2o(insn)) ? immB(insn) : 4; continue;
+          case 0xc6: pc += xo(h, rs1o(insn)) < xo(h, rs2o(insn)) ? immB(insn) : 4; continue;
+          case 0xc7: pc += xo(h, rs1o(insn)) >= xo(h, rs2o(insn)) ? immB(insn) : 4; continue;
+          /* jalr */
+          case 0xc8: {
+            const t = (xo(h, rs1o(insn)) + immI(insn)) & ~<u64>1;
+            setXo(h, rdo(insn), pc + 4);
+            pc = t;
+            continue;
+          }
+          /* jal */
+          case 0xd8: case 0xd9: case 0xda: case 0xdb: case 0xdc: case 0xdd: case 0xde: case 0xdf:
+            setXo(h, rdo(insn), pc + 4);
+            pc += immJ(insn);
+            continue;
+          /* system: out of line */
+          case 0xe0: case 0xe1: case 0xe2: case 0xe3: case 0xe4: case 0xe5: case 0xe6: case 0xe7:
+            break;
+
+          /* c.addi4spn */
+          case 0x100: case 0x101: {
+            const imm = (((insn >> 6) & 1) << 2) | (((insn >> 5) & 1) << 3) | (((insn >> 11) & 3) << 4) | (((insn >> 7) & 0xf) << 6);
+            if (imm == 0) { key = BAD; break; }
+            store<u64>(h + crdpo(insn), xo(h, 16) + <u64>imm);
+            pc += 2;
+            continue;
+          }
+          case 0x104: case 0x105: if (ldr<i32>(h, xo(h, crs1po(insn)) + cwimm(insn), dpriv, crdpo(insn))) { pc += 2; continue; } break; /* c.lw */
+          case 0x106: case 0x107: if (ldr<u64>(h, xo(h, crs1po(insn)) + cdimm(insn), dpriv, crdpo(insn))) { pc += 2; continue; } break; /* c.ld */
+          case 0x10c: case 0x10d: if (str<u32>(h, xo(h, crs1po(insn)) + cwimm(insn), xo(h, crdpo(insn)), dpriv)) { pc += 2; continue; } break; /* c.sw */
+          case 0x10e: case 0x10f: if (str<u64>(h, xo(h, crs1po(insn)) + cdimm(insn), xo(h, crdpo(insn)), dpriv)) { pc += 2; continue; } break; /* c.sd */
+          case 0x110: case 0x111: setXo(h, crdo(insn), xo(h, crdo(insn)) + cimm6(insn)); pc += 2; continue; /* c.addi */
+          case 0x112: case 0x113: /* c.addiw */
+            if (crdo(insn) == 0) { key = BAD; break; }
+            store<u64>(h + crdo(insn), sext32(xo(h, crdo(insn)) + cimm6(insn)));
+            pc += 2;
+            continue;
+          case 0x114: case 0x115: setXo(h, crdo(insn), cimm6(insn)); pc += 2; continue; /* c.li */
+          case 0x116: case 0x117: {
+            const rd = crdo(insn);
+            if (rd == 16) { /* c.addi16sp */
+              const imm = sext((((insn >> 12) & 1) << 9) | (((insn >> 6) & 1) << 4) | (((insn >> 5) & 1) << 6) |
+                (((insn >> 3) & 3) << 7) | (((insn >> 2) & 1) << 5), 10);
+              if (imm == 0) { key = BAD; break; }
+              store<u64>(h + 16, xo(h, 16) + imm);
+            } else { /* c.lui */
+              const imm = cimm6(insn);
+              if (imm == 0) { key = BAD; break; }
+              setXo(h, rd, imm << 12);
+            }
+            pc += 2;
+            continue;
+          }
+          case 0x118: case 0x119: { /* c.srli, c.srai, c.andi, c.sub, c.xor, c.or, c.and, c.subw, c.addw */
+            const rd = crs1po(insn);
+            const a = xo(h, rd);
+            let v: u64;
+            switch ((insn >> 10) & 3) {
+              case 0: v = a >> cshamt(insn); break;
+              case 1: v = <u64>(<i64>a >> <i64>cshamt(insn)); break;
+              case 2: v = a & cimm6(insn); break;
+              default: {
+                const b = xo(h, crdpo(insn));
+                switch (((insn >> 10) & 4) | ((insn >> 5) & 3)) {
+                  case 0: v = a - b; break;
+                  case 1: v = a ^ b; break;
+                  case 2: v = a | b; break;
+                  case 3: v = a & b; break;
+                  case 4: v = sext32(a - b); break;
+                  case 5: v = sext32(a + b); break;
+                  default: v = 0; key = BAD;
+                }
+              }
+            }
+            if (key == BAD) break;
+            store<u64>(h + rd, v);
+            pc += 2;
+            continue;
+          }
+          case 0x11a: case 0x11b: pc += cjimm(insn); continue; /* c.j */
+          case 0x11c: case 0x11d: pc += xo(h, crs1po(insn)) == 0 ? cbimm(insn) : 2; continue; /* c.beqz */
+          case 0x11e: case 0x11f: pc += xo(h, crs1po(insn)) != 0 ? cbimm(insn) : 2; continue; /* c.bnez */
+          case 0x120: case 0x121: setXo(h, crdo(insn), xo(h, crdo(insn)) << cshamt(insn)); pc += 2; continue; /* c.slli */
+          case 0x124: case 0x125: { /* c.lwsp */
+            if (crdo(insn) == 0) { key = BAD; break; }
+            const off = (((insn >> 12) & 1) << 5) | (((insn >> 4) & 7) << 2) | (((insn >> 2) & 3) << 6);
+            if (ldr<i32>(h, xo(h, 16) + <u64>off, dpriv, crdo(insn))) { pc += 2; continue; }
+            break;
+          }
+          case 0x126: case 0x127: { /* c.ldsp */
+            if (crdo(insn) == 0) { key = BAD; break; }
+            const off = (((insn >> 12) & 1) << 5) | (((insn >> 5) & 3) << 3) | (((insn >> 2) & 7) << 6);
+            if (ldr<u64>(h, xo(h, 16) + <u64>off, dpriv, crdo(insn))) { pc += 2; continue; }
+            break;
+          }
+          case 0x128: { /* c.jr, c.mv */
+            const rd = crdo(insn), rs2 = crs2o(insn);
+            if (rs2 == 0) {
+              if (rd == 0) { key = BAD; break; }
+              pc = xo(h, rd) & ~<u64>1;
+              continue;
+            }
+            setXo(h, rd, xo(h, rs2));
+            pc += 2;
+            continue;
+          }
+          case 0x129: { /* c.ebreak, c.jalr, c.add */
+            const rd = crdo(insn), rs2 = crs2o(insn);
+            if (rs2 == 0) {
+              if (rd == 0) break; /* c.ebreak: out of line */
+              const t = xo(h, rd) & ~<u64>1; /* c.jalr */
+              store<u64>(h + 8, pc + 2);
+              pc = t;
+              continue;
+            }
+            setXo(h, rd, xo(h, rd) + xo(h, rs2));
+            pc += 2;
+            continue;
+          }
+          case 0x12c: case 0x12d: /* c.swsp */
+            if (str<u32>(h, xo(h, 16) + <u64>((((insn >> 9) & 0xf) << 2) | (((insn >> 7) & 3) << 6)), xo(h, crs2o(insn)), dpriv)) { pc += 2; continue; }
+            break;
+          case 0x12e: case 0x12f: /* c.sdsp */
+            if (str<u64>(h, xo(h, 16) + <u64>((((insn >> 10) & 7) << 3) | (((insn >> 7) & 7) << 6)), xo(h, crs2o(insn)), dpriv)) { pc += 2; continue; }
+            break;
+          default:
+            key = BAD;
+        }
+        // Slow paths, SYSTEM, atomics and illegal encodings break out of the switch to here.
+        store<u32>(h + H_RUN_KEY, key);
+        store<u32>(h + H_RUN_INSN, insn);
+        break;
+      }
+      const key = load<u32>(h + H_RUN_KEY);
+      if (key == K_DONE) break;
+      if (key == K_FETCH) {
+        const insn = fetchSlow(h, pc, priv);
         if (trapPending) {
+          n--;
           pc = takeTrap(h, pc, trapCause, trapTval);
-          stopAt = left;
+          store<i32>(h + H_RUN_REST, n);
+          n = 0;
           continue;
         }
         fpage = fetchPage;
         fdelta = fetchDelta;
-      }
-      // One key for every instruction: 32-bit = major opcode bits 6:2 and funct3 (0..255);
-      // compressed = 0x100 | quadrant << 4 | funct3 << 1 | bit 12 (0x100..0x12f).
-      let key: u32;
-      if ((insn & 3) == 3) {
-        key = ((insn & 0x7c) << 1) | ((insn >> 12) & 7);
-      } else {
-        insn &= 0xffff;
-        key = 0x100 | ((insn & 3) << 4) | (insn >> 12);
-      }
-      switch (key) {
-        /* load */
-        case 0x00: if (ldr<i8>(h, xo(h, rs1o(insn)) + immI(insn), dpriv, rdo(insn))) { pc += 4; continue; } break;
-        case 0x01: if (ldr<i16>(h, xo(h, rs1o(insn)) + immI(insn), dpriv, rdo(insn))) { pc += 4; continue; } break;
-        case 0x02: if (ldr<i32>(h, xo(h, rs1o(insn)) + immI(insn), dpriv, rdo(insn))) { pc += 4; continue; } break;
-        case 0x03: if (ldr<u64>(h, xo(h, rs1o(insn)) + immI(insn), dpriv, rdo(insn))) { pc += 4; continue; } break;
-        case 0x04: if (ldr<u8>(h, xo(h, rs1o(insn)) + immI(insn), dpriv, rdo(insn))) { pc += 4; continue; } break;
-        case 0x05: if (ldr<u16>(h, xo(h, rs1o(insn)) + immI(insn), dpriv, rdo(insn))) { pc += 4; continue; } break;
-        case 0x06: if (ldr<u32>(h, xo(h, rs1o(insn)) + immI(insn), dpriv, rdo(insn))) { pc += 4; continue; } break;
-        /* store */
-        case 0x40: if (str<u8>(h, xo(h, rs1o(insn)) + immS(insn), xo(h, rs2o(insn)), dpriv)) { pc += 4; continue; } break;
-        case 0x41: if (str<u16>(h, xo(h, rs1o(insn)) + immS(insn), xo(h, rs2o(insn)), dpriv)) { pc += 4; continue; } break;
-        case 0x42: if (str<u32>(h, xo(h, rs1o(insn)) + immS(insn), xo(h, rs2o(insn)), dpriv)) { pc += 4; continue; } break;
-        case 0x43: if (str<u64>(h, xo(h, rs1o(insn)) + immS(insn), xo(h, rs2o(insn)), dpriv)) { pc += 4; continue; } break;
-        /* fence, fence.i: memory is coherent and code is read from it directly */
-        case 0x18:
-        case 0x19:
-          pc += 4;
-          continue;
-        /* op-imm */
-        case 0x20: setXo(h, rdo(insn), xo(h, rs1o(insn)) + immI(insn)); pc += 4; continue;
-        case 0x21: /* slli */
-          if (insn >> 26) { key = BAD; break; }
-          setXo(h, rdo(insn), xo(h, rs1o(insn)) << ((insn >> 20) & 63));
-          pc += 4;
-          continue;
-        case 0x22: setXo(h, rdo(insn), <i64>xo(h, rs1o(insn)) < <i64>immI(insn) ? 1 : 0); pc += 4; continue;
-        case 0x23: setXo(h, rdo(insn), xo(h, rs1o(insn)) < immI(insn) ? 1 : 0); pc += 4; continue;
-        case 0x24: setXo(h, rdo(insn), xo(h, rs1o(insn)) ^ immI(insn)); pc += 4; continue;
-        case 0x25: { /* srli, srai */
-          const f6 = insn >> 26;
-          const sh = <u64>((insn >> 20) & 63);
-          if (f6 == 0) setXo(h, rdo(insn), xo(h, rs1o(insn)) >> sh);
-          else if (f6 == 0x10) setXo(h, rdo(insn), <u64>(<i64>xo(h, rs1o(insn)) >> <i64>sh));
-          else { key = BAD; break; }
-          pc += 4;
-          continue;
-        }
-        case 0x26: setXo(h, rdo(insn), xo(h, rs1o(insn)) | immI(insn)); pc += 4; continue;
-        case 0x27: setXo(h, rdo(insn), xo(h, rs1o(insn)) & immI(insn)); pc += 4; continue;
-        /* auipc */
-        case 0x28: case 0x29: case 0x2a: case 0x2b: case 0x2c: case 0x2d: case 0x2e: case 0x2f:
-          setXo(h, rdo(insn), pc + immU(insn));
-          pc += 4;
-          continue;
-        /* op-imm-32 */
-        case 0x30: setXo(h, rdo(insn), sext32(xo(h, rs1o(insn)) + immI(insn))); pc += 4; continue;
-        case 0x31: /* slliw */
-          if (insn >> 25) { key = BAD; break; }
-          setXo(h, rdo(insn), sext32(xo(h, rs1o(insn)) << ((insn >> 20) & 31)));
-          pc += 4;
-          continue;
-        case 0x35: { /* srliw, sraiw */
-          const f7 = insn >> 25;
-          const sh = (insn >> 20) & 31;
-          if (f7 == 0) setXo(h, rdo(insn), sext32(<u64>(<u32>xo(h, rs1o(insn)) >> sh)));
-          else if (f7 == 0x20) setXo(h, rdo(insn), sext32(<u64>(<i32>xo(h, rs1o(insn)) >> sh)));
-          else { key = BAD; break; }
-          pc += 4;
-          continue;
-        }
-        /* amo */
-        case 0x5a:
-        case 0x5b: {
-          const r = execAmo(h, insn, pc, dpriv);
-          if (r == X_ILLEGAL) { key = BAD; break; }
-          pc = r == X_JUMP ? newPc : pc + 4;
-          if (r != X_NEXT) stopAt = left;
-          continue;
-        }
-        /* op: funct7 = 0 inline, the M extension and sub/sra through execOp */
-        case 0x60: {
-          const a = xo(h, rs1o(insn)), b = xo(h, rs2o(insn));
-          if ((insn >> 25) == 0) setXo(h, rdo(insn), a + b);
-          else if ((insn >> 25) == 0x20) setXo(h, rdo(insn), a - b);
-          else if ((insn >> 25) == 1) setXo(h, rdo(insn), a * b);
-          else if (execOp(0, insn >> 25, a, b)) setXo(h, rdo(insn), opResult);
-          else { key = BAD; break; }
-          pc += 4;
-          continue;
-        }
-        case 0x61: {
-          const a = xo(h, rs1o(insn)), b = xo(h, rs2o(insn));
-          if ((insn >> 25) == 0) setXo(h, rdo(insn), a << (b & 63));
-          else if (execOp(1, insn >> 25, a, b)) setXo(h, rdo(insn), opResult);
-          else { key = BAD; break; }
-          pc += 4;
-          continue;
-        }
-        case 0x62: {
-          const a = xo(h, rs1o(insn)), b = xo(h, rs2o(insn));
-          if ((insn >> 25) == 0) setXo(h, rdo(insn), <i64>a < <i64>b ? 1 : 0);
-          else if (execOp(2, insn >> 25, a, b)) setXo(h, rdo(insn), opResult);
-          else { key = BAD; break; }
-          pc += 4;
-          continue;
-        }
-        case 0x63: {
-          const a = xo(h, rs1o(insn)), b = xo(h, rs2o(insn));
-          if ((insn >> 25) == 0) setXo(h, rdo(insn), a < b ? 1 : 0);
-          else if (execOp(3, insn >> 25, a, b)) setXo(h, rdo(insn), opResult);
-          else { key = BAD; break; }
-          pc += 4;
-          continue;
-        }
-        case 0x64: {
-          const a = xo(h, rs1o(insn)), b = xo(h, rs2o(insn));
-          if ((insn >> 25) == 0) setXo(h, rdo(insn), a ^ b);
-          else if (execOp(4, insn >> 25, a, b)) setXo(h, rdo(insn), opResult);
-          else { key = BAD; break; }
-          pc += 4;
-          continue;
-        }
-        case 0x65: {
-          const a = xo(h, rs1o(insn)), b = xo(h, rs2o(insn));
-          if ((insn >> 25) == 0) setXo(h, rdo(insn), a >> (b & 63));
-          else if (execOp(5, insn >> 25, a, b)) setXo(h, rdo(insn), opResult);
-          else { key = BAD; break; }
-          pc += 4;
-          continue;
-        }
-        case 0x66: {
-          const a = xo(h, rs1o(insn)), b = xo(h, rs2o(insn));
-          if ((insn >> 25) == 0) setXo(h, rdo(insn), a | b);
-          else if (execOp(6, insn >> 25, a, b)) setXo(h, rdo(insn), opResult);
-          else { key = BAD; break; }
-          pc += 4;
-          continue;
-        }
-        case 0x67: {
-          const a = xo(h, rs1o(insn)), b = xo(h, rs2o(insn));
-          if ((insn >> 25) == 0) setXo(h, rdo(insn), a & b);
-          else if (execOp(7, insn >> 25, a, b)) setXo(h, rdo(insn), opResult);
-          else { key = BAD; break; }
-          pc += 4;
-          continue;
-        }
-        /* lui */
-        case 0x68: case 0x69: case 0x6a: case 0x6b: case 0x6c: case 0x6d: case 0x6e: case 0x6f:
-          setXo(h, rdo(insn), immU(insn));
-          pc += 4;
-          continue;
-        /* op-32 */
-        case 0x70: {
-          const a = xo(h, rs1o(insn)), b = xo(h, rs2o(insn));
-          if ((insn >> 25) == 0) setXo(h, rdo(insn), sext32(a + b));
-          else if ((insn >> 25) == 0x20) setXo(h, rdo(insn), sext32(a - b));
-          else if ((insn >> 25) == 1) setXo(h, rdo(insn), sext32(a * b));
-          else if (execOp32(0, insn >> 25, a, b)) setXo(h, rdo(insn), opResult);
-          else { key = BAD; break; }
-          pc += 4;
-          continue;
-        }
-        case 0x71: {
-          const a = xo(h, rs1o(insn)), b = xo(h, rs2o(insn));
-          if ((insn >> 25) == 0) setXo(h, rdo(insn), sext32(a << (b & 31)));
-          else if (execOp32(1, insn >> 25, a, b)) setXo(h, rdo(insn), opResult);
-          else { key = BAD; break; }
-          pc += 4;
-          continue;
-        }
-        case 0x75: {
-          const a = xo(h, rs1o(insn)), b = xo(h, rs2o(insn));
-          if ((insn >> 25) == 0) setXo(h, rdo(insn), sext32(<u64>(<u32>a >> (<u32>b & 31))));
-          else if (execOp32(5, insn >> 25, a, b)) setXo(h, rdo(insn), opResult);
-          else { key = BAD; break; }
-          pc += 4;
-          continue;
-        }
-        case 0x74: case 0x76: case 0x77: {
-          if (!execOp32(key & 7, insn >> 25, xo(h, rs1o(insn)), xo(h, rs2o(insn)))) { key = BAD; break; }
-          setXo(h, rdo(insn), opResult);
-          pc += 4;
-          continue;
-        }
-        /* branch */
-        case 0xc0: pc += xo(h, rs1o(insn)) == xo(h, rs2o(insn)) ? immB(insn) : 4; continue;
-        case 0xc1: pc += xo(h, rs1o(insn)) != xo(h, rs2o(insn)) ? immB(insn) : 4; continue;
-        case 0xc4: pc += <i64>xo(h, rs1o(insn)) < <i64>xo(h, rs2o(insn)) ? immB(insn) : 4; continue;
-        case 0xc5: pc += <i64>xo(h, rs1o(insn)) >= <i64>xo(h, rs2o(insn)) ? immB(insn) : 4; continue;
-        case 0xc6: pc += xo(h, rs1o(insn)) < xo(h, rs2o(insn)) ? immB(insn) : 4; continue;
-        case 0xc7: pc += xo(h, rs1o(insn)) >= xo(h, rs2o(insn)) ? immB(insn) : 4; continue;
-        /* jalr */
-        case 0xc8: {
-          const t = (xo(h, rs1o(insn)) + immI(insn)) & ~<u64>1;
-          setXo(h, rdo(insn), pc + 4);
-          pc = t;
-          continue;
-        }
-        /* jal */
-        case 0xd8: case 0xd9: case 0xda: case 0xdb: case 0xdc: case 0xdd: case 0xde: case 0xdf:
-          setXo(h, rdo(insn), pc + 4);
-          pc += immJ(insn);
-          continue;
-        /* system */
-        case 0xe0: case 0xe1: case 0xe2: case 0xe3: case 0xe4: case 0xe5: case 0xe6: case 0xe7: {
-          const done = <u64>(counted - left);
-          store<u64>(h + H_MINSTRET, load<u64>(h + H_MINSTRET) + done);
-          store<u64>(h + H_MCYCLE, load<u64>(h + H_MCYCLE) + done);
-          counted = left;
-          const r = execSystem(h, insn, pc, priv);
-          if (r == X_ILLEGAL) { key = BAD; break; }
-          pc = r == X_JUMP ? newPc : pc + 4;
-          if (r != X_NEXT) stopAt = left;
-          continue;
-        }
-
-        /* c.addi4spn */
-        case 0x100: case 0x101: {
-          const imm = (((insn >> 6) & 1) << 2) | (((insn >> 5) & 1) << 3) | (((insn >> 11) & 3) << 4) | (((insn >> 7) & 0xf) << 6);
-          if (imm == 0) { key = BAD; break; }
-          store<u64>(h + crdpo(insn), xo(h, 16) + <u64>imm);
-          pc += 2;
-          continue;
-        }
-        case 0x104: case 0x105: if (ldr<i32>(h, xo(h, crs1po(insn)) + cwimm(insn), dpriv, crdpo(insn))) { pc += 2; continue; } break; /* c.lw */
-        case 0x106: case 0x107: if (ldr<u64>(h, xo(h, crs1po(insn)) + cdimm(insn), dpriv, crdpo(insn))) { pc += 2; continue; } break; /* c.ld */
-        case 0x10c: case 0x10d: if (str<u32>(h, xo(h, crs1po(insn)) + cwimm(insn), xo(h, crdpo(insn)), dpriv)) { pc += 2; continue; } break; /* c.sw */
-        case 0x10e: case 0x10f: if (str<u64>(h, xo(h, crs1po(insn)) + cdimm(insn), xo(h, crdpo(insn)), dpriv)) { pc += 2; continue; } break; /* c.sd */
-        case 0x110: case 0x111: setXo(h, crdo(insn), xo(h, crdo(insn)) + cimm6(insn)); pc += 2; continue; /* c.addi */
-        case 0x112: case 0x113: /* c.addiw */
-          if (crdo(insn) == 0) { key = BAD; break; }
-          store<u64>(h + crdo(insn), sext32(xo(h, crdo(insn)) + cimm6(insn)));
-          pc += 2;
-          continue;
-        case 0x114: case 0x115: setXo(h, crdo(insn), cimm6(insn)); pc += 2; continue; /* c.li */
-        case 0x116: case 0x117: {
-          const rd = crdo(insn);
-          if (rd == 16) { /* c.addi16sp */
-            const imm = sext((((insn >> 12) & 1) << 9) | (((insn >> 6) & 1) << 4) | (((insn >> 5) & 1) << 6) |
-              (((insn >> 3) & 3) << 7) | (((insn >> 2) & 1) << 5), 10);
-            if (imm == 0) { key = BAD; break; }
-            store<u64>(h + 16, xo(h, 16) + imm);
-          } else { /* c.lui */
-            const imm = cimm6(insn);
-            if (imm == 0) { key = BAD; break; }
-            setXo(h, rd, imm << 12);
-          }
-          pc += 2;
-          continue;
-        }
-        case 0x118: case 0x119: { /* c.srli, c.srai, c.andi, c.sub, c.xor, c.or, c.and, c.subw, c.addw */
-          const rd = crs1po(insn);
-          const a = xo(h, rd);
-          let v: u64;
-          switch ((insn >> 10) & 3) {
-            case 0: v = a >> cshamt(insn); break;
-            case 1: v = <u64>(<i64>a >> <i64>cshamt(insn)); break;
-            case 2: v = a & cimm6(insn); break;
-            default: {
-              const b = xo(h, crdpo(insn));
-              switch (((insn >> 10) & 4) | ((insn >> 5) & 3)) {
-                case 0: v = a - b; break;
-                case 1: v = a ^ b; break;
-                case 2: v = a | b; break;
-                case 3: v = a & b; break;
-                case 4: v = sext32(a - b); break;
-                case 5: v = sext32(a + b); break;
-                default: v = 0; key = BAD;
-              }
-            }
-          }
-          if (key == BAD) break;
-          store<u64>(h + rd, v);
-          pc += 2;
-          continue;
-        }
-        case 0x11a: case 0x11b: pc += cjimm(insn); continue; /* c.j */
-        case 0x11c: case 0x11d: pc += xo(h, crs1po(insn)) == 0 ? cbimm(insn) : 2; continue; /* c.beqz */
-        case 0x11e: case 0x11f: pc += xo(h, crs1po(insn)) != 0 ? cbimm(insn) : 2; continue; /* c.bnez */
-        case 0x120: case 0x121: setXo(h, crdo(insn), xo(h, crdo(insn)) << cshamt(insn)); pc += 2; continue; /* c.slli */
-        case 0x124: case 0x125: { /* c.lwsp */
-          if (crdo(insn) == 0) { key = BAD; break; }
-          const off = (((insn >> 12) & 1) << 5) | (((insn >> 4) & 7) << 2) | (((insn >> 2) & 3) << 6);
-          if (ldr<i32>(h, xo(h, 16) + <u64>off, dpriv, crdo(insn))) { pc += 2; continue; }
-          break;
-        }
-        case 0x126: case 0x127: { /* c.ldsp */
-          if (crdo(insn) == 0) { key = BAD; break; }
-          const off = (((insn >> 12) & 1) << 5) | (((insn >> 5) & 3) << 3) | (((insn >> 2) & 7) << 6);
-          if (ldr<u64>(h, xo(h, 16) + <u64>off, dpriv, crdo(insn))) { pc += 2; continue; }
-          break;
-        }
-        case 0x128: { /* c.jr, c.mv */
-          const rd = crdo(insn), rs2 = crs2o(insn);
-          if (rs2 == 0) {
-            if (rd == 0) { key = BAD; break; }
-            pc = xo(h, rd) & ~<u64>1;
-            continue;
-          }
-          setXo(h, rd, xo(h, rs2));
-          pc += 2;
-          continue;
-        }
-        case 0x129: { /* c.ebreak, c.jalr, c.add */
-          const rd = crdo(insn), rs2 = crs2o(insn);
-          if (rs2 == 0) {
-            if (rd == 0) { /* c.ebreak */
-              pc = takeTrap(h, pc, 3, 0);
-              stopAt = left;
-              continue;
-            }
-            const t = xo(h, rd) & ~<u64>1; /* c.jalr */
-            store<u64>(h + 8, pc + 2);
-            pc = t;
-            continue;
-          }
-          setXo(h, rd, xo(h, rd) + xo(h, rs2));
-          pc += 2;
-          continue;
-        }
-        case 0x12c: case 0x12d: /* c.swsp */
-          if (str<u32>(h, xo(h, 16) + <u64>((((insn >> 9) & 0xf) << 2) | (((insn >> 7) & 3) << 6)), xo(h, crs2o(insn)), dpriv)) { pc += 2; continue; }
-          break;
-        case 0x12e: case 0x12f: /* c.sdsp */
-          if (str<u64>(h, xo(h, 16) + <u64>((((insn >> 10) & 7) << 3) | (((insn >> 7) & 7) << 6)), xo(h, crs2o(insn)), dpriv)) { pc += 2; continue; }
-          break;
-        default:
-          key = BAD;
-      }
-      // Loads and stores break out of the switch to here: they may have taken a slow path.
-      if (key != BAD) {
-        if (eventPending) {
-          stopAt = left;
-          if (trapPending) {
-            pc = takeTrap(h, pc, trapCause, trapTval);
-            continue;
-          }
-        }
-        pc += key >= 0x100 ? 2 : 4;
+        store<u64>(h + H_RUN_PRE_PC, pc);
+        store<u32>(h + H_RUN_INSN, insn);
         continue;
       }
-      /* illegal instruction */
-      if (fpage == NO_PAGE && pc - NO_PAGE < 0xffe) {
-        // Read from the guard page: fetch for real, which raises the fault.
-        insn = fetchSlow(h, pc, priv);
-        if (trapPending) {
-          pc = takeTrap(h, pc, trapCause, trapTval);
-          stopAt = left;
-          continue;
-        }
+      pc = execSlow(h, pc, load<u32>(h + H_RUN_INSN), key, priv, dpriv, chunk - n, fpage == NO_PAGE);
+      if (slowStop) {
+        store<i32>(h + H_RUN_REST, n);
+        n = 0;
       }
-      pc = takeTrap(h, pc, 2, <u64>insn);
-      stopAt = left;
     }
+    const ran = chunk - load<i32>(h + H_RUN_REST);
+    left -= ran;
+    const done = <u64>(ran - load<i32>(h + H_RUN_COUNTED));
+    store<u64>(h + H_MINSTRET, load<u64>(h + H_MINSTRET) + done);
+    store<u64>(h + H_MCYCLE, load<u64>(h + H_MCYCLE) + done);
   }
-  const done = <u64>(counted - left);
-  store<u64>(h + H_MINSTRET, load<u64>(h + H_MINSTRET) + done);
-  store<u64>(h + H_MCYCLE, load<u64>(h + H_MCYCLE) + done);
   store<u64>(h + H_LAST_RETIRED, <u64>(start - left));
   store<u64>(h + H_PC, pc);
   if (reason == EXIT_STOP) atomic.store<u32>(h + H_STOP_REQUEST, 0);
   return reason;
+}
+
+/** Set by execSlow: the chunk must end (trap, event, state change). */
+let slowStop: bool = false;
+
+/**
+ * The out-of-line half of an instruction the inner loop could not finish: a load or store
+ * that missed the TLB fast path, SYSTEM, an atomic, c.ebreak, or an illegal encoding (`key`
+ * BAD). `ran` is the number of instructions of the chunk so far, this one included; `noPage`
+ * is true when the loop had no cached code page. Returns the next pc.
+ */
+function execSlow(h: usize, pc: u64, insn: u32, key: u32, priv: u32, dpriv: u32, ran: i32, noPage: bool): u64 {
+  slowStop = false;
+  let va: u64 = 0, len: u64 = 4;
+  let size: u32 = 0, rd: u32 = 0, signed = false, isStore = false;
+  let v: u64 = 0;
+  switch (key) {
+    case 0x00: case 0x01: case 0x02: case 0x03: case 0x04: case 0x05: case 0x06:
+      va = xo(h, rs1o(insn)) + immI(insn);
+      size = 1 << (key & 3);
+      signed = key < 4;
+      rd = rdo(insn);
+      break;
+    case 0x40: case 0x41: case 0x42: case 0x43:
+      va = xo(h, rs1o(insn)) + immS(insn);
+      size = 1 << (key & 3);
+      v = xo(h, rs2o(insn));
+      isStore = true;
+      break;
+    case 0x104: case 0x105: /* c.lw */
+      va = xo(h, crs1po(insn)) + cwimm(insn);
+      size = 4;
+      signed = true;
+      rd = crdpo(insn);
+      len = 2;
+      break;
+    case 0x106: case 0x107: /* c.ld */
+      va = xo(h, crs1po(insn)) + cdimm(insn);
+      size = 8;
+      rd = crdpo(insn);
+      len = 2;
+      break;
+    case 0x10c: case 0x10d: /* c.sw */
+      va = xo(h, crs1po(insn)) + cwimm(insn);
+      size = 4;
+      v = xo(h, crdpo(insn));
+      isStore = true;
+      len = 2;
+      break;
+    case 0x10e: case 0x10f: /* c.sd */
+      va = xo(h, crs1po(insn)) + cdimm(insn);
+      size = 8;
+      v = xo(h, crdpo(insn));
+      isStore = true;
+      len = 2;
+      break;
+    case 0x124: case 0x125: /* c.lwsp */
+      va = xo(h, 16) + <u64>((((insn >> 12) & 1) << 5) | (((insn >> 4) & 7) << 2) | (((insn >> 2) & 3) << 6));
+      size = 4;
+      signed = true;
+      rd = crdo(insn);
+      len = 2;
+      break;
+    case 0x126: case 0x127: /* c.ldsp */
+      va = xo(h, 16) + <u64>((((insn >> 12) & 1) << 5) | (((insn >> 5) & 3) << 3) | (((insn >> 2) & 7) << 6));
+      size = 8;
+      rd = crdo(insn);
+      len = 2;
+      break;
+    case 0x12c: case 0x12d: /* c.swsp */
+      va = xo(h, 16) + <u64>((((insn >> 9) & 0xf) << 2) | (((insn >> 7) & 3) << 6));
+      size = 4;
+      v = xo(h, crs2o(insn));
+      isStore = true;
+      len = 2;
+      break;
+    case 0x12e: case 0x12f: /* c.sdsp */
+      va = xo(h, 16) + <u64>((((insn >> 10) & 7) << 3) | (((insn >> 7) & 7) << 6));
+      size = 8;
+      v = xo(h, crs2o(insn));
+      isStore = true;
+      len = 2;
+      break;
+    case 0x5a: case 0x5b: { /* amo */
+      const r = execAmo(h, insn, pc, dpriv);
+      if (r != X_ILLEGAL) {
+        if (r != X_NEXT) slowStop = true;
+        return r == X_JUMP ? newPc : pc + 4;
+      }
+      return illegal(h, pc, insn, priv, noPage);
+    }
+    case 0xe0: case 0xe1: case 0xe2: case 0xe3: case 0xe4: case 0xe5: case 0xe6: case 0xe7: {
+      const done = <u64>(ran - load<i32>(h + H_RUN_COUNTED));
+      store<u64>(h + H_MINSTRET, load<u64>(h + H_MINSTRET) + done);
+      store<u64>(h + H_MCYCLE, load<u64>(h + H_MCYCLE) + done);
+      store<i32>(h + H_RUN_COUNTED, ran);
+      const r = execSystem(h, insn, pc, priv);
+      if (r != X_ILLEGAL) {
+        if (r != X_NEXT) slowStop = true;
+        return r == X_JUMP ? newPc : pc + 4;
+      }
+      return illegal(h, pc, insn, priv, noPage);
+    }
+    case 0x60: case 0x61: case 0x62: case 0x63: case 0x64: case 0x65: case 0x66: case 0x67:
+      if (!execOp(key & 7, insn >> 25, xo(h, rs1o(insn)), xo(h, rs2o(insn)))) return illegal(h, pc, insn, priv, noPage);
+      setXo(h, rdo(insn), opResult);
+      return pc + 4;
+    case 0x70: case 0x71: case 0x72: case 0x73: case 0x74: case 0x75: case 0x76: case 0x77:
+      if (!execOp32(key & 7, insn >> 25, xo(h, rs1o(insn)), xo(h, rs2o(insn)))) return illegal(h, pc, insn, priv, noPage);
+      setXo(h, rdo(insn), opResult);
+      return pc + 4;
+    case 0x129: /* c.ebreak */
+      slowStop = true;
+      return takeTrap(h, pc, 3, 0);
+    default:
+      return illegal(h, pc, insn, priv, noPage);
+  }
+  if (isStore) storeSlow(h, va, size, v, dpriv);
+  else loadSlowTo(h, va, size, signed, dpriv, rd);
+  if (eventPending) {
+    slowStop = true;
+    if (trapPending) return takeTrap(h, pc, trapCause, trapTval);
+  }
+  return pc + len;
+}
+
+/** Raises the illegal-instruction exception for `insn` (or the fetch fault it hides). */
+function illegal(h: usize, pc: u64, insn: u32, priv: u32, noPage: bool): u64 {
+  slowStop = true;
+  if (noPage && pc - NO_PAGE < 0xffe) {
+    // Read from the guard page: fetch for real, which raises the fault.
+    insn = fetchSlow(h, pc, priv);
+    if (trapPending) return takeTrap(h, pc, trapCause, trapTval);
+  }
+  return takeTrap(h, pc, 2, <u64>insn);
 }
