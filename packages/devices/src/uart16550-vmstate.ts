@@ -35,7 +35,7 @@ export const vmstateFifo8: VMStateDescription<Fifo8State> = {
   name: "Fifo8",
   version_id: 1,
   minimum_version_id: 1,
-  fields: [vmstateVBuffer("data", "capacity"), vmstateUint32("head"), vmstateUint32("num")],
+  fields: [vmstateVBuffer("data", "capacity", { version: 1 }), vmstateUint32("head"), vmstateUint32("num")],
 };
 
 function fifoBytes(f: Fifo8State, what: string): number[] {
@@ -186,8 +186,8 @@ export const vmstateSerialState: VMStateDescription<SerialState> = {
       vmstateInt32("thr_ipending"),
     ]),
     sub("tsr", (s) => s.tsr_retry !== 0, [vmstateUint32("tsr_retry"), vmstateUint8("thr"), vmstateUint8("tsr")]),
-    sub("recv_fifo", (s) => s.recv_fifo.num !== 0, [vmstateStruct("recv_fifo", vmstateFifo8)]),
-    sub("xmit_fifo", (s) => s.xmit_fifo.num !== 0, [vmstateStruct("xmit_fifo", vmstateFifo8)]),
+    sub("recv_fifo", (s) => s.recv_fifo.num !== 0, [vmstateStruct("recv_fifo", vmstateFifo8, { version: 1 })]),
+    sub("xmit_fifo", (s) => s.xmit_fifo.num !== 0, [vmstateStruct("xmit_fifo", vmstateFifo8, { version: 1 })]),
     sub("fifo_timeout_timer", (s) => s.fifo_timeout_timer.expireTime() >= 0n, [vmstateTimer("fifo_timeout_timer")]),
     sub("timeout_ipending", (s) => s.timeout_ipending !== 0, [vmstateInt32("timeout_ipending")]),
     sub("poll", (s) => s.poll_msl >= 0, [vmstateInt32("poll_msl"), vmstateTimer("modem_status_poll")]),
