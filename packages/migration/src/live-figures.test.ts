@@ -41,7 +41,7 @@ describe.skipIf(DEST === undefined)("live migration figures: the destination pro
 describe.skipIf(process.env.FERRYVM_LIVE_FIGURES === undefined || DEST !== undefined)("live migration figures", () => {
   for (const [name, span] of [["idle", 4096], ["dirtying 99 MiB", 99 << 20]] as const) {
     it(`migrates a 256 MiB ${name} guest over loopback tcp to another process`, async () => {
-      const env = { ...process.env, FERRYVM_LIVE_DEST: "tcp:127.0.0.1:0" };
+      const env: NodeJS.ProcessEnv = { ...process.env, FERRYVM_LIVE_DEST: "tcp:127.0.0.1:0" };
       delete env.FERRYVM_LIVE_FIGURES;
       const child = spawn("pnpm", ["vitest", "run", "packages/migration/src/live-figures.test.ts"], {
         env,

@@ -350,6 +350,46 @@ describe("migrations that do not complete", () => {
     await checkMoved(src, dst2);
   });
 
+  it("fails on a full disk (file:/dev/full) with the errno text, the source running on", async () => {
+    const src = await running();
+    const ms = new MigrationState(src.vm);
+    expect(await ms.migrate(() => connectOutgoing("file:/dev/full"))).toBe("failed");
+    expect(ms.errorDesc).toContain("No space left on device");
+    await keepsRunning(src);
+    await src.vm.stop("paused");
+  });
+
+  it("fails when the destination dies after the source stopped (device state), and restarts the source", async () => {
+    const src = await running();
+    const dst = await guest();
+    const listener = await listenIncoming("tcp:127.0.0.1:0");
+    let channel: IncomingChannel | undefined;
+    const inc = new MigrationIncoming(dst.vm);
+    const incDone = inc.incoming(async () => (channel = await listener.accept()));
+    const ms = new MigrationState(src.vm);
+    ms.setCapabilities([
+      { capability: "pause-before-switchover", state: true },
+      { capability: "return-path", state: true },
+    ]);
+    ms.setParameters({ "max-bandwidth": 10_000_000_000, "downtime-limit": 30_000 });
+    const done = ms.migrate(() => connectOutgoing(listener.uri));
+    await waitFor(() => ms.status === "pre-switchover");
+    const stoppedHashes = ramHashes(src);
+    let resumedHashes: bigint[] = [];
+    const resume = src.vm.resume.bind(src.vm);
+    src.vm.resume = () => {
+      resumedHashes = ramHashes(src);
+      return resume();
+    };
+    (channel!.source as unknown as { destroy(): void }).destroy();
+    ms.continue("pre-switchover");
+    expect(await done).toBe("failed");
+    expect(await incDone).toBe("failed");
+    expect(resumedHashes).toEqual(stoppedHashes);
+    await keepsRunning(src);
+    await src.vm.stop("paused");
+  });
+
   it("fails when the destination's SHUT reports an error (its RAM differs), the source running on", async () => {
     const src = await running();
     const dst = await guest(8 << 20, { ramSize: RAM * 2 });

@@ -98,6 +98,7 @@ export function writableSink(stream: Writable): ByteSink {
     failure ??= e;
   });
   const check = (): void => {
+    failure ??= stream.errored ?? undefined;
     if (failure !== undefined) throw new Error(errnoText(failure), { cause: failure });
     if (stream.destroyed) throw new Error("the connection was closed");
   };
