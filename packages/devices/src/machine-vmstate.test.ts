@@ -151,6 +151,12 @@ describe("a whole-machine save and restore", () => {
     await loadSections(m2, sections);
     expect(hartBlock(m2, 0)).toEqual(hartBlock(m1, 0));
     expect(m2.hart(0).pc).toBe(m1.hart(0).pc);
+    // The same virtual time, mtime and next timer deadline: armed timers fire at the same guest time.
+    expect(m2.clock.ns()).toBe(m1.clock.ns());
+    expect(m2.clock.mtime).toBe(m1.clock.mtime);
+    expect(m2.cpu.mtime).toBe(m1.clock.mtime);
+    expect(m2.hart(0).timerDeadline).toBe(m1.hart(0).timerDeadline);
+    expect(m2.clock.nsForMtime(m2.hart(0).timerDeadline)).toBe(m1.clock.nsForMtime(m1.hart(0).timerDeadline));
 
     const r2 = await m2.run({ timeoutMs: 600 });
     expect(r2.kind).toBe("timeout");
