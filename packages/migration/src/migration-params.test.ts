@@ -152,3 +152,25 @@ describe("migration URIs", () => {
     expect(() => parseMigrationUri("rdma:1.2.3.4:5")).toThrow("unknown migration protocol: rdma:1.2.3.4:5");
   });
 });
+
+describe("HMP info migrate", () => {
+  it("prints the globals and, after a migration, QEMU's lines", async () => {
+    const { formatInfoMigrate, formatInfoMigrateCapabilities } = await import("./migration-hmp.ts");
+    expect(formatInfoMigrate({})).toBe(
+      "globals:\nstore-global-state: on\nonly-migratable: off\nsend-configuration: on\nsend-section-footer: on\ndecompress-error-check: on\nclear-bitmap-shift: 18\n",
+    );
+    const text = formatInfoMigrate({ status: "failed", "error-desc": "Failed to connect to 'tcp:127.0.0.1:1': Connection refused" });
+    expect(text).toContain("Migration status: failed (Failed to connect to 'tcp:127.0.0.1:1': Connection refused)\ntotal time: 0 ms\n");
+    const ms = new MigrationState(fakeVm());
+    await ms.migrate(async () => ({ sink: { write: () => {} }, close: async () => {}, abort: () => {} }));
+    const lines = formatInfoMigrate(ms.query()).split("\n");
+    expect(lines[7]).toBe("Migration status: completed");
+    expect(lines).toContain("total ram: 64 kbytes");
+    expect(lines).toContain("duplicate: 16 pages");
+    expect(lines).toContain("remaining ram: 0 kbytes");
+    expect(lines.some((l) => l.startsWith("expected downtime"))).toBe(false);
+    expect(formatInfoMigrateCapabilities([{ capability: "xbzrle", state: true }, { capability: "events", state: false }])).toBe(
+      "xbzrle: on\nevents: off\n",
+    );
+  });
+});

@@ -43,3 +43,4 @@ export * from "./migration-state.ts";
 export * from "./channel.ts";
 export * from "./outgoing.ts";
 export * from "./incoming.ts";
+export * from "./migration-hmp.ts";
