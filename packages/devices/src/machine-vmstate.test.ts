@@ -135,10 +135,10 @@ describe("the virt machine's section list", () => {
 });
 
 describe("a whole-machine save and restore", () => {
-  it("continues the migration workload: it keeps printing B, never A or E, and its pages show one edge", async () => {
+  it.each([1, 2])("continues the migration workload on %i hart(s): it keeps printing B, never A or E, and its pages show one edge", async (harts) => {
     const elf = guest("migration/a-b.elf");
     const out1: string[] = [];
-    const m1 = await machine({ kernel: elf }, out1);
+    const m1 = await machine({ kernel: elf, harts }, out1);
     const r1 = await m1.run({ timeoutMs: 400 });
     expect(r1.kind).toBe("timeout");
     const before = out1.join("");
@@ -146,10 +146,13 @@ describe("a whole-machine save and restore", () => {
 
     const sections = saveSections(m1);
     const out2: string[] = [];
-    const m2 = await machine({ kernel: elf }, out2);
+    const m2 = await machine({ kernel: elf, harts }, out2);
     copyRam(m1, m2);
     await loadSections(m2, sections);
-    expect(hartBlock(m2, 0)).toEqual(hartBlock(m1, 0));
+    for (let h = 0; h < harts; h++) {
+      expect(hartBlock(m2, h)).toEqual(hartBlock(m1, h));
+      expect(m2.hart(h).wfi).toBe(m1.hart(h).wfi);
+    }
     expect(m2.hart(0).pc).toBe(m1.hart(0).pc);
     // The same virtual time, mtime and next timer deadline: armed timers fire at the same guest time.
     expect(m2.clock.ns()).toBe(m1.clock.ns());
