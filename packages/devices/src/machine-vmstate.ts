@@ -87,7 +87,7 @@ export const vmstateFerryvmVirt: VMStateDescription<VirtShapeState> = {
     vmstateUint64Equal("ram_size", { errHint: "the RAM size (-m) differs" }),
     vmstateUint32Equal("plic_sources"),
     vmstateUint32Array("virtio_ids", 8),
-    vmstateValidate("virtio_ids", (s) => s.checkVirtio()),
+    vmstateValidate("virtio_ids_valid", (s) => s.checkVirtio()),
   ],
 };
 

@@ -414,7 +414,7 @@ const vmstateVirtioSerialPort: VMStateDescription<VirtioSerialPortState> = {
 const DEVICE_FIELDS: Record<string, VMStateField<VirtioState>[]> = {
   "virtio-blk": [
     vmstateUint8("blk_request"),
-    vmstateValidate("blk_request", (s) => {
+    vmstateValidate("blk_request_valid", (s) => {
       if (s.blk_request !== 0) throw new MigrationError("vmstate: virtio-blk: the stream holds in-flight requests (QEMU's request list), which FerryVM cannot resubmit");
       return true;
     }),
@@ -424,18 +424,18 @@ const DEVICE_FIELDS: Record<string, VMStateField<VirtioState>[]> = {
     vmstateUint16("cols"),
     vmstateUint16("rows"),
     vmstateUint32("max_nr_ports"),
-    vmstateValidate("max_nr_ports", (s) => {
+    vmstateValidate("max_nr_ports_valid", (s) => {
       if (s.max_nr_ports !== 1) throw new MigrationError(`vmstate: virtio-console/max_nr_ports: loaded value ${s.max_nr_ports} != local value 1`);
       return true;
     }),
     vmstateVarrayUint32("ports_map", "ports_words"),
     vmstateUint32("nr_active_ports"),
-    vmstateValidate("nr_active_ports", (s) => {
+    vmstateValidate("nr_active_ports_valid", (s) => {
       if (s.nr_active_ports > 1) throw new MigrationError(`vmstate: virtio-console/nr_active_ports: ${s.nr_active_ports} exceeds 1`);
       return true;
     }),
     vmstateStructVarray<VirtioState, "ports">("ports", "nr_active_ports", vmstateVirtioSerialPort),
-    vmstateValidate("elem_popped", (s) => {
+    vmstateValidate("elem_popped_valid", (s) => {
       if (s.ports.slice(0, s.nr_active_ports).some((p) => p.elem_popped !== 0)) {
         throw new MigrationError("vmstate: virtio-console: a port holds a popped element, which FerryVM cannot take");
       }
@@ -475,13 +475,13 @@ function vmstateVirtio(kind: string): VMStateDescription<VirtioState> {
       vmstateUint32("guest_features_lo"),
       vmstateUint32("config_len"),
       vmstateVBuffer("config", "config_len", { alloc: { max: MAX_CONFIG } }),
-      vmstateValidate("config_len", (s) => {
+      vmstateValidate("config_len_valid", (s) => {
         const local = s.transport.device!.config().length;
         if (s.config_len !== local) throw new MigrationError(`vmstate: virtio/config_len: loaded value ${s.config_len} != local value ${local}`);
         return true;
       }),
       vmstateUint32("num_queues"),
-      vmstateValidate("num_queues", (s) => {
+      vmstateValidate("num_queues_valid", (s) => {
         if (s.num_queues !== s.local_queues) {
           throw new MigrationError(`vmstate: virtio/num_queues: loaded value ${s.num_queues} != local value ${s.local_queues}`);
         }
