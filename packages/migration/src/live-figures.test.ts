@@ -64,10 +64,12 @@ describe.skipIf(process.env.FERRYVM_LIVE_FIGURES === undefined || DEST !== undef
       const t1 = performance.now();
       let precopyEnd = t1;
       let i2 = i1;
+      let threshold = 0;
       const poll = setInterval(() => {
         if (ms.status === "active") {
           precopyEnd = performance.now();
           i2 = src.vm.machine.instructions;
+          threshold = ms.thresholdSize;
         }
       }, 2);
       const status = await ms.migrate(() => connectOutgoing(uri));
@@ -88,6 +90,8 @@ describe.skipIf(process.env.FERRYVM_LIVE_FIGURES === undefined || DEST !== undef
           passes: info.ram!["dirty-sync-count"],
           normal: info.ram!.normal,
           duplicate: info.ram!.duplicate,
+          "downtime-bytes": info.ram!["downtime-bytes"],
+          "threshold at switch-over": Math.round(threshold),
           "MIPS alone": Math.round(mipsAlone),
           "MIPS during precopy": Math.round((i2 - i1) / Math.max(1, precopyEnd - t1) / 1000),
         }),

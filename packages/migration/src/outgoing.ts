@@ -58,6 +58,8 @@ const XFER_LIMIT_RATIO = 1000 / BUFFER_DELAY;
 export const CHUNK_MS = 4;
 /** How long a failed write waits for the destination's SHUT, ms. */
 const RP_GRACE_MS = 500;
+/** A flush longer than this waited on the peer, ms. */
+const LINK_WAIT_MS = 1;
 
 function yieldNow(): Promise<void> {
   if (typeof setImmediate === "function") return new Promise((r) => setImmediate(r));
@@ -113,6 +115,8 @@ export class MigrationState {
   #iterationInitialPages = 0;
   /** Time given to the vCPU (yields) in the current window: not link time. */
   #yielded = 0;
+  /** Whether a write waited on the peer in the current window. */
+  #linkBound = false;
 
   constructor(vm: MigratableVm, options: MigrationStateOptions = {}) {
     this.vm = vm;
@@ -391,7 +395,10 @@ export class MigrationState {
         bandwidthLimited = false;
         await qemuSavevmStateIterate(f, registry, ctx);
         observeSync();
+        const flushStart = performance.now();
         await f.flush();
+        // a flush that waited means the link (or the destination) is the bottleneck
+        if (performance.now() - flushStart > LINK_WAIT_MS) this.#linkBound = true;
         this.#updateCounters(f.position, pending);
         this.#checkCancel();
         if (bandwidthLimited) {
@@ -503,7 +510,9 @@ export class MigrationState {
     const spent = now - this.#iterationStart;
     // ours: the bandwidth the stream gets when it has the thread (as during the downtime):
     // the time yielded to an in-thread vCPU is not link time (QEMU's thread never yields)
-    const busy = Math.max(1, spent - this.#yielded);
+    // ... unless a write waited on the peer: then the link ran the whole window (its buffers
+    // drain while the vCPU runs) and the wall-clock figure is the link's
+    const busy = this.#linkBound ? spent : Math.max(1, spent - this.#yielded);
     const bandwidth = transferred / busy; // bytes per ms
     this.#thresholdSize = bandwidth * this.#params["downtime-limit"];
     this.#mbps = (transferred * 8) / (spent / 1000) / 1e6;
@@ -514,6 +523,7 @@ export class MigrationState {
     if (transferred > 10000 && bandwidth > 0) this.#expectedDowntime = Math.round(pending / bandwidth);
     this.#iterationStart = now;
     this.#yielded = 0;
+    this.#linkBound = false;
     this.#iterationInitialBytes = position;
     this.#iterationInitialPages = pages;
   }

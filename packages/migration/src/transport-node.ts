@@ -25,7 +25,7 @@ export type MigrationUri =
   | { transport: "file"; path: string };
 
 /** Bytes a transport buffers before a write waits (one event-loop turn per 64 KiB would starve the stream). */
-const HIGH_WATER_MARK = 8 << 20;
+const HIGH_WATER_MARK = 1 << 20;
 
 /** net.Socket passes its options on to stream.Duplex (the typings omit the buffer size). */
 function socketOptions(options: SocketConstructorOpts): SocketConstructorOpts {
