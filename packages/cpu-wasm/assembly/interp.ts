@@ -29,12 +29,24 @@ const CHUNK: i32 = 4096;
 const K_DONE: u32 = 0x10000;
 const K_FETCH: u32 = 0x10001;
 
+/**
+ * Hart 0's block at the standard layout (packages/memory), which every hart block is at or
+ * above: the loop's copy for hart 0 gets it as a constant (see run), and hart-block accesses
+ * address `h - HART0_BASE` with HART0_BASE in the instruction's immediate offset, so that copy
+ * computes no base at all.
+ */
+const HART0_BASE: usize = 0x0010_0000;
+
 // Register file access by byte offset (register number << 3).
 @inline function xo(h: usize, off: u32): u64 {
-  return load<u64>(h + <usize>off);
+  return load<u64>(<usize>off + (h - HART0_BASE), HART0_BASE);
 }
 @inline function setXo(h: usize, off: u32, v: u64): void {
-  if (off != 0) store<u64>(h + <usize>off, v);
+  if (off != 0) store<u64>(<usize>off + (h - HART0_BASE), v, HART0_BASE);
+}
+/** setXo for a register known not to be x0. */
+@inline function setXr(h: usize, off: u32, v: u64): void {
+  store<u64>(<usize>off + (h - HART0_BASE), v, HART0_BASE);
 }
 // 32-bit formats: rs1, rs2, rd offsets.
 @inline function rs1o(insn: u32): u32 {
@@ -115,9 +127,9 @@ const K_FETCH: u32 = 0x10001;
  * the inner loop for execSlow.
  */
 @inline function ldr<T>(h: usize, va: u64, dpriv: u32, rd: u32): bool {
-  const e = h + (<usize>((<u32>va >> 8) & 0x3ff0));
-  if (load<u64>(e, H_TLB_LOAD) == (((va + (sizeof<T>() - 1)) & ~<u64>0xfff) | dpriv)) {
-    setXo(h, rd, <u64>load<T>(<usize>va + <usize>load<u32>(e, H_TLB_LOAD + 8)));
+  const e = (<usize>((<u32>va >> 8) & 0x3ff0)) + (h - HART0_BASE);
+  if (load<u64>(e, HART0_BASE + H_TLB_LOAD) == (((va + (sizeof<T>() - 1)) & ~<u64>0xfff) | dpriv)) {
+    setXo(h, rd, <u64>load<T>(<usize>va + <usize>load<u32>(e, HART0_BASE + H_TLB_LOAD + 8)));
     return true;
   }
   return false;
@@ -138,9 +150,9 @@ function loadSlowTo(h: usize, va: u64, size: u32, signed: bool, dpriv: u32, rd: 
  * true when the fast path hit, as ldr.
  */
 @inline function str<T>(h: usize, va: u64, v: u64, dpriv: u32): bool {
-  const e = h + (<usize>((<u32>va >> 8) & 0x3ff0));
-  if (load<u64>(e, H_TLB_STORE) == (((va + (sizeof<T>() - 1)) & ~<u64>0xfff) | dpriv)) {
-    store<T>(<usize>va + <usize>load<u32>(e, H_TLB_STORE + 8), <T>v);
+  const e = (<usize>((<u32>va >> 8) & 0x3ff0)) + (h - HART0_BASE);
+  if (load<u64>(e, HART0_BASE + H_TLB_STORE) == (((va + (sizeof<T>() - 1)) & ~<u64>0xfff) | dpriv)) {
+    store<T>(<usize>va + <usize>load<u32>(e, HART0_BASE + H_TLB_STORE + 8), <T>v);
     return true;
   }
   return false;
@@ -237,9 +249,6 @@ function execOp32(f3: u32, f7: u32, a: u64, b: u64): bool {
   }
   return false;
 }
-
-/** Hart 0's block at the standard layout (packages/memory): its loop gets a constant base. */
-const HART0_BASE: usize = 0x0010_0000;
 
 export function run(hartIndex: u32, budget: u32): u32 {
   setCurHart(hartIndex);
@@ -508,7 +517,7 @@ export function run(hartIndex: u32, budget: u32): u32 {
           case 0x100: case 0x101: {
             const imm = (((insn >> 6) & 1) << 2) | (((insn >> 5) & 1) << 3) | (((insn >> 11) & 3) << 4) | (((insn >> 7) & 0xf) << 6);
             if (imm == 0) { key = BAD; break; }
-            store<u64>(h + crdpo(insn), xo(h, 16) + <u64>imm);
+            setXr(h, crdpo(insn), xo(h, 16) + <u64>imm);
             pc += 2;
             continue;
           }
@@ -519,7 +528,7 @@ export function run(hartIndex: u32, budget: u32): u32 {
           case 0x110: case 0x111: setXo(h, crdo(insn), xo(h, crdo(insn)) + cimm6(insn)); pc += 2; continue; /* c.addi */
           case 0x112: case 0x113: /* c.addiw */
             if (crdo(insn) == 0) { key = BAD; break; }
-            store<u64>(h + crdo(insn), sext32(xo(h, crdo(insn)) + cimm6(insn)));
+            setXr(h, crdo(insn), sext32(xo(h, crdo(insn)) + cimm6(insn)));
             pc += 2;
             continue;
           case 0x114: case 0x115: setXo(h, crdo(insn), cimm6(insn)); pc += 2; continue; /* c.li */
@@ -529,7 +538,7 @@ export function run(hartIndex: u32, budget: u32): u32 {
               const imm = sext((((insn >> 12) & 1) << 9) | (((insn >> 6) & 1) << 4) | (((insn >> 5) & 1) << 6) |
                 (((insn >> 3) & 3) << 7) | (((insn >> 2) & 1) << 5), 10);
               if (imm == 0) { key = BAD; break; }
-              store<u64>(h + 16, xo(h, 16) + imm);
+              setXr(h, 16, xo(h, 16) + imm);
             } else { /* c.lui */
               const imm = cimm6(insn);
               if (imm == 0) { key = BAD; break; }
@@ -560,7 +569,7 @@ export function run(hartIndex: u32, budget: u32): u32 {
               }
             }
             if (key == BAD) break;
-            store<u64>(h + rd, v);
+            setXr(h, rd, v);
             pc += 2;
             continue;
           }
@@ -596,7 +605,7 @@ export function run(hartIndex: u32, budget: u32): u32 {
             if (rs2 == 0) {
               if (rd == 0) break; /* c.ebreak: out of line */
               const t = xo(h, rd) & ~<u64>1; /* c.jalr */
-              store<u64>(h + 8, pc + 2);
+              setXr(h, 8, pc + 2);
               pc = t;
               continue;
             }
