@@ -28,7 +28,7 @@ async function qemuStream(dir: string): Promise<Uint8Array> {
   const done = new Promise<void>((r) => qemu.on("exit", () => r()));
   await sleep(300);
   qemu.stdin.write("cont\n");
-  await sleep(500);
+  await sleep(1000); // past the guest's "A" and a few passes, even on a loaded machine
   qemu.stdin.write("stop\n");
   qemu.stdin.write(`migrate "exec:cat > ${file}"\n`);
   qemu.stdin.write("info migrate\n");
@@ -152,8 +152,7 @@ describe("a QEMU 7.2 stream imported into FerryVM", () => {
       expect(m.hart(0).pc).toBeGreaterThanOrEqual(0x8000_0000n);
       const ram = m.guestMemory.ramBlocks[0]!.bytes;
       const passes = ram[0x10_0000]!;
-      const r = await m.run({ timeoutMs: 500 });
-      expect(r.kind).toBe("timeout");
+      for (let i = 0; i < 20 && out.length < 2; i++) expect((await m.run({ timeoutMs: 300 })).kind).toBe("timeout");
       expect(out).toMatch(/^B+$/);
       // QEMU made `passes` passes (or was in the next one); ours continued from there.
       expect((ram[0x10_0000]! - passes) & 0xff).toBeGreaterThanOrEqual(out.length - 1);

@@ -124,6 +124,7 @@ export class VirtioBlk implements VirtioDevice {
 
   reset(): void {
     this.wce = 1;
+    this.inflight = [];
   }
 
   config(): Uint8Array {
@@ -157,6 +158,23 @@ export class VirtioBlk implements VirtioDevice {
   configWrite(offset: number, data: Uint8Array): void {
     // Only `wce` (offset 32) is writable (CONFIG_WCE).
     if (offset === 32 && data.length === 1) this.wce = data[0]! ? 1 : 0;
+  }
+
+  /**
+   * Requests a migration stream had in flight (QEMU's request list): served at the next poll
+   * once the driver is up, as QEMU's virtio_blk_dma_restart_cb does when the VM resumes.
+   */
+  inflight: VirtqueueElement[] = [];
+
+  poll(ctx: VirtioContext): void {
+    const queue = ctx.queues[0];
+    if (queue === undefined || this.inflight.length === 0) return;
+    const requests = this.inflight;
+    this.inflight = [];
+    for (const el of requests) {
+      queue.push(el, this.#request(queue, el));
+      ctx.notify(queue);
+    }
   }
 
   handleQueue(ctx: VirtioContext, queue: Virtqueue): void {

@@ -26,9 +26,11 @@
  * addresses, used_idx from the used ring in (already loaded) RAM, signalled_used invalid,
  * and checks the guest's avail index against the queue size.
  *
- * Our virtio-blk completes each request inside the notify that submits it, so no request is
- * in flight at a save: the request list is empty (one 0 byte). A request the guest made
- * available but did not notify yet stays in the avail ring and is served at its notify.
+ * Our virtio-blk completes each request inside the notify that submits it, so our saves hold
+ * an empty request list (one 0 byte). A QEMU stream's list (requests stopped on an I/O error:
+ * `1, VirtQueueElementOld` each, then 0) loads, and those requests are served when the VM
+ * runs again, as QEMU restarts them; requests loaded but not yet served are saved back in the
+ * same form.
  *
  * @module
  */
@@ -53,7 +55,7 @@ import {
 import { VIRTIO_CONFIG_S_DRIVER_OK, VIRTIO_F_VERSION_1, VIRTIO_QUEUE_MAX, type VirtioMmio } from "./virtio-mmio.ts";
 import { VirtioBlk } from "./virtio-blk.ts";
 import { VirtioConsole } from "./virtio-console.ts";
-import { VIRTQUEUE_MAX_SIZE } from "./virtqueue.ts";
+import { VIRTQUEUE_MAX_SIZE, type VirtqueueElement } from "./virtqueue.ts";
 
 /** The per-queue part of the hand-written layout. */
 export interface VirtqueueSaveState {
@@ -94,6 +96,55 @@ export interface VirtioSerialPortState {
 }
 
 const MAX_CONFIG = 4096;
+/** Requests a virtio-blk request list may hold (the queue size). */
+const MAX_REQUESTS = 256;
+/** QEMU's VirtQueueElementOld (x86-64 layout, little-endian): index, out_num, in_num, pad, in_addr[1024], out_addr[1024], in_sg[1024], out_sg[1024]. */
+const VQ_MAX = 1024;
+const VQ_ELEMENT_OLD_SIZE = 16 + 8 * VQ_MAX * 2 + 16 * VQ_MAX * 2;
+
+/** A request as QEMU's qemu_put_virtqueue_element writes it. */
+export function encodeVirtqueueElementOld(el: VirtqueueElement): Uint8Array {
+  const b = new Uint8Array(VQ_ELEMENT_OLD_SIZE);
+  const v = new DataView(b.buffer);
+  v.setUint32(0, el.index, true);
+  v.setUint32(4, el.out.length, true);
+  v.setUint32(8, el.in.length, true);
+  const sg = 16 + 16 * VQ_MAX;
+  el.in.forEach((x, i) => {
+    v.setBigUint64(16 + 8 * i, x.addr, true);
+    v.setBigUint64(sg + 16 * i + 8, BigInt(x.len), true);
+  });
+  el.out.forEach((x, i) => {
+    v.setBigUint64(16 + 8 * VQ_MAX + 8 * i, x.addr, true);
+    v.setBigUint64(sg + 16 * VQ_MAX + 16 * i + 8, BigInt(x.len), true);
+  });
+  return b;
+}
+
+/** Reads a VirtQueueElementOld, checking its counts (qemu_get_virtqueue_element). */
+export function decodeVirtqueueElementOld(b: Uint8Array, queueSize: number): VirtqueueElement {
+  if (b.length !== VQ_ELEMENT_OLD_SIZE) throw new RangeError(`virtqueue element of ${b.length} bytes (expected ${VQ_ELEMENT_OLD_SIZE})`);
+  const v = new DataView(b.buffer, b.byteOffset, b.byteLength);
+  const index = v.getUint32(0, true);
+  const outNum = v.getUint32(4, true);
+  const inNum = v.getUint32(8, true);
+  if (index >= queueSize) throw new RangeError(`virtqueue element index ${index} >= queue size ${queueSize}`);
+  if (outNum > VQ_MAX || inNum > VQ_MAX || outNum + inNum > VQ_MAX) throw new RangeError(`virtqueue element with ${outNum} + ${inNum} buffers`);
+  const sg = 16 + 16 * VQ_MAX;
+  const len = (at: number) => {
+    const l = v.getBigUint64(at, true);
+    if (l > 0xffff_ffffn) throw new RangeError(`virtqueue element buffer length ${l}`);
+    return Number(l);
+  };
+  return {
+    index,
+    in: Array.from({ length: inNum }, (_, i) => ({ addr: v.getBigUint64(16 + 8 * i, true), len: len(sg + 16 * i + 8) })),
+    out: Array.from({ length: outNum }, (_, i) => ({
+      addr: v.getBigUint64(16 + 8 * VQ_MAX + 8 * i, true),
+      len: len(sg + 16 * VQ_MAX + 16 * i + 8),
+    })),
+  };
+}
 /** QEMU's VIRTIO_DEVICE_ENDIAN_LITTLE. */
 const VIRTIO_DEVICE_ENDIAN_LITTLE = 1;
 const MAX_PENDING_INPUT = 1 << 20;
@@ -123,8 +174,10 @@ export class VirtioState {
   config: Uint8Array = new Uint8Array(0);
   num_queues = 0;
   vq: VirtqueueSaveState[];
-  // virtio-blk's request list terminator (a non-zero byte would start a request).
-  blk_request = 0;
+  // virtio-blk's request list: rq{i} (non-zero: a request follows) and rq{i}_elem.
+  readonly rq_elem_size = VQ_ELEMENT_OLD_SIZE;
+  [key: `rq${number}`]: number;
+  [key: `rq${number}_elem`]: Uint8Array;
   // virtio-serial's part.
   cols = 0;
   rows = 0;
@@ -158,6 +211,14 @@ export class VirtioState {
     this.local_queues = transport.queues.length;
     this.vq = Array.from({ length: this.local_queues }, () => ({ num: 0, align: 0, desc: 0n, last_avail_idx: 0 }));
     this.#allocQueueTables();
+    this.#clearRequests();
+  }
+
+  #clearRequests(): void {
+    for (let i = 0; i <= MAX_REQUESTS; i++) {
+      this[`rq${i}`] = 0;
+      this[`rq${i}_elem`] = new Uint8Array(0);
+    }
   }
 
   #allocQueueTables(): void {
@@ -217,7 +278,13 @@ export class VirtioState {
     this.started = (t.status & VIRTIO_CONFIG_S_DRIVER_OK) !== 0;
     this.generation = t.generation;
     this.wce = dev instanceof VirtioBlk ? dev.wce : 1;
-    this.blk_request = 0;
+    this.#clearRequests();
+    if (dev instanceof VirtioBlk) {
+      dev.inflight.slice(0, MAX_REQUESTS).forEach((el, i) => {
+        this[`rq${i}`] = 1;
+        this[`rq${i}_elem`] = encodeVirtqueueElementOld(el);
+      });
+    }
     if (dev instanceof VirtioConsole) {
       const cfg = new DataView(this.config.buffer, this.config.byteOffset, this.config.length);
       this.cols = cfg.getUint16(0, true);
@@ -252,6 +319,7 @@ export class VirtioState {
     this.ports = [{ id: 0, guest_connected: 0, host_connected: 0, elem_popped: 0 }];
     this.ferryvmLoaded = false;
     this.wce = 1;
+    this.#clearRequests();
     this.#allocQueueTables();
   }
 
@@ -273,6 +341,18 @@ export class VirtioState {
     if (this.guest_page_shift > 31) this.#fail(`guest_page_shift ${this.guest_page_shift} exceeds 31`);
     if (this.queue_sel >= VIRTIO_QUEUE_MAX) this.#fail(`queue_sel ${this.queue_sel} exceeds ${VIRTIO_QUEUE_MAX - 1}`);
     const modern = (t.hostFeatures >> BigInt(VIRTIO_F_VERSION_1)) & 1n;
+    const requests: VirtqueueElement[] = [];
+    for (let i = 0; i < MAX_REQUESTS && this[`rq${i}`] !== 0; i++) {
+      try {
+        const el = decodeVirtqueueElementOld(this[`rq${i}_elem`], this.vq[0]?.num ?? 0);
+        for (const x of [...el.in, ...el.out]) {
+          if (x.len > 0 && t.memory.view(x.addr, x.len) === undefined) throw new RangeError(`buffer 0x${x.addr.toString(16)}+0x${x.len.toString(16)} is not RAM`);
+        }
+        requests.push(el);
+      } catch (e) {
+        this.#fail(`request ${i}: ${e instanceof Error ? e.message : String(e)}`);
+      }
+    }
     for (let i = 0; i < this.local_queues; i++) {
       const s = this.vq[i]!;
       if (s.num === 0 || s.num > VIRTQUEUE_MAX_SIZE) this.#fail(`queue ${i}: size ${s.num} out of range 1..${VIRTQUEUE_MAX_SIZE}`);
@@ -344,12 +424,18 @@ export class VirtioState {
         if (inuse > q.num) {
           this.#fail(`queue ${i}: size 0x${q.num.toString(16)} < last_avail_idx 0x${q.lastAvailIdx.toString(16)} - used_idx 0x${q.usedIdx.toString(16)}`);
         }
-        if (inuse !== 0) this.#fail(`queue ${i}: ${inuse} requests in flight (used index 0x${q.usedIdx.toString(16)}), which this device never leaves`);
+        if (inuse !== (i === 0 ? requests.length : 0)) {
+          this.#fail(`queue ${i}: ${inuse} requests in use (used index 0x${q.usedIdx.toString(16)}) but ${i === 0 ? requests.length : 0} in the stream's request list`);
+        }
       }
     });
     // QEMU's saved config bytes may be stale (it refreshes them only on a guest read): take
     // the writable part from our own streams only.
-    if (dev instanceof VirtioBlk) dev.wce = this.wce;
+    if (dev instanceof VirtioBlk) {
+      dev.wce = this.wce;
+      if (requests.length > 0 && t.queues[0]!.descAddr === 0n) this.#fail("request list for a queue that is not set up");
+      dev.inflight = requests;
+    }
     if (dev instanceof VirtioConsole) dev.inputBytes = this.pending_input;
   }
 }
@@ -410,15 +496,33 @@ const vmstateVirtioSerialPort: VMStateDescription<VirtioSerialPortState> = {
   fields: [vmstateUint32("id"), vmstateUint8("guest_connected"), vmstateUint8("host_connected"), vmstateUint32("elem_popped")],
 };
 
+/**
+ * virtio-blk's request list (virtio_blk_save_device): a non-zero byte, then a request, as long
+ * as requests follow; then 0. Each marker exists when the one before it was non-zero.
+ */
+function requestListFields(): VMStateField<VirtioState>[] {
+  const fields: VMStateField<VirtioState>[] = [];
+  for (let i = 0; i <= MAX_REQUESTS; i++) {
+    const prev = `rq${i - 1}` as const;
+    fields.push(vmstateUint8<VirtioState>(`rq${i}` as never, { test: (s) => i === 0 || s[prev] !== 0 }));
+    if (i === MAX_REQUESTS) {
+      fields.push(vmstateValidate("rq_count_valid", (s) => {
+        if (s[prev] !== 0 && s[`rq${i}`] !== 0) throw new MigrationError(`vmstate: virtio-blk: more than ${MAX_REQUESTS} requests in flight`);
+        return true;
+      }));
+    } else {
+      fields.push(vmstateVBuffer<VirtioState>(`rq${i}_elem` as never, "rq_elem_size" as never, {
+        alloc: { max: VQ_ELEMENT_OLD_SIZE },
+        test: (s) => s[`rq${i}`] !== 0,
+      }));
+    }
+  }
+  return fields;
+}
+
 /** The device's own part (vdc->save) for each device type. */
 const DEVICE_FIELDS: Record<string, VMStateField<VirtioState>[]> = {
-  "virtio-blk": [
-    vmstateUint8("blk_request"),
-    vmstateValidate("blk_request_valid", (s) => {
-      if (s.blk_request !== 0) throw new MigrationError("vmstate: virtio-blk: the stream holds in-flight requests (QEMU's request list), which FerryVM cannot resubmit");
-      return true;
-    }),
-  ],
+  "virtio-blk": requestListFields(),
   "virtio-rng": [],
   "virtio-console": [
     vmstateUint16("cols"),

@@ -9,6 +9,7 @@ import { H_LR_ADDR, H_LR_VALID, H_LR_VALUE, H_MCYCLE, H_MINSTRET, H_STIMECMP, H_
 import { loadStateFromBytes, MigrationError, saveStateToBytes } from "@ferryvm/vmstate";
 import { createMachine, type Machine } from "./machine.ts";
 import { MemoryBlockBackend } from "./virtio-blk.ts";
+import { decodeVirtqueueElementOld } from "./virtio-vmstate.ts";
 
 const CODE = 0x8000_0000n;
 const DATA = 0x8000_1000n;
@@ -144,5 +145,87 @@ describe("damaged sections", () => {
       await target.load(bytes); // and the good bytes still load after all that
     }
     expect(failures).toBeGreaterThan(100);
+  });
+});
+
+describe("virtio-blk requests in flight (QEMU's request list)", () => {
+  const RAMB = 0x8000_0000;
+  const DESC = RAMB + 0x1000;
+  const AVAIL = RAMB + 0x2000;
+  const USED = RAMB + 0x3000;
+  const BUF = RAMB + 0x10000;
+  const LIST = 12 + 1 + 1 + 2 + 4 + 4 + 57 + 4 + (4 + 4 + 8 + 2);
+
+  async function withInflightRead(): Promise<{ a: Machine; disk: Uint8Array }> {
+    const disk = new Uint8Array(8192).map((_, i) => (i * 31) & 255);
+    const a = await createMachine({
+      ramSize: 16 << 20,
+      virtio: [{ type: "virtio-blk-device", backend: new MemoryBlockBackend(disk), bus: 0 }],
+    });
+    const t = a.virtio[0]!;
+    const w32 = (o: number, v: number) => t.write(o, 4, v);
+    for (const [o, v] of [[0x70, 0], [0x70, 3], [0x24, 1], [0x20, 1], [0x24, 0], [0x20, 0], [0x70, 11], [0x30, 0], [0x38, 8],
+      [0x80, DESC], [0x84, 0], [0x90, AVAIL], [0x94, 0], [0xa0, USED], [0xa4, 0], [0x44, 1], [0x70, 15]] as const) w32(o, v);
+    const put = (addr: number, bytes: Uint8Array) => a.physicalMemory.write(BigInt(addr), bytes);
+    const u8 = (n: number, f: (v: DataView) => void) => {
+      const b = new Uint8Array(n);
+      f(new DataView(b.buffer));
+      return b;
+    };
+    put(BUF, u8(16, (v) => v.setBigUint64(8, 1n, true))); // VIRTIO_BLK_T_IN, sector 1
+    const desc = (i: number, addr: number, len: number, flags: number, next: number) =>
+      put(DESC + 16 * i, u8(16, (v) => {
+        v.setBigUint64(0, BigInt(addr), true);
+        v.setUint32(8, len, true);
+        v.setUint16(12, flags, true);
+        v.setUint16(14, next, true);
+      }));
+    desc(0, BUF, 16, 1, 1);
+    desc(1, BUF + 0x100, 512, 3, 2);
+    desc(2, BUF + 0x400, 1, 2, 0);
+    put(AVAIL, u8(6, (v) => v.setUint16(2, 1, true))); // ring[0] = head 0, idx 1
+    // The device took the request and had not answered when the VM stopped (QEMU: stopped on an I/O error).
+    const blk = t.device as import("./virtio-blk.ts").VirtioBlk;
+    blk.inflight = [t.queues[0]!.pop()!];
+    return { a, disk };
+  }
+
+  it("load from the stream and are served when the machine runs again, saved back unchanged until then", async () => {
+    const { a, disk } = await withInflightRead();
+    const id = "virtio-mmio@0000000010001000/virtio-blk";
+    const bytes = section(a, id).save();
+    // After the transport's part (3 words, status, isr, queue_sel, features, the 57-byte config,
+    // the queue count and one queue's num, align, desc, last_avail_idx): 1, the element, 0.
+    expect([bytes[LIST], bytes[LIST + 1 + 49168]]).toEqual([1, 0]);
+    expect(decodeVirtqueueElementOld(bytes.subarray(LIST + 1, LIST + 1 + 49168), 8)).toEqual({
+      index: 0,
+      out: [{ addr: BigInt(BUF), len: 16 }],
+      in: [{ addr: BigInt(BUF + 0x100), len: 512 }, { addr: BigInt(BUF + 0x400), len: 1 }],
+    });
+    const b = await createMachine({
+      ramSize: 16 << 20,
+      virtio: [{ type: "virtio-blk-device", backend: new MemoryBlockBackend(disk), bus: 0 }],
+    });
+    await moveAll(a, b);
+    expect(section(b, id).save()).toEqual(bytes);
+    const result = await b.run({ timeoutMs: 5 });
+    expect(result.kind).toBe("timeout");
+    const used = b.physicalMemory.view(BigInt(USED), 12)!;
+    const uv = new DataView(used.buffer, used.byteOffset, 12);
+    expect([uv.getUint16(2, true), uv.getUint32(4, true), uv.getUint32(8, true)]).toEqual([1, 0, 513]);
+    expect(b.physicalMemory.view(BigInt(BUF + 0x100), 512)).toEqual(disk.subarray(512, 1024));
+    expect(b.physicalMemory.view(BigInt(BUF + 0x400), 1)![0]).toBe(0);
+    expect(b.virtio[0]!.isr & 1).toBe(1);
+  });
+
+  it("are refused when they do not fit the queue or the used index", async () => {
+    const { a } = await withInflightRead();
+    const id = "virtio-mmio@0000000010001000/virtio-blk";
+    const bytes = section(a, id).save();
+    const badIndex = bytes.slice();
+    badIndex[LIST + 1] = 200; // element index 200 in a queue of 8
+    await expect(section(a, id).load(badIndex)).rejects.toThrow(/request 0: virtqueue element index 200 >= queue size 8/);
+    (a.virtio[0]!.device as import("./virtio-blk.ts").VirtioBlk).inflight = [];
+    await expect(section(a, id).load(section(a, id).save())).rejects.toThrow(/1 requests in use .* but 0 in the stream's request list/);
   });
 });
