@@ -5,11 +5,24 @@ import {
 } from "./hart-layout";
 import * as C from "./csr-numbers";
 import { effectiveMip } from "./csr";
+import { MA_TRACE_FLAGS, MA_TRACE_TRAP } from "./machine-area";
+import { machineArea, curHart } from "./state";
+
+/** Trace hook (QEMU's riscv_cpu_do_interrupt log line): called only when MA_TRACE_TRAP is set. */
+@external("env", "trace_trap")
+declare function trace_trap(hart: u32, isAsync: u32, causeLo: u32, causeHi: u32, epcLo: u32, epcHi: u32, tvalLo: u32, tvalHi: u32): void;
+
+/** Out of line so takeTrap only pays a load and a branch when tracing is off. */
+@inline(never) function traceTrap(pc: u64, cause: u64, tval: u64): void {
+  const code = cause & ~INTERRUPT_BIT;
+  trace_trap(curHart, <u32>(cause >> 63), <u32>code, <u32>(code >> 32), <u32>pc, <u32>(pc >> 32), <u32>tval, <u32>(tval >> 32));
+}
 
 const INTERRUPT_BIT: u64 = <u64>1 << 63;
 
 /** Enters the trap handler for `cause` (with INTERRUPT_BIT for interrupts); returns the new pc. */
 export function takeTrap(hart: usize, pc: u64, cause: u64, tval: u64): u64 {
+  if (load<u32>(machineArea + MA_TRACE_FLAGS) & MA_TRACE_TRAP) traceTrap(pc, cause, tval);
   const priv = load<u32>(hart + H_PRIV);
   const isIrq = (cause & INTERRUPT_BIT) != 0;
   const code = cause & 63;

@@ -23,6 +23,53 @@ export interface RamRegion {
 export const ExitReason = { Budget: 0, Wfi: 1, Htif: 2, Stop: 3 } as const;
 export type ExitReasonValue = (typeof ExitReason)[keyof typeof ExitReason];
 
+/** One trap taken by a hart, as QEMU's riscv_cpu_do_interrupt logs it (`-d int`). */
+export interface TrapEvent {
+  /** Hart index (= mhartid). */
+  hart: number;
+  /** True for an interrupt, false for an exception. */
+  async: boolean;
+  /** The cause code without the interrupt bit (what QEMU prints). */
+  cause: bigint;
+  /** The pc the trap was taken at (mepc/sepc). */
+  epc: bigint;
+  /** The trap value written to mtval/stval. */
+  tval: bigint;
+}
+
+const EXCEPTION_NAMES = [
+  "misaligned_fetch", "fault_fetch", "illegal_instruction", "breakpoint", "misaligned_load", "fault_load",
+  "misaligned_store", "fault_store", "user_ecall", "supervisor_ecall", "hypervisor_ecall", "machine_ecall",
+  "exec_page_fault", "load_page_fault", "reserved", "store_page_fault", "reserved", "reserved", "reserved",
+  "reserved", "guest_exec_page_fault", "guest_load_page_fault", "reserved", "guest_store_page_fault",
+] as const;
+const INTERRUPT_NAMES = [
+  "u_software", "s_software", "vs_software", "m_software", "u_timer", "s_timer", "vs_timer", "m_timer",
+  "u_external", "s_external", "vs_external", "m_external", "reserved", "reserved", "reserved", "reserved",
+] as const;
+
+/** QEMU 7.2's riscv_cpu_get_trap_name. */
+export function trapName(cause: bigint, async: boolean): string {
+  const names: readonly string[] = async ? INTERRUPT_NAMES : EXCEPTION_NAMES;
+  return cause < BigInt(names.length) ? names[Number(cause)]! : "(unknown)";
+}
+
+function hex16(v: bigint): string {
+  return BigInt.asUintN(64, v).toString(16).padStart(16, "0");
+}
+
+/**
+ * The line QEMU 7.2 logs with `-d int` for a trap (target/riscv/cpu_helper.c), without the
+ * trailing newline: `riscv_cpu_do_interrupt: hart:0, async:1, cause:0000000000000007,
+ * epc:0x0000000080000010, tval:0x0000000000000000, desc=m_timer`.
+ */
+export function formatTrapQemu(event: TrapEvent): string {
+  return (
+    `riscv_cpu_do_interrupt: hart:${event.hart}, async:${event.async ? 1 : 0}, cause:${hex16(event.cause)}, ` +
+    `epc:0x${hex16(event.epc)}, tval:0x${hex16(event.tval)}, desc=${trapName(event.cause, event.async)}`
+  );
+}
+
 export interface CpuOptions {
   memory: WebAssembly.Memory;
   harts: number;
@@ -190,6 +237,7 @@ export class Cpu {
   readonly #exports: CpuExports;
   readonly #views: HartView[];
   readonly #ma: DataView;
+  #onTrap: ((event: TrapEvent) => void) | undefined;
 
   private constructor(module: WebAssembly.Module, opts: CpuOptions) {
     const { memory, harts, mmio } = opts;
@@ -217,6 +265,19 @@ export class Cpu {
         const value = size === 8 ? raw : Number(raw & ((1n << BigInt(size * 8)) - 1n));
         return mmio.write((hi >>> 0) * 0x1_0000_0000 + (lo >>> 0), size as 1 | 2 | 4 | 8, value, hart) ? 0 : 1;
       },
+      trace_trap: (
+        hart: number, isAsync: number, causeLo: number, causeHi: number,
+        epcLo: number, epcHi: number, tvalLo: number, tvalHi: number,
+      ): void => {
+        const u64 = (lo: number, hi: number): bigint => (BigInt(hi >>> 0) << 32n) | BigInt(lo >>> 0);
+        this.#onTrap?.({
+          hart,
+          async: isAsync !== 0,
+          cause: u64(causeLo, causeHi),
+          epc: u64(epcLo, epcHi),
+          tval: u64(tvalLo, tvalHi),
+        });
+      },
       abort: (msg: number, file: number, line: number, col: number): never => {
         throw new Error(`cpu-wasm abort at ${line}:${col} (message ${msg}, file ${file})`);
       },
@@ -225,6 +286,7 @@ export class Cpu {
     this.#exports = instance.exports as unknown as CpuExports;
     this.#exports.configure(L.CPU_MACHINE_AREA_BASE, L.CPU_HART_AREA_BASE, L.CPU_HART_BLOCK_SIZE, harts);
     this.#ma = new DataView(memory.buffer, L.CPU_MACHINE_AREA_BASE, 0x1000);
+    this.#ma.setUint32(L.MA_TRACE_FLAGS, 0, true);
     this.#views = [];
     for (let i = 0; i < harts; i++) {
       this.#views.push(new HartView(memory, i, this.#exports));
@@ -303,6 +365,20 @@ export class Cpu {
   }
   set mtime(v: bigint) {
     this.#ma.setBigUint64(L.MA_MTIME, BigInt.asUintN(64, v), true);
+  }
+
+  /**
+   * Called for every trap any hart takes (QEMU's `-d int`; see {@link formatTrapQemu}), from
+   * inside run(), before the trap updates the hart. undefined turns tracing off; the
+   * instruction loop never looks at it, only the trap path does.
+   */
+  get onTrap(): ((event: TrapEvent) => void) | undefined {
+    return this.#onTrap;
+  }
+  set onTrap(fn: ((event: TrapEvent) => void) | undefined) {
+    this.#onTrap = fn;
+    const flags = this.#ma.getUint32(L.MA_TRACE_FLAGS, true);
+    this.#ma.setUint32(L.MA_TRACE_FLAGS, fn === undefined ? flags & ~L.MA_TRACE_TRAP : flags | L.MA_TRACE_TRAP, true);
   }
 
   hart(i: number): HartView {
