@@ -152,6 +152,11 @@ export interface RunOptions {
 }
 
 const MIN_YIELD_MS = 8;
+/**
+ * The longest delay setTimeout keeps (2^31 - 1 ms): Node and browsers fire a longer one after
+ * 1 ms. A far deadline (mtimecmp near all ones) sleeps this long, then the run loop looks again.
+ */
+export const MAX_TIMER_MS = 0x7fff_ffff;
 
 function yieldToEventLoop(): Promise<void> {
   if (typeof setImmediate === "function") return new Promise((r) => setImmediate(r));
@@ -531,12 +536,14 @@ export class Machine {
     }
     let ms = next === Infinity ? Infinity : (next - this.clock.ns()) / 1e6;
     ms = Math.min(ms, deadline - performance.now());
+    // Clamped: the run loop re-checks every deadline when the sleep ends early.
+    if (ms !== Infinity) ms = Math.min(Math.ceil(ms), MAX_TIMER_MS);
     if (ms <= 0) {
       await yieldToEventLoop();
       return;
     }
     await new Promise<void>((resolve) => {
-      const timer = ms === Infinity ? undefined : setTimeout(done, Math.ceil(ms));
+      const timer = ms === Infinity ? undefined : setTimeout(done, ms);
       const self = this;
       function done(): void {
         if (timer !== undefined) clearTimeout(timer);
