@@ -12,7 +12,7 @@
  * @module
  */
 
-import { Cpu, ExitReason, H_STIMECMP, type HartView } from "@ferryvm/cpu-wasm";
+import { Cpu, ExitReason, H_STIMECMP, type HartView, type TrapEvent } from "@ferryvm/cpu-wasm";
 import { GuestMemory, MAX_GUEST_RAM, MAX_HARTS, type MemoryLayout } from "@ferryvm/memory";
 import { SystemBus } from "./bus.ts";
 import { Clint, CLINT_SIZE } from "./clint.ts";
@@ -95,6 +95,19 @@ export interface MachineOptions {
   slice?: number;
   /** Use the CPU's debug build (assertions on). */
   debugCpu?: boolean;
+  /**
+   * Every trap a hart takes (QEMU's `-d int`: print `formatTrapQemu(event)` from
+   * @ferryvm/cpu-wasm). Also settable later through {@link Machine.onTrap}.
+   */
+  onTrap?: (event: TrapEvent) => void;
+  /** Each hart reset (power-on, system reset), before it (QEMU's `-d cpu_reset` logs then). */
+  onCpuReset?: (event: CpuResetEvent) => void;
+}
+
+/** A hart about to be reset; `line` is QEMU's first `-d cpu_reset` line ("CPU Reset (CPU 0)"). */
+export interface CpuResetEvent {
+  hart: number;
+  line: string;
 }
 
 /** A virtio-mmio device to plug; `bus` is N of `bus=virtio-mmio-bus.N` (the slot). */
@@ -140,11 +153,27 @@ export async function loadDefaultFirmware(): Promise<Uint8Array> {
   return new Uint8Array(await readFile(DEFAULT_FIRMWARE_URL));
 }
 
+/** QEMU 7.2's ShutdownCause values a run can end with (the SHUTDOWN / RESET event's `reason`). */
+export type ShutdownCause = "guest-shutdown" | "guest-reset" | "guest-panic";
+
+/**
+ * Why run() returned. `cause` is always set on the results {@link Machine.run} returns, as a
+ * non-enumerable property: existing `toEqual({ kind: "exit", code: 0 })` checks and JSON
+ * output stay as they were. "exit" (sifive_test pass/fail, HTIF exit) is "guest-shutdown"
+ * whatever the code (QEMU 7.2 just exits); "reset" (the finisher's 0x7777) is "guest-reset".
+ */
 export type RunResult =
-  | { kind: "exit"; code: number }
+  | { kind: "exit"; code: number; cause?: ShutdownCause }
   | { kind: "timeout" }
-  | { kind: "reset" }
+  | { kind: "reset"; cause?: ShutdownCause }
   | { kind: "stopped" };
+
+function withCause<R extends RunResult>(result: R, cause: ShutdownCause): R {
+  return Object.defineProperty(result, "cause", { value: cause, enumerable: false, writable: false });
+}
+
+/** QEMU's CPU_THROTTLE_TIMESLICE_NS, in ms: the vCPU runs this long between throttle sleeps. */
+export const THROTTLE_TIMESLICE_MS = 10;
 
 export interface RunOptions {
   /** Wall-clock limit; the run ends with `{ kind: "timeout" }` when it passes. */
@@ -244,6 +273,13 @@ export class Machine {
   /** mtime the harts saw at the start of the last round. */
   #roundMtime = 0n;
   #vmstate: VmstateEntry[] | undefined;
+  #throttle = 0;
+  /** Host ms the vCPUs ran since the last throttle sleep. */
+  #ranMs = 0;
+  #pauseRequested = false;
+  #paused = false;
+  #pauseWaiters: (() => void)[] = [];
+  #resumeWake: (() => void) | undefined;
 
   constructor(options: MachineOptions, parts: MachineParts) {
     this.#options = options;
@@ -374,8 +410,79 @@ export class Machine {
     } else {
       this.cpu.setTohost(null, null);
     }
+    if (options.onTrap !== undefined) this.cpu.onTrap = options.onTrap;
     this.#resetHarts();
   }
+
+  /** The trap hook (see {@link MachineOptions.onTrap}); undefined = off, costs nothing then. */
+  get onTrap(): ((event: TrapEvent) => void) | undefined {
+    return this.cpu.onTrap;
+  }
+  set onTrap(fn: ((event: TrapEvent) => void) | undefined) {
+    this.cpu.onTrap = fn;
+  }
+
+  /** The hart-reset hook (see {@link MachineOptions.onCpuReset}). */
+  get onCpuReset(): ((event: CpuResetEvent) => void) | undefined {
+    return this.#options.onCpuReset;
+  }
+  set onCpuReset(fn: ((event: CpuResetEvent) => void) | undefined) {
+    const { onCpuReset: _, ...rest } = this.#options;
+    this.#options = fn === undefined ? rest : { ...rest, onCpuReset: fn };
+  }
+
+  /**
+   * Auto-converge throttle (QEMU's cpu_throttle_set): with `percent` in 1..99 the run loop
+   * sleeps percent / (100 - percent) × {@link THROTTLE_TIMESLICE_MS} after every timeslice
+   * the vCPUs ran, so they run (100 - percent)% of wall time; 0 turns it off.
+   */
+  setThrottle(percent: number): void {
+    if (!Number.isInteger(percent) || percent < 0 || percent > 99) {
+      throw new RangeError(`throttle percentage ${percent} out of range 0..99`);
+    }
+    this.#throttle = percent;
+    this.#ranMs = 0;
+  }
+
+  get throttle(): number {
+    return this.#throttle;
+  }
+
+  /**
+   * Pauses the vCPUs (QEMU's vm_stop without ending `run()`): resolves once every hart has
+   * stopped at an instruction boundary and the virtual clock is frozen. A run() started while
+   * paused waits (QEMU's -S). Device state and RAM may be read (and saved) while paused.
+   */
+  pause(): Promise<void> {
+    if (this.#paused) return Promise.resolve();
+    if (!this.#running) {
+      this.#paused = true;
+      return Promise.resolve();
+    }
+    this.#pauseRequested = true;
+    for (let i = 0; i < this.harts; i++) this.cpu.hart(i).stopRequest = true;
+    const p = new Promise<void>((resolve) => this.#pauseWaiters.push(resolve));
+    this.#wake?.();
+    return p;
+  }
+
+  /** Lets paused vCPUs run again (a pending pause() is cancelled after it settles). */
+  resume(): void {
+    if (this.#pauseRequested && !this.#paused) {
+      // Not reached the pause point yet: it pauses, settles pause(), then resumes at once.
+      this.#resumeAfterPause = true;
+      return;
+    }
+    this.#paused = false;
+    this.#resumeWake?.();
+  }
+
+  /** True while the vCPUs are paused (see {@link pause}). */
+  get paused(): boolean {
+    return this.#paused;
+  }
+
+  #resumeAfterPause = false;
 
   /** Instructions retired by all harts since creation. */
   /**
@@ -427,6 +534,7 @@ export class Machine {
     this.#pending ??= { kind: "stopped" };
     for (let i = 0; i < this.harts; i++) this.cpu.hart(i).stopRequest = true;
     this.#wake?.();
+    this.#resumeWake?.();
   }
 
   /** System reset (the finisher's 0x7777): images reloaded, devices and harts reset. */
@@ -451,11 +559,18 @@ export class Machine {
     this.clock.start();
     try {
       for (;;) {
+        if (this.#pauseRequested || this.#paused) {
+          await this.#pausePoint(deadline);
+          if (this.#pending !== undefined) return this.#takePending();
+          if (performance.now() >= deadline) return { kind: "timeout" };
+          lastYield = performance.now();
+        }
         this.#pumpInput();
         this.uart.poll();
         this.rtc.poll();
         for (const v of this.virtio) v.poll();
         let idle = true;
+        const roundStart = performance.now();
         this.#roundMtime = this.clock.mtime;
         for (let h = 0; h < this.harts && this.#pending === undefined; h++) {
           this.cpu.mtime = this.clock.mtime;
@@ -466,7 +581,7 @@ export class Machine {
           if (retired !== 0 || reason !== ExitReason.Wfi) idle = false;
           if (reason === ExitReason.Htif && this.htif !== undefined) {
             const r = this.htif.handleTohost();
-            if (r !== undefined) this.#pending ??= r;
+            if (r !== undefined) this.#pending ??= withCause(r, "guest-shutdown");
           } else if (reason === ExitReason.Stop) {
             this.cpu.hart(h).stopRequest = false;
           }
@@ -475,6 +590,15 @@ export class Machine {
         if (this.#pending !== undefined) return this.#takePending();
         const now = performance.now();
         if (now >= deadline) return { kind: "timeout" };
+        if (this.#throttle > 0 && !idle) {
+          this.#ranMs += now - roundStart;
+          if (this.#ranMs >= THROTTLE_TIMESLICE_MS) {
+            await this.#throttleSleep(deadline);
+            lastYield = performance.now();
+            if (this.#pending !== undefined) return this.#takePending();
+            continue;
+          }
+        }
         if (idle) {
           await this.#idle(deadline);
           lastYield = performance.now();
@@ -497,6 +621,62 @@ export class Machine {
     const chunk = this.#outBuf.slice(0, this.#outLen);
     this.#outLen = 0;
     this.#out(chunk);
+  }
+
+  /** QEMU's cpu_throttle_thread: sleep pct / (100 - pct) × the time the vCPUs just ran. */
+  async #throttleSleep(deadline: number): Promise<void> {
+    const pct = this.#throttle;
+    const ms = Math.min((this.#ranMs * pct) / (100 - pct), deadline - performance.now());
+    this.#ranMs = 0;
+    if (ms <= 0) return;
+    const end = performance.now() + ms;
+    await new Promise<void>((resolve) => {
+      const self = this;
+      const timer = setTimeout(done, Math.round(ms));
+      function done(): void {
+        clearTimeout(timer);
+        self.#wake = undefined;
+        resolve();
+      }
+      // stop() and pause() end the sleep early; console input waits for the vCPU.
+      this.#wake = () => {
+        if (this.#pending !== undefined || this.#pauseRequested) done();
+      };
+    });
+    // setTimeout has ~1 ms granularity: an oversleep counts as sleep owed by the next slice.
+    const over = performance.now() - end;
+    if (over > 0) this.#ranMs = -(over * (100 - pct)) / pct;
+  }
+
+  /** Harts stopped at an instruction boundary: freeze the clock and wait for resume(). */
+  async #pausePoint(deadline: number): Promise<void> {
+    for (let i = 0; i < this.harts; i++) this.cpu.hart(i).stopRequest = false;
+    this.#pauseRequested = false;
+    this.#paused = true;
+    this.flushOutput();
+    this.clock.stop();
+    for (const w of this.#pauseWaiters.splice(0)) w();
+    if (this.#resumeAfterPause) {
+      this.#resumeAfterPause = false;
+      this.#paused = false;
+    }
+    try {
+      while (this.#paused && this.#pending === undefined && performance.now() < deadline) {
+        await new Promise<void>((resolve) => {
+          const ms = deadline - performance.now();
+          const timer = ms === Infinity ? undefined : setTimeout(done, Math.min(Math.ceil(ms), MAX_TIMER_MS));
+          const self = this;
+          function done(): void {
+            if (timer !== undefined) clearTimeout(timer);
+            self.#resumeWake = undefined;
+            resolve();
+          }
+          this.#resumeWake = done;
+        });
+      }
+    } finally {
+      this.clock.start();
+    }
   }
 
   #takePending(): RunResult {
@@ -569,7 +749,9 @@ export class Machine {
   }
 
   #onFinisher(event: FinisherEvent, hart: number): void {
-    this.#pending ??= event.kind === "exit" ? { kind: "exit", code: event.code } : { kind: "reset" };
+    this.#pending ??= event.kind === "exit"
+      ? withCause({ kind: "exit", code: event.code }, "guest-shutdown")
+      : withCause({ kind: "reset" }, "guest-reset");
     this.cpu.hart(hart).stopRequest = true;
   }
 
@@ -644,7 +826,9 @@ export class Machine {
   }
 
   #resetHarts(): void {
+    const onReset = this.#options.onCpuReset;
     for (let i = 0; i < this.harts; i++) {
+      onReset?.({ hart: i, line: `CPU Reset (CPU ${i})` });
       this.cpu.reset(i, BigInt(MROM_BASE));
       this.cpu.hart(i).stopRequest = false;
     }
