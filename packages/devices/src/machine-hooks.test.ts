@@ -103,6 +103,18 @@ describe("Machine pause", () => {
     m.stop();
     expect(await running).toEqual({ kind: "stopped" });
   });
+
+  it("settles a pause() asked for just before the run ends", async () => {
+    const m = await boot("spin");
+    const running = m.run({ timeoutMs: 10_000 });
+    await sleep(10);
+    m.stop();
+    const paused = m.pause();
+    expect(await running).toEqual({ kind: "stopped" });
+    await paused;
+    expect(m.paused).toBe(true);
+    expect(m.hart(0).stopRequest).toBe(false);
+  });
 });
 
 describe("Machine throttle", () => {

@@ -612,6 +612,14 @@ export class Machine {
       this.flushOutput();
       this.clock.stop();
       this.#running = false;
+      if (this.#pauseRequested) {
+        // The run ended before its pause point: the harts are stopped all the same.
+        for (let i = 0; i < this.harts; i++) this.cpu.hart(i).stopRequest = false;
+        this.#pauseRequested = false;
+        this.#paused = !this.#resumeAfterPause;
+        this.#resumeAfterPause = false;
+        for (const w of this.#pauseWaiters.splice(0)) w();
+      }
     }
   }
 
