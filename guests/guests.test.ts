@@ -130,7 +130,7 @@ describe("ISA guests on FerryVM", () => {
       const test = name.replace(/\.elf$/, "");
       expect(output).toContain(`${test}: PASS\n`);
       expect(output).not.toContain("FAIL");
-      expect(result).toEqual({ kind: "exit", code: 0 });
+      expect(result).toEqual({ kind: "exit", code: 0, cause: "guest-shutdown" });
     });
   }
 });
@@ -140,7 +140,7 @@ describe("ISA guests on FerryVM without dirty tracking and with icount", () => {
     it(`${name} passes with no dirty-memory client (store TLB filled at once)`, async () => {
       const { result, output } = await runFerry(read(`isa/${name}`), 10_000, 1, "none", { dirtyClients: [] });
       expect(output).toContain(`${name.replace(/\.elf$/, "")}: PASS\n`);
-      expect(result).toEqual({ kind: "exit", code: 0 });
+      expect(result).toEqual({ kind: "exit", code: 0, cause: "guest-shutdown" });
     });
   }
   for (const name of ["interrupts.elf", "irq-storm.elf", "smp.elf"]) {
@@ -149,14 +149,14 @@ describe("ISA guests on FerryVM without dirty tracking and with icount", () => {
         icount: true,
       });
       expect(output).toContain(`${name.replace(/\.elf$/, "")}: PASS\n`);
-      expect(result).toEqual({ kind: "exit", code: 0 });
+      expect(result).toEqual({ kind: "exit", code: 0, cause: "guest-shutdown" });
     });
   }
   it("the migration workload's passes with one dirty-memory client", async () => {
     const elf = patchU64(read("migration/a-b.elf"), "mig_passes", 2n);
     const { result, output } = await runFerry(elf, 20_000, 1, "none", { dirtyClients: ["migration"] });
     expect(output).toBe("ABB\n");
-    expect(result).toEqual({ kind: "exit", code: 0 });
+    expect(result).toEqual({ kind: "exit", code: 0, cause: "guest-shutdown" });
   });
 });
 
@@ -167,7 +167,7 @@ describe("HTIF guests on FerryVM", () => {
       expect(expected, `expectation for ${name}`).toBeDefined();
       const { result, output } = await runFerry(read(`htif/${name}`), 10_000);
       expect(output).toBe(expected!.output);
-      expect(result).toEqual({ kind: "exit", code: expected!.code });
+      expect(result).toEqual({ kind: "exit", code: expected!.code, cause: "guest-shutdown" });
     });
   }
 });
@@ -180,21 +180,21 @@ describe("hello, migration and bench guests on FerryVM", () => {
     expect(output).toBe(
       "Hello from FerryVM! This is a bare-metal RISC-V guest on hart 0.\ntick 1\ntick 2\ntick 3\nbye\n",
     );
-    expect(result).toEqual({ kind: "exit", code: 0 });
+    expect(result).toEqual({ kind: "exit", code: 0, cause: "guest-shutdown" });
   });
 
   it("the migration workload makes its passes over 99 MiB and marks each one", async () => {
     const elf = patchU64(read("migration/a-b.elf"), "mig_passes", 3n);
     const { result, output } = await runFerry(elf, 20_000);
     expect(output).toBe("ABBB\n");
-    expect(result).toEqual({ kind: "exit", code: 0 });
+    expect(result).toEqual({ kind: "exit", code: 0, cause: "guest-shutdown" });
   });
 
   it("bench prints its checksum for a shortened run", async () => {
     const elf = patchU64(read("bench/bench.elf"), "bench_iterations", 300n);
     const { result, output } = await runFerry(elf, 20_000);
     expect(output).toMatch(/^bench: 300 iterations in S-mode with Sv39\nbench: checksum [0-9a-f]{16}\n$/);
-    expect(result).toEqual({ kind: "exit", code: 0 });
+    expect(result).toEqual({ kind: "exit", code: 0, cause: "guest-shutdown" });
   });
 });
 
@@ -215,7 +215,7 @@ describe("S-mode kernel under OpenSBI", () => {
     const { result, output } = await runFerry(read("sbi/sbi.elf"), 20_000, 1, opensbi);
     // OpenSBI's console turns "\n" into "\r\n", on QEMU too.
     expect(afterBanner(output)).toContain("sbi: PASS\r\n");
-    expect(result).toEqual({ kind: "exit", code: 0 });
+    expect(result).toEqual({ kind: "exit", code: 0, cause: "guest-shutdown" });
   });
   const dsit = qemuInstalled ? it : it.skip;
   dsit("sbi.elf prints the same after OpenSBI's banner on QEMU and FerryVM", async () => {
@@ -292,7 +292,7 @@ describe("differential checks against QEMU 7.2", () => {
       ]);
       expect(qemu.code).toBe(htifExpected[name]!.code);
       expect(ferry.output).toBe(qemu.output);
-      expect(ferry.result).toEqual({ kind: "exit", code: qemu.code });
+      expect(ferry.result).toEqual({ kind: "exit", code: qemu.code, cause: "guest-shutdown" });
     });
   }
 
@@ -303,7 +303,7 @@ describe("differential checks against QEMU 7.2", () => {
     ]);
     expect(qemu.code).toBe(42);
     expect(ferry.output).toBe(qemu.output);
-    expect(ferry.result).toEqual({ kind: "exit", code: 42 });
+    expect(ferry.result).toEqual({ kind: "exit", code: 42, cause: "guest-shutdown" });
   });
 
   dqit("bench computes the same checksum on QEMU and FerryVM", async () => {

@@ -65,7 +65,7 @@ async function runOurs(): Promise<string> {
   const drive = driver((t) => m.sendConsoleInput(new TextEncoder().encode(t)));
   const r = await m.run({ timeoutMs: 20_000 });
   if (r.kind !== "exit") console.log(out);
-  expect(r).toEqual({ kind: "exit", code: 0 });
+  expect(r).toEqual({ kind: "exit", code: 0, cause: "guest-shutdown" });
   return out;
 }
 

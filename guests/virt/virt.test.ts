@@ -79,7 +79,7 @@ describe("guests/virt on FerryVM", () => {
     expect(console).toBe("hello through virtio-console transmitq0\n!\n");
     expect(payload).toContain(`fnv1a ${fnv1a(diskImage().subarray(0, 1024))}`);
     expect(payload).toContain("uart: irq 10 got 'x'");
-    expect(result).toBe(JSON.stringify({ kind: "exit", code: 0 }));
+    expect(result).toBe(JSON.stringify({ kind: "exit", code: 0, cause: "guest-shutdown" }));
     // The guest's write reached the disk.
     const expected = new Uint8Array(512).map((_, i) => (i * 7 + 3) & 255);
     expect(disk.subarray(1024, 1536)).toEqual(expected);
@@ -103,7 +103,7 @@ describe("guests/virt on FerryVM", () => {
     const { out, result } = await runOurs(diskImage(), true);
     expect(out).toContain("virtio-blk: slot 7, version 1,");
     expect(out).toContain("virt: all passed");
-    expect(result).toBe(JSON.stringify({ kind: "exit", code: 0 }));
+    expect(result).toBe(JSON.stringify({ kind: "exit", code: 0, cause: "guest-shutdown" }));
   });
 
   it.skipIf(!hasQemu)("prints the same as on qemu-system-riscv64, with modern and with legacy virtio-mmio", async () => {

@@ -62,7 +62,7 @@ describe("VmController", () => {
   it("resets on a guest reset, and a reset while paused leaves it in prelaunch", async () => {
     const { m, c, events } = setup();
     await tick();
-    m.finish({ kind: "reset" });
+    m.finish({ kind: "reset", cause: "guest-reset" });
     await tick();
     expect(m.resets).toBe(1);
     expect(c.state).toBe("running");
@@ -91,13 +91,13 @@ describe("VmController", () => {
   it("ends with the guest's code at a poweroff, or holds it in shutdown with -no-shutdown", async () => {
     const a = setup();
     await tick();
-    a.m.finish({ kind: "exit", code: 7 });
+    a.m.finish({ kind: "exit", code: 7, cause: "guest-shutdown" });
     expect(await a.outcome).toEqual({ kind: "exit", code: 7 });
     expect(a.events).toEqual(['SHUTDOWN {"guest":true,"reason":"guest-shutdown"}']);
 
     const b = setup({ noShutdown: true });
     await tick();
-    b.m.finish({ kind: "exit", code: 7 });
+    b.m.finish({ kind: "exit", code: 7, cause: "guest-shutdown" });
     await tick();
     expect(b.c.state).toBe("shutdown");
     await expect(b.c.cont()).rejects.toThrow("Resetting the Virtual Machine is required");

@@ -253,7 +253,7 @@ describe("the virt payload (OpenSBI, virtio-blk/rng/console, PLIC, SBI timer) mi
       hops++;
       result = await step();
     }
-    expect(result).toEqual({ kind: "exit", code: 0 });
+    expect(result).toEqual({ kind: "exit", code: 0, cause: "guest-shutdown" });
     expect(hops).toBeGreaterThan(20);
     const payload = out.slice(out.indexOf("virt: S-mode payload"));
     expect(payload, out).toContain("virt: all passed");

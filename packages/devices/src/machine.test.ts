@@ -16,38 +16,38 @@ describe("Machine", () => {
   it("starts every hart in the ROM with a0 = hartid, a1 = FDT, a2 = fw_dynamic_info", async () => {
     const { m } = await boot("regs");
     expect(m.fdtAddr).toBe(0x87e0_0000n);
-    expect(await m.run({ timeoutMs: 5000 })).toEqual({ kind: "exit", code: 0 });
+    expect(await m.run({ timeoutMs: 5000 })).toEqual({ kind: "exit", code: 0, cause: "guest-shutdown" });
   });
 
   it("prints UART output and ends with the finisher's pass", async () => {
     const { m, text } = await boot("uart-hello");
-    expect(await m.run({ timeoutMs: 5000 })).toEqual({ kind: "exit", code: 0 });
+    expect(await m.run({ timeoutMs: 5000 })).toEqual({ kind: "exit", code: 0, cause: "guest-shutdown" });
     expect(text()).toBe("hello from uart\n");
   });
 
   it("returns the finisher's failure code", async () => {
     const { m } = await boot("finisher-fail");
-    expect(await m.run({ timeoutMs: 5000 })).toEqual({ kind: "exit", code: 3 });
+    expect(await m.run({ timeoutMs: 5000 })).toEqual({ kind: "exit", code: 3, cause: "guest-shutdown" });
   });
 
   it("ends with HTIF tohost = 1 as pass and (n << 1) | 1 as failure n", async () => {
-    expect(await (await boot("htif-pass")).m.run({ timeoutMs: 5000 })).toEqual({ kind: "exit", code: 0 });
-    expect(await (await boot("htif-fail")).m.run({ timeoutMs: 5000 })).toEqual({ kind: "exit", code: 5 });
+    expect(await (await boot("htif-pass")).m.run({ timeoutMs: 5000 })).toEqual({ kind: "exit", code: 0, cause: "guest-shutdown" });
+    expect(await (await boot("htif-fail")).m.run({ timeoutMs: 5000 })).toEqual({ kind: "exit", code: 5, cause: "guest-shutdown" });
   });
 
   it("sees an HTIF exit written from S-mode through a virtual alias of tohost", async () => {
-    expect(await (await boot("htif-virtual")).m.run({ timeoutMs: 5000 })).toEqual({ kind: "exit", code: 6 });
+    expect(await (await boot("htif-virtual")).m.run({ timeoutMs: 5000 })).toEqual({ kind: "exit", code: 6, cause: "guest-shutdown" });
   });
 
   it("prints HTIF console output and answers through fromhost", async () => {
     const { m, text } = await boot("htif-console");
-    expect(await m.run({ timeoutMs: 5000 })).toEqual({ kind: "exit", code: 0 });
+    expect(await m.run({ timeoutMs: 5000 })).toEqual({ kind: "exit", code: 0, cause: "guest-shutdown" });
     expect(text()).toBe("htif says hi\n");
   });
 
   it("serves the riscv-tests syscall proxy: write then exit(7)", async () => {
     const { m, text } = await boot("htif-syscall");
-    expect(await m.run({ timeoutMs: 5000 })).toEqual({ kind: "exit", code: 7 });
+    expect(await m.run({ timeoutMs: 5000 })).toEqual({ kind: "exit", code: 7, cause: "guest-shutdown" });
     expect(text()).toBe("syscall out\n");
   });
 
@@ -69,27 +69,27 @@ describe("Machine", () => {
   it("gives the CLINT mtime register and the time CSR one clock", async () => {
     // zicsr-style check: m0 = mtime (MMIO), t = time (CSR), m1 = mtime; passes when m0 <= t <= m1.
     const { m } = await boot("time-csr");
-    expect(await m.run({ timeoutMs: 5000 })).toEqual({ kind: "exit", code: 0 });
+    expect(await m.run({ timeoutMs: 5000 })).toEqual({ kind: "exit", code: 0, cause: "guest-shutdown" });
   });
 
   it("wakes a WFI hart at its timer deadline", async () => {
     const { m, text } = await boot("timer");
     const t0 = performance.now();
-    expect(await m.run({ timeoutMs: 5000 })).toEqual({ kind: "exit", code: 0 });
+    expect(await m.run({ timeoutMs: 5000 })).toEqual({ kind: "exit", code: 0, cause: "guest-shutdown" });
     expect(text()).toBe("tick\n");
     expect(performance.now() - t0).toBeGreaterThanOrEqual(15);
   });
 
   it("wakes a WFI hart at its Sstc stimecmp deadline", async () => {
     const { m, text } = await boot("stimecmp-wfi");
-    expect(await m.run({ timeoutMs: 5000 })).toEqual({ kind: "exit", code: 0 });
+    expect(await m.run({ timeoutMs: 5000 })).toEqual({ kind: "exit", code: 0, cause: "guest-shutdown" });
     expect(text()).toBe("stip\n");
   });
 
   it("jumps icount time to the timer deadline when all harts wait", async () => {
     const { m, text } = await boot("timer", { icount: { shift: 0 } });
     const t0 = performance.now();
-    expect(await m.run({ timeoutMs: 5000 })).toEqual({ kind: "exit", code: 0 });
+    expect(await m.run({ timeoutMs: 5000 })).toEqual({ kind: "exit", code: 0, cause: "guest-shutdown" });
     expect(text()).toBe("tick\n");
     expect(m.clock.ns()).toBeGreaterThanOrEqual(20_000_000);
     expect(performance.now() - t0).toBeLessThan(2000);
@@ -109,21 +109,21 @@ describe("Machine", () => {
     const done = m.run({ timeoutMs: 5000 });
     m.sendConsoleInput(new TextEncoder().encode("abc"));
     setTimeout(() => m.sendConsoleInput(new TextEncoder().encode("Zq")), 20);
-    expect(await done).toEqual({ kind: "exit", code: 0 });
+    expect(await done).toEqual({ kind: "exit", code: 0, cause: "guest-shutdown" });
     expect(text()).toBe("> ABCZ");
   });
 
   it("runs several harts round-robin (-smp 4)", async () => {
     const { m, text } = await boot("smp", { harts: 4 });
-    expect(await m.run({ timeoutMs: 5000 })).toEqual({ kind: "exit", code: 0 });
+    expect(await m.run({ timeoutMs: 5000 })).toEqual({ kind: "exit", code: 0, cause: "guest-shutdown" });
     expect(text()).toBe("all 4 harts\n");
   });
 
   it("reports a finisher reset and boots again after reset()", async () => {
     const { m, text } = await boot("reset");
-    expect(await m.run({ timeoutMs: 5000 })).toEqual({ kind: "reset" });
+    expect(await m.run({ timeoutMs: 5000 })).toEqual({ kind: "reset", cause: "guest-reset" });
     m.reset();
-    expect(await m.run({ timeoutMs: 5000 })).toEqual({ kind: "exit", code: 0 });
+    expect(await m.run({ timeoutMs: 5000 })).toEqual({ kind: "exit", code: 0, cause: "guest-shutdown" });
     expect(text()).toBe("boot 2\n");
   });
 
@@ -150,7 +150,7 @@ describe("Machine", () => {
     const dirty = m.guestMemory.dirty("migration");
     dirty.sync();
     dirty.clear();
-    expect(await m.run({ timeoutMs: 5000 })).toEqual({ kind: "reset" });
+    expect(await m.run({ timeoutMs: 5000 })).toEqual({ kind: "reset", cause: "guest-reset" });
     dirty.sync();
     expect(dirty.test(ram, 0x100)).toBe(true);
     expect(dirty.test(ram, 0x200)).toBe(false);

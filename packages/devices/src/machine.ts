@@ -157,20 +157,14 @@ export async function loadDefaultFirmware(): Promise<Uint8Array> {
 export type ShutdownCause = "guest-shutdown" | "guest-reset" | "guest-panic";
 
 /**
- * Why run() returned. `cause` is always set on the results {@link Machine.run} returns, as a
- * non-enumerable property: existing `toEqual({ kind: "exit", code: 0 })` checks and JSON
- * output stay as they were. "exit" (sifive_test pass/fail, HTIF exit) is "guest-shutdown"
- * whatever the code (QEMU 7.2 just exits); "reset" (the finisher's 0x7777) is "guest-reset".
+ * Why run() returned. "exit" (sifive_test pass/fail, HTIF exit) has cause "guest-shutdown"
+ * whatever the code (QEMU 7.2 just exits); "reset" (the finisher's 0x7777) "guest-reset".
  */
 export type RunResult =
-  | { kind: "exit"; code: number; cause?: ShutdownCause }
+  | { kind: "exit"; code: number; cause: ShutdownCause }
   | { kind: "timeout" }
-  | { kind: "reset"; cause?: ShutdownCause }
+  | { kind: "reset"; cause: ShutdownCause }
   | { kind: "stopped" };
-
-function withCause<R extends RunResult>(result: R, cause: ShutdownCause): R {
-  return Object.defineProperty(result, "cause", { value: cause, enumerable: false, writable: false });
-}
 
 /** QEMU's CPU_THROTTLE_TIMESLICE_NS, in ms: the vCPU runs this long between throttle sleeps. */
 export const THROTTLE_TIMESLICE_MS = 10;
@@ -581,7 +575,7 @@ export class Machine {
           if (retired !== 0 || reason !== ExitReason.Wfi) idle = false;
           if (reason === ExitReason.Htif && this.htif !== undefined) {
             const r = this.htif.handleTohost();
-            if (r !== undefined) this.#pending ??= withCause(r, "guest-shutdown");
+            if (r !== undefined) this.#pending ??= { ...r, cause: "guest-shutdown" };
           } else if (reason === ExitReason.Stop) {
             this.cpu.hart(h).stopRequest = false;
           }
@@ -758,8 +752,8 @@ export class Machine {
 
   #onFinisher(event: FinisherEvent, hart: number): void {
     this.#pending ??= event.kind === "exit"
-      ? withCause({ kind: "exit", code: event.code }, "guest-shutdown")
-      : withCause({ kind: "reset" }, "guest-reset");
+      ? { kind: "exit", code: event.code, cause: "guest-shutdown" }
+      : { kind: "reset", cause: "guest-reset" };
     this.cpu.hart(hart).stopRequest = true;
   }
 
