@@ -50,6 +50,8 @@ export class ControllerVm implements MigratableVm {
     this.#controller.setRunState(state as RunState);
   }
 
-  /** Auto-converge is not modelled here yet: the in-loop vCPU is not throttled. */
-  setThrottle(_percent: number): void {}
+  /** Auto-converge: the machine's vCPU throttle (QEMU's cpu_throttle_set). */
+  setThrottle(percent: number): void {
+    this.#machine.setThrottle(percent);
+  }
 }
