@@ -17,6 +17,8 @@ import { HmpSocketServer, ReadlineMonitor } from "./monitor.ts";
 import { QmpServer } from "./qmp/server.ts";
 import { ANALYZE_USAGE, analyzeFile, parseAnalyzeArgs } from "./snapshot/analyze.ts";
 import { MigrationCommandError, MigrationManager } from "./snapshot/migration.ts";
+import { migrateCommand } from "./migrate-command.ts";
+import { demoCommand } from "./demo.ts";
 
 export interface CliIo {
   /** Guest console output. */
@@ -70,6 +72,8 @@ export const USAGE = `usage: vm-cli <command> [options]
 Commands:
   run [options]     boot a machine, QEMU-style options (see vm-cli run -help)
   analyze FILE      print a migration stream as JSON (QEMU's analyze-migration.py)
+  migrate --qmp SOCKET URI   live-migrate a running VM through its QMP socket (migrate --help)
+  demo              live-migrate the bundled guest between two local processes and back
   --help, -h        this help
   --version         print the version
 
@@ -137,6 +141,8 @@ export async function main(argv: readonly string[], io: CliIo = processIo()): Pr
       io.stdout(new TextEncoder().encode(args === undefined ? ANALYZE_USAGE : analyzeFile(args, io.readFile)));
       return 0;
     }
+    if (cmd === "migrate") return await migrateCommand(rest);
+    if (cmd === "demo") return await demoCommand(rest, { stdout: (t) => io.stdout(new TextEncoder().encode(t)), stderr: io.stderr, handleSignals: io.handleSignals });
     const runArgv = cmd === "run" ? rest : cmd.startsWith("-") ? argv : undefined;
     if (runArgv !== undefined) {
       // The virt board's options (-drive, -device, -append, -initrd, -global, dumpdtb, -bios default).
