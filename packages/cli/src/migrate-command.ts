@@ -20,11 +20,15 @@ export type JsonObject = { [key: string]: Json };
 
 /** A QMP command that answered with `{"error": ...}`. */
 export class QmpCommandError extends Error {
+  readonly command: string;
   readonly errorClass: string;
+  readonly desc: string;
   constructor(command: string, errorClass: string, desc: string) {
     super(`${command}: ${desc}`);
     this.name = "QmpCommandError";
+    this.command = command;
     this.errorClass = errorClass;
+    this.desc = desc;
   }
 }
 
@@ -478,7 +482,8 @@ export async function migrateCommand(argv: readonly string[], io: MigrateIo = pr
     return 1;
   } catch (e) {
     if (io.isTTY && lastLength > 0) io.stderr("\n");
-    io.stderr(`vm-cli: migrate: ${e instanceof Error ? e.message : String(e)}\n`);
+    const message = e instanceof QmpCommandError && e.command === "migrate" ? e.desc : e instanceof Error ? e.message : String(e);
+    io.stderr(`vm-cli: migrate: ${message}\n`);
     return 1;
   } finally {
     if (io.handleSignals) process.off("SIGINT", onSigint!);

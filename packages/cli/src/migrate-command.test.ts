@@ -1,0 +1,190 @@
+import { spawn, type ChildProcess } from "node:child_process";
+import { existsSync, mkdtempSync, rmSync } from "node:fs";
+import net from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { afterEach, describe, expect, it } from "vitest";
+import { UsageError } from "./args.ts";
+import { formatProgress, migrateCommand, parseMigrateArgs, parseQmpAddress, summarize, type MigrateIo } from "./migrate-command.ts";
+
+const bin = fileURLToPath(new URL("../bin/vm-cli.js", import.meta.url));
+const built = existsSync(fileURLToPath(new URL("../dist/cli.js", import.meta.url)));
+const hello = fileURLToPath(new URL("../../../guests/hello/hello.elf", import.meta.url));
+
+describe("vm-cli migrate's arguments", () => {
+  it("takes the QMP socket, the URI and the tuning options", () => {
+    const a = parseMigrateArgs(["--qmp", "unix:/tmp/a.sock", "tcp:127.0.0.1:4444", "--json", "--max-bandwidth", "1G",
+      "--downtime-limit", "50", "--xbzrle", "--auto-converge", "--cache-size=64M"]);
+    expect(a).toEqual({
+      qmp: { path: "/tmp/a.sock" },
+      uri: "tcp:127.0.0.1:4444",
+      json: true,
+      options: { maxBandwidth: 1024 ** 3, downtimeLimit: 50, xbzrle: true, autoConverge: true, cacheSize: 64 * 1024 ** 2 },
+    });
+    expect(parseQmpAddress("tcp:localhost:4000")).toEqual({ host: "localhost", port: 4000 });
+    expect(parseQmpAddress("unix:/x.sock,server=on,wait=off")).toEqual({ path: "/x.sock" });
+    expect(parseMigrateArgs(["--help"])).toBeUndefined();
+  });
+
+  it("names what is wrong", () => {
+    const err = (argv: string[]): string => {
+      try {
+        parseMigrateArgs(argv);
+      } catch (e) {
+        if (e instanceof UsageError) return e.message;
+        throw e;
+      }
+      return "";
+    };
+    expect(err(["tcp:1.2.3.4:5"])).toMatch(/--qmp .* is required/);
+    expect(err(["--qmp", "unix:/a"])).toMatch(/URI is missing/);
+    expect(err(["--qmp", "unix:/a", "bogus:x"])).toMatch(/'bogus:x' is not a migration URI/);
+    expect(err(["--qmp", "tcp:host", "file:/x"])).toMatch(/expected tcp:HOST:PORT/);
+    expect(err(["--qmp", "unix:/a", "file:/x", "--downtime-limit", "soon"])).toMatch(/expected milliseconds/);
+    expect(err(["--qmp", "unix:/a", "file:/x", "--max-bandwidth", "fast"])).toMatch(/expected a size/);
+  });
+
+  it("formats a progress line and a summary from query-migrate answers", () => {
+    const line = formatProgress({
+      "expected-downtime": 12, status: "active", "total-time": 100,
+      ram: { transferred: 3 * 1024 * 1024, remaining: 1024 * 1024, mbps: 250.5, "dirty-pages-rate": 40, "dirty-sync-count": 3 },
+    });
+    expect(line).toBe("migrate: active  transferred 3.0 MiB  remaining 1.0 MiB  250.5 mbps  dirty 40 pages/s  pass 3  expected downtime 12 ms");
+    expect(summarize({ status: "completed", "setup-time": 1, downtime: 5, "total-time": 80, ram: { transferred: 1e6, normal: 7, duplicate: 100, "dirty-sync-count": 2 } }))
+      .toEqual({ status: "completed", totalTime: 80, downtime: 5, setupTime: 1, transferred: 1e6, mbps: 100, normalPages: 7, zeroPages: 100, passes: 2 });
+    expect(summarize({ status: "failed", "error-desc": "boom" }).errorDesc).toBe("boom");
+  });
+});
+
+function capture(): MigrateIo & { out: string; err: string } {
+  const io = {
+    out: "",
+    err: "",
+    isTTY: false,
+    stdout: (t: string) => {
+      io.out += t;
+    },
+    stderr: (t: string) => {
+      io.err += t;
+    },
+  };
+  return io;
+}
+
+interface Child {
+  proc: ChildProcess;
+  console: () => string;
+  exited: Promise<number | null>;
+}
+
+function vmRun(args: string[]): Child {
+  const proc = spawn(process.execPath, [bin, "run", "-M", "virt", "-m", "32M", "-bios", "none", "-kernel", hello, "-nographic", ...args], {
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  let out = "";
+  proc.stdout!.on("data", (b: Buffer) => {
+    out += b.toString();
+  });
+  proc.stderr!.resume();
+  const exited = new Promise<number | null>((r) => proc.once("exit", (code) => r(code)));
+  return { proc, console: () => out, exited };
+}
+
+async function until(cond: () => boolean, ms: number): Promise<void> {
+  const end = Date.now() + ms;
+  while (!cond()) {
+    if (Date.now() > end) throw new Error("timed out waiting");
+    await new Promise((r) => setTimeout(r, 25));
+  }
+}
+
+async function freePort(): Promise<number> {
+  return await new Promise((resolve) => {
+    const s = net.createServer().listen(0, "127.0.0.1", () => {
+      const port = (s.address() as net.AddressInfo).port;
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+function ticks(text: string): number[] {
+  return [...text.matchAll(/^tick (\d+)$/gm)].map((m) => Number(m[1]));
+}
+
+describe.skipIf(!built || !existsSync(hello))("vm-cli migrate against real vm-cli run processes", () => {
+  const children: Child[] = [];
+  let dir = "";
+  afterEach(() => {
+    for (const c of children.splice(0)) c.proc.kill("SIGKILL");
+    if (dir !== "") rmSync(dir, { recursive: true, force: true });
+  });
+
+  it("live-migrates a running guest over tcp: --json prints one object, the destination's console goes on", async () => {
+    dir = mkdtempSync(join(tmpdir(), "vm-cli-migrate-"));
+    const port = await freePort();
+    const a = vmRun(["-qmp", `unix:${dir}/a.sock,server=on,wait=off`]);
+    const b = vmRun(["-qmp", `unix:${dir}/b.sock,server=on,wait=off`, "-incoming", `tcp:127.0.0.1:${port}`]);
+    children.push(a, b);
+    await until(() => ticks(a.console()).length >= 1 && existsSync(`${dir}/b.sock`), 10_000);
+    const io = capture();
+    let status = 1;
+    for (let attempt = 0; attempt < 20; attempt++) {
+      // The destination's listener can come up just after its QMP socket.
+      status = await migrateCommand(["--qmp", `unix:${dir}/a.sock`, `tcp:127.0.0.1:${port}`, "--json"], io);
+      if (status === 0 || !/refused/.test(io.out + io.err)) break;
+      io.out = io.err = "";
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    expect(io.err).toBe("");
+    expect(status).toBe(0);
+    const lines = io.out.trim().split("\n");
+    expect(lines).toHaveLength(1);
+    const result = JSON.parse(lines[0]!) as { status: string; ram: { total: number }; summary: { status: string; totalTime: number; transferred: number; zeroPages: number } };
+    expect(result.status).toBe("completed");
+    expect(result.ram.total).toBe(32 * 1024 * 1024);
+    expect(result.summary.status).toBe("completed");
+    expect(result.summary.totalTime).toBeGreaterThan(0);
+    expect(result.summary.zeroPages).toBeGreaterThan(1000);
+    const last = Math.max(...ticks(a.console()));
+    // The guest goes on in B from the next tick: no restart, no greeting.
+    await until(() => ticks(b.console()).length >= 1, 5000);
+    expect(ticks(b.console())[0]).toBe(last + 1);
+    expect(b.console()).not.toMatch(/Hello/);
+    // The source is postmigrate: a second migration is refused with a clear message.
+    const again = capture();
+    expect(await migrateCommand(["--qmp", `unix:${dir}/a.sock`, `tcp:127.0.0.1:${port}`], again)).toBe(1);
+    expect(again.err).toMatch(/already been migrated away/);
+  }, 30_000);
+
+  it("prints progress and a summary, and exits 1 with QEMU's error when the destination is unreachable", async () => {
+    dir = mkdtempSync(join(tmpdir(), "vm-cli-migrate-"));
+    const a = vmRun(["-qmp", `unix:${dir}/a.sock,server=on,wait=off`]);
+    children.push(a);
+    await until(() => existsSync(`${dir}/a.sock`), 10_000);
+    const io = capture();
+    const port = await freePort();
+    expect(await migrateCommand(["--qmp", `unix:${dir}/a.sock`, `tcp:127.0.0.1:${port}`], io)).toBe(1);
+    expect(io.out).toBe("");
+    expect(io.err).toMatch(/refused/i);
+    // The source runs on and migrates to a file afterwards, with a summary on stderr.
+    const n = ticks(a.console()).length;
+    await until(() => ticks(a.console()).length > n, 3000);
+    const ok = capture();
+    expect(await migrateCommand(["--qmp", `unix:${dir}/a.sock`, `file:${dir}/vm.mig`], ok)).toBe(0);
+    expect(ok.err).toMatch(/^migrate: completed in \d+ ms \(setup \d+ ms\), downtime \d+ ms, transferred .* pages: \d+ normal, \d+ zero/m);
+  }, 30_000);
+
+  it("says so when no VM listens on the QMP socket, or the VM waits for an incoming migration", async () => {
+    dir = mkdtempSync(join(tmpdir(), "vm-cli-migrate-"));
+    const io = capture();
+    expect(await migrateCommand(["--qmp", `unix:${dir}/none.sock`, "tcp:127.0.0.1:1"], io)).toBe(1);
+    expect(io.err).toBe(`vm-cli: migrate: cannot connect to QMP at unix:${dir}/none.sock: no such socket (is the VM running with -qmp?)\n`);
+    const b = vmRun(["-qmp", `unix:${dir}/b.sock,server=on,wait=off`, "-incoming", "defer"]);
+    children.push(b);
+    await until(() => existsSync(`${dir}/b.sock`), 10_000);
+    const w = capture();
+    expect(await migrateCommand(["--qmp", `unix:${dir}/b.sock`, `file:${dir}/x.mig`], w)).toBe(1);
+    expect(w.err).toMatch(/waiting for an incoming migration/);
+  }, 30_000);
+});
