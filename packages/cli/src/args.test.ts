@@ -79,7 +79,7 @@ describe("parseRunArgs", () => {
 
   it("says which known QEMU options are not supported yet", () => {
     expect(err(["-gdb", "tcp::1234"])).toBe("-gdb: not supported yet");
-    expect(err(["-incoming", "tcp:0:4444"])).toBe("-incoming tcp:0:4444: only file:PATH, exec:CMD and defer are supported yet");
+    expect(err(["-incoming", "rdma:0:4444"])).toBe("-incoming rdma:0:4444: only file:, exec:, tcp:, unix:, fd: and defer are supported yet");
     expect(err(["-append", "console=ttyS0"])).toBe("-append: not supported yet");
   });
 
@@ -87,6 +87,7 @@ describe("parseRunArgs", () => {
     expect(parseRunArgs(["-incoming", "file:/tmp/x.mig"]).incoming).toBe("file:/tmp/x.mig");
     expect(parseRunArgs(["-incoming", "exec:cat /tmp/x.mig"]).incoming).toBe("exec:cat /tmp/x.mig");
     expect(parseRunArgs(["-incoming", "defer"]).incoming).toBe("defer");
+    expect(parseRunArgs(["-incoming", "tcp:0:4444"]).incoming).toBe("tcp:0:4444");
     expect(parseRunArgs([]).incoming).toBeUndefined();
     expect(err(["-incoming", "bogus"])).toBe("-incoming bogus: unknown migration protocol: bogus");
     expect(err(["-incoming", "file:"])).toBe("-incoming file:: unknown migration protocol: file:");

@@ -371,9 +371,9 @@ const OPTIONS: Record<string, OptionDef> = {
   incoming: {
     arg: true,
     apply: (cfg, v, opt) => {
-      if (v !== "defer" && !/^(file|exec):./.test(v)) {
-        throw new UsageError(/^(tcp|unix|vsock|fd|rdma):/.test(v)
-          ? `${opt} ${v}: only file:PATH, exec:CMD and defer are supported yet`
+      if (v !== "defer" && !/^(file|exec|tcp|unix|fd):./.test(v)) {
+        throw new UsageError(/^(vsock|rdma):/.test(v)
+          ? `${opt} ${v}: only file:, exec:, tcp:, unix:, fd: and defer are supported yet`
           : `${opt} ${v}: unknown migration protocol: ${v}`);
       }
       cfg.incoming = v;

@@ -396,7 +396,6 @@ const COMMANDS: HmpCommand[] = [
       if (ctx.migration === undefined) return "Error: migration is not available on this monitor\n";
       const caps = ctx.migration.capabilities().map((c) => c.capability as string);
       if (!caps.includes(cap)) return `Error: Parameter 'capability' does not accept value '${cap}'\n`;
-      if (state === "on" && cap !== "events") return `Error: Capability '${cap}' is not supported by FerryVM yet\n`;
       const m = ctx.migration;
       return migrationCommand(() => m.setCapabilities([{ capability: cap as "events", state: state === "on" }]));
     },

@@ -333,6 +333,7 @@ async function run(cfg: RunConfig, io: CliIo, virt?: VirtCliOptions): Promise<nu
     if (timer !== undefined) clearTimeout(timer);
     for (const s of signals) process.off(s, onSignal);
     detach();
+    migration.close();
     // Let responses already queued (quit's {"return": {}}) reach the sockets first.
     await new Promise((r) => setImmediate(r));
     await Promise.all(servers.map((s) => s.close()));

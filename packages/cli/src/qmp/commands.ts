@@ -32,6 +32,8 @@ interface ArgSpec {
 
 export interface QmpCommand {
   args: Record<string, ArgSpec>;
+  /** The command checks its own arguments (migrate-set-parameters' many members). */
+  anyArgs?: boolean;
   run: (ctx: MonitorContext, args: Record<string, JsonValue>) => Promise<JsonValue> | JsonValue;
 }
 
@@ -116,8 +118,6 @@ function migrationCapabilityList(v: JsonValue): { capability: MigrationCapabilit
   return out;
 }
 
-/** Capabilities we accept turning on: the non-live save needs none of the others. */
-const SUPPORTED_CAPABILITIES: readonly MigrationCapability[] = ["events"];
 
 export function versionInfo(ctx: MonitorContext): JsonValue {
   const v = QEMU_VERSION;
@@ -191,14 +191,15 @@ export const QMP_COMMANDS: Record<string, QmpCommand> = {
     args: { capabilities: { type: "list" } },
     run: (ctx, args) => {
       const caps = migrationCapabilityList(args["capabilities"]!);
-      for (const c of caps) {
-        if (c.state && !SUPPORTED_CAPABILITIES.includes(c.capability)) {
-          throw new QmpError("GenericError", `Capability '${c.capability}' is not supported by FerryVM yet`);
-        }
-      }
       return migrationAct(() => migration(ctx).setCapabilities(caps));
     },
   },
+  "migrate-set-parameters": {
+    args: {},
+    anyArgs: true,
+    run: (ctx, args) => migrationAct(() => migration(ctx).setParameters(args as never)),
+  },
+  "query-migrate-parameters": { args: {}, run: (ctx) => migration(ctx).parameters() },
   "query-migrate-capabilities": { args: {}, run: (ctx) => migration(ctx).capabilities() },
   "human-monitor-command": {
     args: { "command-line": { type: "str" }, "cpu-index": { type: "int", optional: true } },

@@ -132,7 +132,7 @@ export class QmpSession {
       throw new QmpError("CommandNotFound", "Capabilities negotiation is already complete, command ignored");
     }
     if (cmd === undefined) throw new QmpError("CommandNotFound", `The command ${command} has not been found`);
-    checkArgs(cmd.args, args);
+    if (!cmd.anyArgs) checkArgs(cmd.args, args);
     const ret = await cmd.run(this.#ctx, args);
     if (command === "qmp_capabilities") {
       this.#negotiated = true;

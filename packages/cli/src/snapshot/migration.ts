@@ -13,11 +13,53 @@
  * @module
  */
 
-import { MigrationError, type RamCounters } from "@ferryvm/migration";
+import type { Machine } from "@ferryvm/devices";
+import {
+  MigrationError,
+  MigrationIncoming,
+  MigrationState,
+  QmpError as MigrationQmpError,
+  type MigrateSetParameters,
+  type MigrationCapabilityStatus,
+  type RamCounters,
+} from "@ferryvm/migration";
+import { connectOutgoing, listenIncoming, type IncomingListener } from "@ferryvm/migration/node";
 import type { RunState, VmController } from "../controller.ts";
 import type { JsonValue } from "../qmp/json.ts";
 import { ChannelError, openIncoming, openOutgoing, parseMigrationUri, type MigrationUri, type OutgoingChannel } from "./channel.ts";
-import { loadMachine, saveMachine, type SnapshotMachine } from "./vm-state.ts";
+import { ControllerVm } from "./migratable-vm.ts";
+import { loadMachine, saveMachine } from "./vm-state.ts";
+
+/** URIs that take the live path (@ferryvm/migration's MigrationState, precopy). */
+export function isLiveUri(uri: string): boolean {
+  return /^(tcp|unix|fd):/.test(uri);
+}
+
+/** Runs `f`, turning the migration package's QMP errors into ours. */
+function liveCall<T>(f: () => T): T {
+  try {
+    return f();
+  } catch (e) {
+    if (e instanceof MigrationQmpError) throw new MigrationCommandError(e.message);
+    throw e;
+  }
+}
+
+/** The incoming side's VM: after the load, "running" only if autostart still holds (cont/stop in inmigrate). */
+class IncomingControllerVm extends ControllerVm {
+  readonly #controller: VmController;
+  constructor(controller: VmController, machine: Machine) {
+    super(controller, machine);
+    this.#controller = controller;
+  }
+  override resume(): Promise<void> {
+    if (!this.#controller.autostart) {
+      this.#controller.setRunState("paused");
+      return Promise.resolve();
+    }
+    return super.resume();
+  }
+}
 
 /** QEMU 7.2's MigrationStatus names (those this manager enters, and the rest for typing). */
 export type MigrationStatus =
@@ -57,7 +99,7 @@ export interface MigrationManagerOptions {
 
 export class MigrationManager {
   readonly #controller: VmController;
-  readonly #machine: SnapshotMachine;
+  readonly #machine: Machine;
   readonly #options: MigrationManagerOptions;
   readonly #caps = new Set<MigrationCapability>();
   // outgoing (MigrationState)
@@ -74,40 +116,67 @@ export class MigrationManager {
   // incoming (MigrationIncomingState)
   #incomingStatus: MigrationStatus = "none";
   #incomingStarted = false;
+  // the live path (tcp:, unix:, fd:)
+  readonly #live: MigrationState;
+  #lastLive = false;
+  #liveIncoming: MigrationIncoming | undefined;
+  #listener: IncomingListener | undefined;
 
-  constructor(controller: VmController, machine: SnapshotMachine, options: MigrationManagerOptions = {}) {
+  constructor(controller: VmController, machine: Machine, options: MigrationManagerOptions = {}) {
     this.#controller = controller;
     this.#machine = machine;
     this.#options = options;
+    this.#live = new MigrationState(new ControllerVm(controller, machine), { onEvent: (e) => controller.emit(e) });
   }
 
   /** The outgoing status. */
   get status(): MigrationStatus {
-    return this.#status;
+    return this.#lastLive ? this.#live.status : this.#status;
   }
 
   /** The incoming status. */
   get incomingStatus(): MigrationStatus {
-    return this.#incomingStatus;
+    return this.#liveIncoming?.status ?? this.#incomingStatus;
   }
 
   /** Resolves when the outgoing migration started last has ended (completed or failed). */
   get done(): Promise<void> {
-    return this.#done;
+    return this.#lastLive ? this.#live.done.then(() => {}) : this.#done;
   }
 
   /** The error of the last failed outgoing migration. */
   get error(): string | undefined {
-    return this.#error;
+    return this.#lastLive ? this.#live.errorDesc : this.#error;
+  }
+
+  /** migrate-set-parameters (the live path's; max-bandwidth, downtime-limit, ...). */
+  setParameters(update: MigrateSetParameters): void {
+    liveCall(() => this.#live.setParameters(update));
+  }
+
+  /** query-migrate-parameters. */
+  parameters(): JsonValue {
+    return this.#live.queryParameters() as unknown as JsonValue;
+  }
+
+  /** Ends what an incoming migration holds (a listening socket, a command) when the run ends. */
+  close(): void {
+    this.#listener?.close();
+    this.#liveIncoming?.abort();
   }
 
   capability(name: MigrationCapability): boolean {
     return this.#caps.has(name);
   }
 
-  /** migrate-set-capabilities (refused while a migration runs, as QEMU). */
+  /**
+   * migrate-set-capabilities (refused while a migration runs, as QEMU). The live path checks
+   * and keeps them (xbzrle, auto-converge, ...); the non-live save uses only `events`.
+   */
   setCapabilities(caps: readonly { capability: MigrationCapability; state: boolean }[]): void {
-    if (this.#running(this.#status)) throw new MigrationCommandError("There's a migration process in progress");
+    if (this.#running(this.status)) throw new MigrationCommandError("There's a migration process in progress");
+    liveCall(() => this.#live.setCapabilities(caps as readonly MigrationCapabilityStatus[]));
+    liveCall(() => this.#liveIncoming?.setCapabilities(caps as readonly MigrationCapabilityStatus[]));
     for (const c of caps) {
       if (c.state) this.#caps.add(c.capability);
       else this.#caps.delete(c.capability);
@@ -116,7 +185,8 @@ export class MigrationManager {
 
   /** query-migrate-capabilities. */
   capabilities(): { capability: MigrationCapability; state: boolean }[] {
-    return MIGRATION_CAPABILITY_NAMES.map((capability) => ({ capability, state: this.#caps.has(capability) }));
+    const live = new Map(this.#live.queryCapabilities().map((c) => [c.capability as string, c.state]));
+    return MIGRATION_CAPABILITY_NAMES.map((capability) => ({ capability, state: live.get(capability) ?? this.#caps.has(capability) }));
   }
 
   #running(s: MigrationStatus): boolean {
@@ -145,9 +215,16 @@ export class MigrationManager {
    */
   async migrate(uriText: string): Promise<void> {
     const state = this.#controller.state;
-    if (this.#running(this.#status)) throw new MigrationCommandError("There's a migration process in progress");
+    if (this.#running(this.status)) throw new MigrationCommandError("There's a migration process in progress");
     if (state === "inmigrate") throw new MigrationCommandError("Guest is waiting for an incoming migration");
     if (state === "postmigrate") throw new MigrationCommandError("Can't migrate the vm that was paused due to previous migration");
+    if (isLiveUri(uriText)) {
+      // live precopy (QEMU's socket and fd migration): the guest runs until the switch-over
+      liveCall(() => void this.#live.migrate(() => connectOutgoing(uriText)));
+      this.#lastLive = true;
+      return;
+    }
+    this.#lastLive = false;
     // migrate_init
     this.#error = undefined;
     this.#ram = undefined;
@@ -215,14 +292,43 @@ export class MigrationManager {
 
   /** migrate_cancel: a running save stops and the VM goes on as before (status cancelling, cancelled). */
   cancel(): void {
+    if (this.#lastLive) {
+      this.#live.cancel();
+      return;
+    }
     if (this.#status !== "setup" && this.#status !== "active") return;
     this.#setStatus("cancelling");
     this.#cancel?.();
   }
 
+  /** The live incoming side (tcp:, unix:, fd:): listen now, load when the source connects. */
+  async #incomingLive(uri: string): Promise<void> {
+    let listener: IncomingListener;
+    try {
+      listener = await listenIncoming(uri);
+    } catch (e) {
+      throw new MigrationCommandError(describe(e));
+    }
+    this.#listener = listener;
+    this.#incomingStarted = true;
+    const c = this.#controller;
+    const incoming = new MigrationIncoming(new IncomingControllerVm(c, this.#machine), { onEvent: (e) => c.emit(e) });
+    liveCall(() => incoming.setCapabilities(this.capabilities() as readonly MigrationCapabilityStatus[]));
+    this.#liveIncoming = incoming;
+    void incoming.incoming(() => listener.accept()).then((status) => {
+      listener.close();
+      if (status === "completed") return;
+      const message = incoming.errorDesc ?? `incoming migration ${status}`;
+      this.#options.onIncomingError?.(message);
+      void c.exclusive(async () => c.fail(message));
+    });
+  }
+
   /** query-migrate, with QEMU 7.2's members and key order. */
   queryMigrate(): JsonValue {
+    if (this.#lastLive) return this.#live.query() as unknown as JsonValue;
     if (this.#status === "none") {
+      if (this.#liveIncoming !== undefined) return this.#liveIncoming.query() as unknown as JsonValue;
       return this.#incomingStatus === "none" ? {} : { status: this.#incomingStatus };
     }
     const s = this.#status;
@@ -267,6 +373,10 @@ export class MigrationManager {
     if (!fromCommandLine) {
       if (this.#incomingStarted) throw new MigrationCommandError("The incoming migration has already been started");
       if (this.#controller.state !== "inmigrate") throw new MigrationCommandError("'-incoming' was not specified on the command line");
+    }
+    if (isLiveUri(uriText)) {
+      await this.#incomingLive(uriText);
+      return;
     }
     this.#setIncomingStatus("setup", true);
     const uri: MigrationUri | undefined = parseMigrationUri(uriText);

@@ -332,7 +332,7 @@ describe("migrate errors", () => {
     expect(await src.qmp.execute("migrate", { uri: `file:${dir}/no/such/dir/x.mig` })).toEqual({
       error: { class: "GenericError", desc: `Unable to open ${dir}/no/such/dir/x.mig: No such file or directory` },
     });
-    expect(await src.qmp.execute("migrate", { uri: "tcp:localhost:4444" })).toEqual({
+    expect(await src.qmp.execute("migrate", { uri: "bogus:localhost:4444" })).toEqual({
       error: { class: "GenericError", desc: "Parameter 'uri' expects a valid migration protocol" },
     });
     expect(await src.qmp.execute("migrate")).toEqual({ error: { class: "GenericError", desc: "Parameter 'uri' is missing" } });
@@ -620,6 +620,37 @@ describe("vm-cli analyze", () => {
     expect((await analyze()).err).toMatch(/no stream file given/);
     expect((await analyze("x", "--dump", "all")).err).toMatch(/invalid choice 'all'/);
   });
+});
+
+describe("live migration between two vm-cli runs", () => {
+  it("moves a running a-b guest over a unix socket: -incoming unix:, QMP migrate unix:", async () => {
+    const sock = tmp("mig.sock");
+    const dst = await startVm("-incoming", `unix:${sock}`);
+    expect((await dst.qmp.execute("query-status")).return).toEqual({ status: "inmigrate", singlestep: false, running: false });
+    const src = await startVm();
+    await until(() => src.out().includes("BB"));
+    await src.qmp.execute("migrate-set-capabilities", { capabilities: [{ capability: "events", state: true }] });
+    const events: string[] = [];
+    expect(await src.qmp.execute("migrate", { uri: `unix:${sock}` }, events)).toEqual({ return: {} });
+    await src.qmp.waitEvent(/MIGRATION {"status":"(completed|failed)"}/, events);
+    expect(events.filter((e) => e.startsWith("MIGRATION {")).at(-1)).toBe('MIGRATION {"status":"completed"}');
+    expect(events).toContain("STOP");
+    expect((await src.qmp.execute("query-status")).return).toEqual({ status: "postmigrate", singlestep: false, running: false });
+    await until(() => dst.out().split("B").length > 3);
+    expect((await dst.qmp.execute("query-status")).return).toEqual({ status: "running", singlestep: false, running: true });
+    expect(((await dst.qmp.execute("query-migrate")).return as { status: string }).status).toBe("completed");
+    await src.qmp.execute("quit");
+    await dst.qmp.execute("quit");
+    expect(await src.status).toBe(0);
+    expect(await dst.status).toBe(0);
+    expect(dst.out()).toMatch(/^B+$/);
+  }, 30_000);
+
+  it("lets quit end a VM still listening for its migration", async () => {
+    const dst = await startVm("-incoming", `unix:${tmp("idle.sock")}`);
+    expect(await dst.qmp.execute("quit")).toEqual({ return: {} });
+    expect(await dst.status).toBe(0);
+  }, 30_000);
 });
 
 describe("ControllerVm (the live migration's view of a CLI VM)", () => {
