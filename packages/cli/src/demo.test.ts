@@ -3,10 +3,9 @@ import { tmpdir } from "node:os";
 import { fileURLToPath } from "node:url";
 import { describe, expect, it } from "vitest";
 import { UsageError } from "./args.ts";
-import { parseDemoArgs, runDemo, type DemoArgs } from "./demo.ts";
+import { DEFAULT_GUEST, parseDemoArgs, runDemo, type DemoArgs } from "./demo.ts";
 
 const built = existsSync(fileURLToPath(new URL("../dist/cli.js", import.meta.url)));
-const hello = fileURLToPath(new URL("../../../guests/hello/hello.elf", import.meta.url));
 const uartHello = fileURLToPath(new URL("../../devices/test-fixtures/uart-hello.elf", import.meta.url));
 
 function capture() {
@@ -41,10 +40,11 @@ function demoDirs(): string[] {
 }
 
 describe("vm-cli demo's arguments", () => {
-  it("defaults to two hops of the bundled hello guest, shorter hops from the environment", () => {
+  it("defaults to two hops of the demo guest, shorter hops from the environment", () => {
     const a = parseDemoArgs([], { FERRYVM_DEMO_HOP_SECONDS: "0.5" })!;
     expect(a).toMatchObject({ hops: 2, hopSeconds: 0.5, keepGoing: false, ram: "128M" });
-    expect(a.guest).toBe(hello);
+    expect(a.guest).toBe(DEFAULT_GUEST);
+    expect(DEFAULT_GUEST).toMatch(/demo-guest\/demo\.elf$/);
     expect(parseDemoArgs(["--hops", "3", "--hop-seconds", "1", "--keep-going", "-m", "64M"], {})).toMatchObject({ hops: 3, hopSeconds: 1, keepGoing: true, ram: "64M" });
     expect(parseDemoArgs(["--help"], {})).toBeUndefined();
     expect(() => parseDemoArgs(["--hops", "0"], {})).toThrow(UsageError);
@@ -53,11 +53,11 @@ describe("vm-cli demo's arguments", () => {
   });
 });
 
-describe.skipIf(!built || !existsSync(hello))("vm-cli demo (real vm-cli run children)", () => {
-  it("migrates the guest A -> B -> A', its tick counter going on, prints both hops' figures and exits 0", async () => {
+describe.skipIf(!built || !existsSync(DEFAULT_GUEST))("vm-cli demo (real vm-cli run children)", () => {
+  it("migrates the guest A -> B -> A', its tick counter going on and its RAM intact, prints both hops' figures and exits 0", async () => {
     const before = demoDirs();
     const io = capture();
-    const args: DemoArgs = { hops: 2, hopSeconds: 1.1, keepGoing: false, guest: hello, ram: "32M" };
+    const args: DemoArgs = { hops: 2, hopSeconds: 1.1, keepGoing: false, guest: DEFAULT_GUEST, ram: "32M" };
     const { status, hops } = await runDemo(args, io);
     expect(io.err).toBe("");
     expect(status).toBe(0);
@@ -70,11 +70,16 @@ describe.skipIf(!built || !existsSync(hello))("vm-cli demo (real vm-cli run chil
       expect(h.lastTick).toBeDefined();
       expect(h.nextTick).toBe(h.lastTick! + 1);
     }
-    expect(io.out).toMatch(/^\[A\] Hello from FerryVM!/m);
-    expect(io.out).toMatch(/^\[A\] tick 1$/m);
-    expect(io.out).toMatch(/^\[B\] tick \d+$/m);
-    expect(io.out).toMatch(/^\[A'\] tick \d+$/m);
-    expect(io.out).not.toMatch(/^\[(B|A')\] Hello/m);
+    expect(io.out).toMatch(/^\[A\] FerryVM demo guest/m);
+    expect(io.out).toMatch(/^\[A\] tick 1  uptime 1\.\d s/m);
+    expect(io.out).toMatch(/^\[B\] tick \d+  uptime/m);
+    expect(io.out).toMatch(/^\[A'\] tick \d+  uptime/m);
+    expect(io.out).not.toMatch(/^\[(B|A')\] FerryVM demo guest/m);
+    // The guest checked its 8 MiB of rewritten pages on every host: none lost or damaged.
+    expect(io.out).toMatch(/^\[A'\] tick \d+  uptime [\d.]+ s  pages rewritten \d+, all intact$/m);
+    expect(io.out).not.toMatch(/BAD/);
+    // Its dirty pages went over the wire: more than the handful of an idle guest.
+    expect(hops[0]!.summary.normalPages).toBeGreaterThan(1000);
     expect(io.out).toMatch(/^== hop 1 A -> B: total \d+ ms, downtime \d+ ms, [\d.]+ mbps, transferred .*, pages \d+ normal \+ \d+ zero/m);
     expect(io.out).toMatch(/^== hop 2 B -> A': total \d+ ms, downtime \d+ ms/m);
     // No child left behind, no temporary directory either.

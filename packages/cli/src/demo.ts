@@ -27,7 +27,8 @@ the guest's console shown continuing across the moves, and each hop's figures pr
   --hops N          migrations to do (default 2: there and back)
   --hop-seconds S   guest run time before each hop and after the last (default 3)
   --keep-going      migrate back and forth until Ctrl-C
-  --guest PATH      the guest ELF (default guests/hello/hello.elf: a tick per guest second)
+  --guest PATH      the guest ELF (default packages/cli/demo-guest/demo.elf: a tick per guest
+                    second with its uptime, 8 MiB of RAM rewritten and checked all along)
   -m SIZE           guest RAM (default 128M)
 `;
 
@@ -39,7 +40,10 @@ export interface DemoArgs {
   ram: string;
 }
 
-const DEFAULT_GUEST = fileURLToPath(new URL("../../../guests/hello/hello.elf", import.meta.url));
+const DEMO_GUEST = fileURLToPath(new URL("../demo-guest/demo.elf", import.meta.url));
+const HELLO_GUEST = fileURLToPath(new URL("../../../guests/hello/hello.elf", import.meta.url));
+/** demo-guest/demo.elf (ticks with its uptime, 8 MiB of RAM kept busy and checked), else the hello guest. */
+export const DEFAULT_GUEST = existsSync(DEMO_GUEST) ? DEMO_GUEST : HELLO_GUEST;
 const VM_CLI = fileURLToPath(new URL("../bin/vm-cli.js", import.meta.url));
 
 export function parseDemoArgs(argv: readonly string[], env: NodeJS.ProcessEnv = process.env): DemoArgs | undefined {
@@ -118,7 +122,7 @@ class Vm {
       this.#partial = lines.pop()!;
       for (const l of lines) {
         const line = l.replace(/\r$/, "");
-        const m = /^tick (\d+)$/.exec(line);
+        const m = /^tick (\d+)\b/.exec(line);
         if (m !== null) {
           const n = Number(m[1]);
           if (this.firstTick === undefined) {
