@@ -333,7 +333,7 @@ export async function runDemo(args: DemoArgs, io: DemoIo): Promise<{ status: num
 async function migrateWithRetry(src: Vm, uri: string, onProgress: (info: JsonObject) => void): Promise<JsonObject> {
   for (let attempt = 0; ; attempt++) {
     try {
-      const info = await runMigration(src.client!, uri, {}, { onProgress });
+      const info = await runMigration(src.client!, uri, { pollMs: 100 }, { onProgress });
       if (attempt < 20 && info["status"] === "failed" && /refused|ENOENT|no such file/i.test(String(info["error-desc"] ?? ""))) {
         await sleep(100);
         continue;
