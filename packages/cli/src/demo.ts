@@ -139,7 +139,8 @@ class Vm {
       this.#stderr += chunk;
     });
     this.exited = new Promise((resolve) => {
-      this.child.once("exit", (code, signal) => resolve({ code, signal }));
+      // "close": after its stdout has been read to the end (no console line still in the pipe).
+      this.child.once("close", (code, signal) => resolve({ code, signal }));
     });
   }
 
@@ -191,7 +192,10 @@ class Vm {
   /** QMP quit, then SIGKILL if it lingers. */
   async quit(): Promise<void> {
     this.#quitting = true;
-    if (this.child.exitCode !== null || this.child.signalCode !== null) return;
+    if (this.child.exitCode !== null || this.child.signalCode !== null) {
+      await this.exited;
+      return;
+    }
     try {
       await Promise.race([this.client?.execute("quit").catch(() => {}), sleep(1000)]);
     } catch {
@@ -300,11 +304,11 @@ export async function runDemo(args: DemoArgs, io: DemoIo): Promise<{ status: num
       if (summary.status !== "completed") {
         throw new Error(`migration ${src.name} -> ${dst.name} ${summary.status}${summary.errorDesc === undefined ? "" : `: ${summary.errorDesc}`}`);
       }
-      const lastTick = src.lastTick;
       await src.quit();
+      const lastTick = src.lastTick;
       io.stdout(`-- ${src.name}: migrated away (postmigrate), quit\n`);
       // The guest's next tick, from the destination (bounded: the hello guest ticks each second).
-      const nextTick = await guard(Promise.race([dst.nextTick(), sleep(3000).then(() => undefined)]), dst);
+      const nextTick = await guard(Promise.race([dst.nextTick(), sleep(5000).then(() => undefined)]), dst);
       const hop: HopResult = { from: src.name, to: dst.name, summary, lastTick, nextTick };
       hops.push(hop);
       io.stdout(formatHop(i, hop));
