@@ -11,6 +11,7 @@ import { formatProgress, migrateCommand, parseMigrateArgs, parseQmpAddress, summ
 const bin = fileURLToPath(new URL("../bin/vm-cli.js", import.meta.url));
 const built = existsSync(fileURLToPath(new URL("../dist/cli.js", import.meta.url)));
 const hello = fileURLToPath(new URL("../../../guests/hello/hello.elf", import.meta.url));
+const demoGuest = fileURLToPath(new URL("../demo-guest/demo.elf", import.meta.url));
 
 describe("vm-cli migrate's arguments", () => {
   it("takes the QMP socket, the URI and the tuning options", () => {
@@ -78,8 +79,8 @@ interface Child {
   exited: Promise<number | null>;
 }
 
-function vmRun(args: string[]): Child {
-  const proc = spawn(process.execPath, [bin, "run", "-M", "virt", "-m", "32M", "-bios", "none", "-kernel", hello, "-nographic", ...args], {
+function vmRun(args: string[], guest = hello): Child {
+  const proc = spawn(process.execPath, [bin, "run", "-M", "virt", "-m", "32M", "-bios", "none", "-kernel", guest, "-nographic", ...args], {
     stdio: ["ignore", "pipe", "pipe"],
   });
   let out = "";
@@ -109,7 +110,7 @@ async function freePort(): Promise<number> {
 }
 
 function ticks(text: string): number[] {
-  return [...text.matchAll(/^tick (\d+)$/gm)].map((m) => Number(m[1]));
+  return [...text.matchAll(/^tick (\d+)\b/gm)].map((m) => Number(m[1]));
 }
 
 describe.skipIf(!built || !existsSync(hello))("vm-cli migrate against real vm-cli run processes", () => {
@@ -174,6 +175,34 @@ describe.skipIf(!built || !existsSync(hello))("vm-cli migrate against real vm-cl
     const ok = capture();
     expect(await migrateCommand(["--qmp", `unix:${dir}/a.sock`, `file:${dir}/vm.mig`], ok)).toBe(0);
     expect(ok.err).toMatch(/^migrate: completed in \d+ ms \(setup \d+ ms\), downtime \d+ ms, transferred .* pages: \d+ normal, \d+ zero/m);
+  }, 30_000);
+
+  it("on SIGINT cancels the migration, waits for 'cancelled' and exits 130; the source runs on", async () => {
+    dir = mkdtempSync(join(tmpdir(), "vm-cli-migrate-"));
+    const port = await freePort();
+    // The demo guest keeps 8 MiB of RAM non-zero: at 1 MiB/s the migration lasts long enough.
+    const a = vmRun(["-qmp", `unix:${dir}/a.sock,server=on,wait=off`], demoGuest);
+    const b = vmRun(["-incoming", `tcp:127.0.0.1:${port}`], demoGuest);
+    children.push(a, b);
+    await until(() => existsSync(`${dir}/a.sock`) && ticks(a.console()).length >= 1, 10_000);
+    const m = spawn(process.execPath, [bin, "migrate", "--qmp", `unix:${dir}/a.sock`, `tcp:127.0.0.1:${port}`, "--max-bandwidth", "1M"], { stdio: ["ignore", "pipe", "pipe"] });
+    let err = "";
+    m.stderr!.on("data", (d: Buffer) => {
+      err += d.toString();
+    });
+    const code = new Promise<number | null>((r) => m.once("exit", (c) => r(c)));
+    await until(() => /^migrate: active .*transferred/m.test(err), 10_000).catch((e: Error) => {
+      throw new Error(`${e.message}: ${err}`);
+    });
+    m.kill("SIGINT");
+    expect(await code).toBe(130);
+    expect(err).toMatch(/interrupted, cancelling the migration/);
+    expect(err).toMatch(/^migrate: cancelled$/m);
+    // Non-terminal stderr: one progress line per poll, with every figure.
+    expect(err).toMatch(/^migrate: active  transferred [\d.]+ \S+  remaining [\d.]+ \S+  [\d.]+ mbps  dirty \d+ pages\/s  pass \d+  expected downtime \d+ ms$/m);
+    const n = ticks(a.console()).length;
+    await until(() => ticks(a.console()).length > n, 3000);
+    expect(a.console()).not.toMatch(/BAD/);
   }, 30_000);
 
   it("says so when no VM listens on the QMP socket, or the VM waits for an incoming migration", async () => {
