@@ -72,7 +72,7 @@ export interface MonitorConfig {
   chardevId?: string;
 }
 
-/** QEMU's `-d` items we know; `int` and `cpu_reset` need CPU hooks (see README). */
+/** QEMU's `-d` items we know. */
 export const LOG_ITEMS = {
   guest_errors: "log when the guest OS does something invalid (eg accessing a non-existent register)",
   unimp: "log unimplemented functionality",

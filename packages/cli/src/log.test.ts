@@ -47,12 +47,22 @@ describe("-d and -D", () => {
     }
   });
 
-  it("say what -d help lists, and warn that int has no CPU hook yet", async () => {
+  it("say what -d help lists", async () => {
     const h = io();
     expect(await main(["run", "-d", "help"], h.cli)).toBe(0);
     expect(h.out()).toMatch(/^Log items \(comma separated\):\nguest_errors +log when the guest OS does something invalid/);
-    const w = io();
-    expect(await main(run("-d", "int"), w.cli)).toBe(0);
-    expect(w.err()).toMatch(/-d int: the CPU has no trace hook for it yet/);
+  });
+
+  it("log every trap (-d int) and hart reset (-d cpu_reset) in QEMU's line formats", async () => {
+    const traps = fileURLToPath(new URL("../../../guests/isa/traps.elf", import.meta.url));
+    const t = io();
+    const args = ["run", "-M", "virt", "-bios", "none", "-kernel", traps, "-nographic", "-d", "int,cpu_reset"];
+    expect(await main(args, t.cli)).toBe(0);
+    const lines = t.err().split("\n");
+    expect(lines[0]).toBe("CPU Reset (CPU 0)");
+    const desc = /^riscv_cpu_do_interrupt: hart:0, async:0, cause:0000000000000002, epc:0x[0-9a-f]{16}, tval:0x[0-9a-f]{16}, desc=illegal_instruction$/;
+    expect(lines.some((l) => desc.test(l))).toBe(true);
+    expect(lines.filter((l) => l.startsWith("riscv_cpu_do_interrupt: ")).length).toBeGreaterThan(10);
+    expect(lines.every((l) => l === "" || l.startsWith("riscv_cpu_do_interrupt: hart:0, async:") || l === "CPU Reset (CPU 0)")).toBe(true);
   });
 });

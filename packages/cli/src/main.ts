@@ -6,6 +6,7 @@
  */
 
 import { closeSync, openSync, readFileSync, writeFileSync, writeSync } from "node:fs";
+import { formatTrapQemu } from "@ferryvm/cpu-wasm";
 import type { Machine } from "@ferryvm/devices";
 import { CPUS, LOG_HELP, MACHINES, parseRunArgs, UsageError, type RunConfig } from "./args.ts";
 import { createVirtMachine, dumpDtb, splitVirtOptions, type VirtCliOptions } from "./virt-options.ts";
@@ -104,7 +105,7 @@ export const RUN_USAGE = `usage: vm-cli run [options]   (QEMU's spelling; --opt 
   -chardev socket,id=ID,path=PATH|host=H,port=P,server=on,wait=off  with -mon chardev=ID[,mode=control]
   -name [guest=]NAME    VM name (query-name, info name)
   -incoming file:PATH|exec:CMD|defer   start from a saved stream (defer: QMP migrate-incoming)
-  -d ITEM[,...]         logs: guest_errors, unimp (int, cpu_reset: no CPU hook yet); -d help
+  -d ITEM[,...]         logs: guest_errors, unimp, int, cpu_reset; -d help
   -D FILE               write -d logs to FILE instead of stderr
   --timeout SECONDS     stop a guest still running after SECONDS (exit status ${EXIT_TIMEOUT})
   --signature FILE      at exit, write [begin_signature, end_signature) as Spike does (riscv-arch-test)
@@ -215,7 +216,8 @@ async function run(cfg: RunConfig, io: CliIo, virt?: VirtCliOptions): Promise<nu
   const serial = cfg.serial ?? (cfg.nographic ? "mon:stdio" : "stdio");
   const consoleOn = serial === "mon:stdio" || serial === "stdio";
   let machine: Machine;
-  let guestErrorSink: ((line: string) => void) | undefined;
+  // Opened before the machine so -d cpu_reset sees the power-on resets, as QEMU's.
+  const log = openLog(cfg, io);
   try {
     machine = await createVirtMachine({
       ramSize: cfg.ramSize,
@@ -225,16 +227,21 @@ async function run(cfg: RunConfig, io: CliIo, virt?: VirtCliOptions): Promise<nu
       onConsoleOutput: consoleOn ? io.stdout : undefined,
       onErrorOutput: (b) => io.stderr(new TextDecoder().decode(b)),
       // QEMU logs guest errors only with -d guest_errors (see openLog).
-      onGuestError: (m) => guestErrorSink?.(`${m}\n`),
+      onGuestError: log.guestErrors ? (m) => log.write(`${m}\n`) : undefined,
+      onTrap: cfg.log.has("int") ? (e) => log.write(`${formatTrapQemu(e)}\n`) : undefined,
+      onCpuReset: cfg.log.has("cpu_reset") ? (e) => log.write(`${e.line}\n`) : undefined,
       icount: cfg.icountShift === undefined ? undefined : { shift: cfg.icountShift },
     }, virt, io.readFile);
   } catch (e) {
+    log.close();
     if (e instanceof RangeError || (e instanceof Error && e.name === "ElfError")) throw new UsageError(e.message);
     throw e;
   }
-  if (virt?.dumpdtb !== undefined) return dumpDtb(machine, virt.dumpdtb, io.stderr);
+  if (virt?.dumpdtb !== undefined) {
+    log.close();
+    return dumpDtb(machine, virt.dumpdtb, io.stderr);
+  }
 
-  const log = openLog(cfg, io);
   const controller = new VmController(machine, {
     startPaused: cfg.startPaused,
     noReboot: cfg.noReboot,
@@ -253,7 +260,6 @@ async function run(cfg: RunConfig, io: CliIo, virt?: VirtCliOptions): Promise<nu
     readPhys: (addr, length) => machine.physicalMemory.view(addr, length),
     migration,
   };
-  if (log.guestErrors) guestErrorSink = log.write;
 
   const servers: { close(): Promise<void>; waitForClient(): Promise<void>; wait: boolean; address: string }[] = [];
   let stdioMonitor = false;
@@ -369,9 +375,6 @@ interface LogSink {
 /** `-d` items to stderr or to the `-D` file. */
 function openLog(cfg: RunConfig, io: CliIo): LogSink {
   const enabled = cfg.log.has("guest_errors") || cfg.log.has("unimp");
-  for (const item of ["int", "cpu_reset"] as const) {
-    if (cfg.log.has(item)) io.stderr(`vm-cli: warning: -d ${item}: the CPU has no trace hook for it yet; nothing is logged\n`);
-  }
   if (cfg.logFile === undefined) return { guestErrors: enabled, write: (l) => io.stderr(l), close: () => {} };
   let fd: number;
   try {
