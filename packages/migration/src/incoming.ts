@@ -174,7 +174,7 @@ export class MigrationIncoming {
       else vm.setRunState(next);
       return "completed";
     } catch (e) {
-      this.#error = `load of migration failed: ${describe(e)}`;
+      this.#error = describe(e);
       sendRp(MigRpMsg.SHUT, 1);
       await rpWrites;
       // read on (for a while) so the source sees SHUT before a reset drops it

@@ -431,7 +431,7 @@ describe("migrations that do not complete", () => {
     expect(await ms.migrate(() => connectOutgoing(listener.uri))).toBe("failed");
     expect(await incDone).toBe("failed");
     expect(inc.errorDesc).toBe(
-      "load of migration failed: configuration: UUID received is 01010101010101010101010101010101 and local is 02020202020202020202020202020202",
+      "configuration: UUID received is 01010101010101010101010101010101 and local is 02020202020202020202020202020202",
     );
     await keepsRunning(src);
     await src.vm.stop("paused");
