@@ -190,6 +190,17 @@ describe("hello, migration and bench guests on FerryVM", () => {
     expect(result).toEqual({ kind: "exit", code: 0, cause: "guest-shutdown" });
   });
 
+  it("the migration workload prints E and fails when a page does not hold the pass number", async () => {
+    const elf = patchU64(read("migration/a-b.elf"), "mig_passes", 3n);
+    const chunks: Uint8Array[] = [];
+    const m = await createMachine({ ramSize: RAM, bios: "none", kernel: elf, onConsoleOutput: (b) => chunks.push(b.slice()) });
+    // a damaged page half way through the range, as a migration that lost a write would leave it
+    m.guestMemory.write(0x8010_0000 + 50 * 0x10_0000, Uint8Array.of(7));
+    const result = await m.run({ timeoutMs: 20_000 });
+    expect(Buffer.concat(chunks).toString("latin1")).toBe("AE\n");
+    expect(result).toEqual({ kind: "exit", code: 2, cause: "guest-shutdown" });
+  });
+
   it("bench prints its checksum for a shortened run", async () => {
     const elf = patchU64(read("bench/bench.elf"), "bench_iterations", 300n);
     const { result, output } = await runFerry(elf, 20_000);
