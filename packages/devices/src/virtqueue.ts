@@ -209,50 +209,35 @@ export class Virtqueue {
 
   /** Copies `data` into the writable buffers from byte `offset` on; returns the bytes written. */
   writeIn(element: VirtqueueElement, data: Uint8Array, offset = 0): number {
-    let pos = 0;
     let written = 0;
-    for (const b of element.in) {
-      if (written >= data.length) break;
-      if (offset >= pos + b.len) {
-        pos += b.len;
-        continue;
-      }
-      const start = Math.max(0, offset - pos);
-      const n = Math.min(b.len - start, data.length - written);
-      this.#mem.dirtyView(b.addr + BigInt(start), n)!.set(data.subarray(written, written + n));
-      written += n;
-      pos += b.len;
+    for (const v of this.inViews(element, offset, data.length)) {
+      v.set(data.subarray(written, written + v.length));
+      written += v.length;
     }
     return written;
   }
 
   /** Writable views covering [offset, offset + length) of the element's in-buffers (marked dirty). */
   inViews(element: VirtqueueElement, offset: number, length: number): Uint8Array[] {
-    const views: Uint8Array[] = [];
-    let pos = 0;
-    let left = length;
-    for (const b of element.in) {
-      if (left <= 0) break;
-      if (offset >= pos + b.len) {
-        pos += b.len;
-        continue;
-      }
-      const start = Math.max(0, offset - pos);
-      const n = Math.min(b.len - start, left);
-      views.push(this.#mem.dirtyView(b.addr + BigInt(start), n)!);
-      left -= n;
-      offset += n;
-      pos += b.len;
-    }
-    return views;
+    return this.#views(element.in, offset, length, (addr, n) => this.#mem.dirtyView(addr, n)!);
   }
 
   /** Views of [offset, offset + length) of the out-buffers (for reading). */
   outViews(element: VirtqueueElement, offset: number, length: number): Uint8Array[] {
+    return this.#views(element.out, offset, length, (addr, n) => this.#mem.view(addr, n)!);
+  }
+
+  /** Views of [offset, offset + length) of a buffer chain (checked against guest memory when popped). */
+  #views(
+    buffers: readonly VirtqueueBuffer[],
+    offset: number,
+    length: number,
+    view: (addr: bigint, n: number) => Uint8Array,
+  ): Uint8Array[] {
     const views: Uint8Array[] = [];
     let pos = 0;
     let left = length;
-    for (const b of element.out) {
+    for (const b of buffers) {
       if (left <= 0) break;
       if (offset >= pos + b.len) {
         pos += b.len;
@@ -260,7 +245,7 @@ export class Virtqueue {
       }
       const start = Math.max(0, offset - pos);
       const n = Math.min(b.len - start, left);
-      views.push(this.#mem.view(b.addr + BigInt(start), n)!);
+      views.push(view(b.addr + BigInt(start), n));
       left -= n;
       offset += n;
       pos += b.len;
