@@ -7,6 +7,8 @@
  * @module
  */
 
+import { unlinkSync } from "node:fs";
+import type { Server } from "node:net";
 import { UsageError } from "./args.ts";
 
 export type SocketAddress =
@@ -127,4 +129,36 @@ export function parseChardev(text: string, opt: string): { id: string; chardev: 
 /** How an address reads in messages: QEMU's `unix:PATH,server=on` / `tcp:HOST:PORT,server=on`. */
 export function formatAddress(a: SocketAddress): string {
   return a.transport === "unix" ? `unix:${a.path}` : `tcp:${a.host.includes(":") ? `[${a.host}]` : a.host}:${a.port}`;
+}
+
+/**
+ * Binds `server` to a listening chardev's address, removing a stale unix socket file first as
+ * QEMU does; resolves with the bound address (a tcp port 0 resolved to the real port).
+ */
+export async function listenOn(server: Server, a: SocketAddress): Promise<string> {
+  await new Promise<void>((resolve, reject) => {
+    server.once("error", reject);
+    if (a.transport === "unix") {
+      removeSocketFile(a);
+      server.listen(a.path, () => resolve());
+    } else {
+      server.listen(a.port, a.host === "" ? undefined : a.host, () => resolve());
+    }
+  });
+  server.on("error", () => {});
+  const bound = server.address();
+  if (a.transport === "tcp" && bound !== null && typeof bound === "object") {
+    return formatAddress({ transport: "tcp", host: bound.address, port: bound.port });
+  }
+  return formatAddress(a);
+}
+
+/** Removes the socket file of a unix address (nothing to do for tcp, or when it is gone). */
+export function removeSocketFile(a: SocketAddress): void {
+  if (a.transport !== "unix") return;
+  try {
+    unlinkSync(a.path);
+  } catch {
+    // none there
+  }
 }

@@ -8,8 +8,7 @@
  */
 
 import net from "node:net";
-import { unlinkSync } from "node:fs";
-import type { SocketChardev } from "./chardev.ts";
+import { listenOn, removeSocketFile, type SocketAddress, type SocketChardev } from "./chardev.ts";
 import { crlf, executeHmp, monitorBanner, type MonitorContext } from "./hmp.ts";
 
 export const PROMPT = "(qemu) ";
@@ -86,7 +85,7 @@ export class HmpSocketServer {
   #ctx: MonitorContext;
   #server: net.Server | undefined;
   #sockets = new Set<net.Socket>();
-  #unixPath: string | undefined;
+  #address: SocketAddress | undefined;
   #firstClient: Promise<void>;
   #gotClient!: () => void;
 
@@ -110,25 +109,8 @@ export class HmpSocketServer {
       socket.on("close", () => this.#sockets.delete(socket));
     });
     this.#server = server;
-    const a = chardev.address;
-    await new Promise<void>((resolve, reject) => {
-      server.once("error", reject);
-      if (a.transport === "unix") {
-        try {
-          unlinkSync(a.path);
-        } catch {
-          // none there
-        }
-        this.#unixPath = a.path;
-        server.listen(a.path, () => resolve());
-      } else {
-        server.listen(a.port, a.host === "" ? undefined : a.host, () => resolve());
-      }
-    });
-    server.on("error", () => {});
-    const bound = server.address();
-    if (bound !== null && typeof bound === "object") return `tcp:${bound.address}:${bound.port}`;
-    return `unix:${a.transport === "unix" ? a.path : ""}`;
+    this.#address = chardev.address;
+    return listenOn(server, chardev.address);
   }
 
   waitForClient(): Promise<void> {
@@ -141,12 +123,6 @@ export class HmpSocketServer {
       for (const s of this.#sockets) s.destroy();
     }, 500).unref();
     if (this.#server !== undefined) await new Promise<void>((r) => this.#server!.close(() => r()));
-    if (this.#unixPath !== undefined) {
-      try {
-        unlinkSync(this.#unixPath);
-      } catch {
-        // already gone
-      }
-    }
+    if (this.#address !== undefined) removeSocketFile(this.#address);
   }
 }

@@ -7,9 +7,8 @@
  * @module
  */
 
-import { unlinkSync } from "node:fs";
 import net from "node:net";
-import { formatAddress, type SocketChardev } from "../chardev.ts";
+import { listenOn, removeSocketFile, type SocketAddress, type SocketChardev } from "../chardev.ts";
 import type { VmEvent } from "../controller.ts";
 import type { MonitorContext } from "../hmp.ts";
 import { QMP_COMMANDS, QmpError, checkArgs, versionInfo } from "./commands.ts";
@@ -154,7 +153,7 @@ export class QmpServer {
   #server: net.Server | undefined;
   #sockets = new Set<net.Socket>();
   #sessions = new Set<QmpSession>();
-  #unixPath: string | undefined;
+  #address: SocketAddress | undefined;
   #firstClient: Promise<void>;
   #gotClient!: () => void;
   #unsubscribe: () => void;
@@ -172,28 +171,8 @@ export class QmpServer {
   async listen(chardev: SocketChardev): Promise<string> {
     const server = net.createServer((socket) => this.#accept(socket));
     this.#server = server;
-    const a = chardev.address;
-    await new Promise<void>((resolve, reject) => {
-      server.once("error", reject);
-      if (a.transport === "unix") {
-        // QEMU removes a stale socket file before binding.
-        try {
-          unlinkSync(a.path);
-        } catch {
-          // none there
-        }
-        this.#unixPath = a.path;
-        server.listen(a.path, () => resolve());
-      } else {
-        server.listen(a.port, a.host === "" ? undefined : a.host, () => resolve());
-      }
-    });
-    server.on("error", () => {});
-    const bound = server.address();
-    if (a.transport === "tcp" && bound !== null && typeof bound === "object") {
-      return formatAddress({ transport: "tcp", host: bound.address, port: bound.port });
-    }
-    return formatAddress(a);
+    this.#address = chardev.address;
+    return listenOn(server, chardev.address);
   }
 
   /** Resolves when the first client connects (`wait=on`). */
@@ -241,12 +220,6 @@ export class QmpServer {
     );
     if (this.#server !== undefined) await new Promise<void>((r) => this.#server!.close(() => r()));
     await Promise.all(closing);
-    if (this.#unixPath !== undefined) {
-      try {
-        unlinkSync(this.#unixPath);
-      } catch {
-        // already gone
-      }
-    }
+    if (this.#address !== undefined) removeSocketFile(this.#address);
   }
 }
