@@ -9,7 +9,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { createMachine, type RunResult } from "@ferryvm/devices";
-import { parseElf } from "@ferryvm/cpu-wasm";
+import { patchElfU64 } from "@ferryvm/cpu-wasm";
 
 const root = fileURLToPath(new URL(".", import.meta.url));
 const QEMU = "qemu-system-riscv64";
@@ -86,22 +86,6 @@ function runQemu(
   });
 }
 
-/** A copy of `elf` with the u64 at symbol `name` set to `value`. */
-function patchU64(elf: Uint8Array, name: string, value: bigint): Uint8Array {
-  const copy = elf.slice();
-  const image = parseElf(copy);
-  const sym = image.symbol(name);
-  if (!sym) throw new Error(`no symbol ${name}`);
-  for (const seg of image.segments) {
-    const off = Number(sym.value - seg.vaddr);
-    if (off >= 0 && off + 8 <= seg.filesz) {
-      new DataView(seg.data.buffer, seg.data.byteOffset + off, 8).setBigUint64(0, value, true);
-      return copy;
-    }
-  }
-  throw new Error(`symbol ${name} is not in a loaded segment`);
-}
-
 function read(rel: string): Uint8Array {
   return new Uint8Array(readFileSync(join(root, rel)));
 }
@@ -153,7 +137,7 @@ describe("ISA guests on FerryVM without dirty tracking and with icount", () => {
     });
   }
   it("the migration workload's passes with one dirty-memory client", async () => {
-    const elf = patchU64(read("migration/a-b.elf"), "mig_passes", 2n);
+    const elf = patchElfU64(read("migration/a-b.elf"), "mig_passes", 2n);
     const { result, output } = await runFerry(elf, 20_000, 1, "none", { dirtyClients: ["migration"] });
     expect(output).toBe("ABB\n");
     expect(result).toEqual({ kind: "exit", code: 0, cause: "guest-shutdown" });
@@ -174,8 +158,8 @@ describe("HTIF guests on FerryVM", () => {
 
 describe("hello, migration and bench guests on FerryVM", () => {
   it("hello greets and ticks until its patched tick count", async () => {
-    let elf = patchU64(read("hello/hello.elf"), "hello_ticks", 3n);
-    elf = patchU64(elf, "hello_interval", 10_000n); // 1 ms of guest time
+    let elf = patchElfU64(read("hello/hello.elf"), "hello_ticks", 3n);
+    elf = patchElfU64(elf, "hello_interval", 10_000n); // 1 ms of guest time
     const { result, output } = await runFerry(elf, 10_000);
     expect(output).toBe(
       "Hello from FerryVM! This is a bare-metal RISC-V guest on hart 0.\ntick 1\ntick 2\ntick 3\nbye\n",
@@ -184,14 +168,14 @@ describe("hello, migration and bench guests on FerryVM", () => {
   });
 
   it("the migration workload makes its passes over 99 MiB and marks each one", async () => {
-    const elf = patchU64(read("migration/a-b.elf"), "mig_passes", 3n);
+    const elf = patchElfU64(read("migration/a-b.elf"), "mig_passes", 3n);
     const { result, output } = await runFerry(elf, 20_000);
     expect(output).toBe("ABBB\n");
     expect(result).toEqual({ kind: "exit", code: 0, cause: "guest-shutdown" });
   });
 
   it("the migration workload prints E and fails when a page does not hold the pass number", async () => {
-    const elf = patchU64(read("migration/a-b.elf"), "mig_passes", 3n);
+    const elf = patchElfU64(read("migration/a-b.elf"), "mig_passes", 3n);
     const chunks: Uint8Array[] = [];
     const m = await createMachine({ ramSize: RAM, bios: "none", kernel: elf, onConsoleOutput: (b) => chunks.push(b.slice()) });
     // a damaged page half way through the range, as a migration that lost a write would leave it
@@ -202,7 +186,7 @@ describe("hello, migration and bench guests on FerryVM", () => {
   });
 
   it("bench prints its checksum for a shortened run", async () => {
-    const elf = patchU64(read("bench/bench.elf"), "bench_iterations", 300n);
+    const elf = patchElfU64(read("bench/bench.elf"), "bench_iterations", 300n);
     const { result, output } = await runFerry(elf, 20_000);
     expect(output).toMatch(/^bench: 300 iterations in S-mode with Sv39\nbench: checksum [0-9a-f]{16}\n$/);
     expect(result).toEqual({ kind: "exit", code: 0, cause: "guest-shutdown" });
@@ -318,7 +302,7 @@ describe("differential checks against QEMU 7.2", () => {
   });
 
   dqit("bench computes the same checksum on QEMU and FerryVM", async () => {
-    const elf = patchU64(read("bench/bench.elf"), "bench_iterations", 2000n);
+    const elf = patchElfU64(read("bench/bench.elf"), "bench_iterations", 2000n);
     const dir = mkdtempSync(join(tmpdir(), "ferryvm-bench-"));
     writeFileSync(join(dir, "bench.elf"), elf);
     const [qemu, ferry] = await Promise.all([runQemu("virt", join(dir, "bench.elf")), runFerry(elf, 30_000)]);

@@ -13,29 +13,13 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { benchLoop, parseElf } from "@ferryvm/cpu-wasm";
+import { benchLoop, patchElfU64 } from "@ferryvm/cpu-wasm";
 import { createMachine } from "@ferryvm/devices";
 import { median, type BenchContext, type BenchGroup, type BenchResult } from "./harness.ts";
 
 const here = dirname(fileURLToPath(import.meta.url));
 const BENCH_ELF = join(here, "../../../guests/bench/bench.elf");
 const QEMU = "qemu-system-riscv64";
-
-/** A copy of `elf` with the u64 at symbol `name` set to `value`. */
-function patchU64(elf: Uint8Array, name: string, value: bigint): Uint8Array {
-  const copy = elf.slice();
-  const image = parseElf(copy);
-  const sym = image.symbol(name);
-  if (!sym) throw new Error(`bench guest has no symbol ${name}`);
-  for (const seg of image.segments) {
-    const off = Number(sym.value - seg.vaddr);
-    if (off >= 0 && off + 8 <= seg.filesz) {
-      new DataView(seg.data.buffer, seg.data.byteOffset + off, 8).setBigUint64(0, value, true);
-      return copy;
-    }
-  }
-  throw new Error(`symbol ${name} is not in a loaded segment`);
-}
 
 async function runFerry(elf: Uint8Array): Promise<{ seconds: number; instructions: number; output: string }> {
   let output = "";
@@ -71,7 +55,7 @@ async function qemuMips(elf: Uint8Array, instructions: number, expected: string,
     const full = join(dir, "bench.elf");
     const empty = join(dir, "bench0.elf");
     writeFileSync(full, elf);
-    writeFileSync(empty, patchU64(elf, "bench_iterations", 0n));
+    writeFileSync(empty, patchElfU64(elf, "bench_iterations", 0n));
     const startup: number[] = [];
     const runs: number[] = [];
     for (let i = 0; i < 3; i++) {

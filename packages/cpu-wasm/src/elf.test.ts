@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { ElfError, parseElf } from "./elf.ts";
+import { ElfError, parseElf, patchElfU64 } from "./elf.ts";
 
 interface TestSegment { paddr: bigint; vaddr?: bigint; data: number[]; memsz?: number; type?: number }
 
@@ -143,5 +143,29 @@ describe("parseElf", () => {
     const bytes = buildElf({ segments: [{ paddr: 0x8000_0000n, data: [1, 2, 3, 4] }] });
     new DataView(bytes.buffer).setBigUint64(64 + 40, 2n, true);
     expect(() => parseElf(bytes)).toThrow(/larger than p_memsz/);
+  });
+});
+
+describe("patchElfU64", () => {
+  const bytes = (): Uint8Array => buildElf({
+    segments: [{ paddr: 0x8000_0000n, data: Array.from({ length: 32 }, (_, i) => i) }],
+    symbols: [
+      { name: "count", value: 0x8000_0008n },
+      { name: "outside", value: 0x8000_0100n },
+    ],
+  });
+
+  it("writes the word at the symbol in a copy and leaves the input alone", () => {
+    const original = bytes();
+    const patched = patchElfU64(original, "count", 0x1122_3344_5566_7788n);
+    const seg = parseElf(patched).segments[0]!;
+    expect(Array.from(seg.data.subarray(8, 16))).toEqual([0x88, 0x77, 0x66, 0x55, 0x44, 0x33, 0x22, 0x11]);
+    expect(Array.from(seg.data.subarray(0, 8))).toEqual([0, 1, 2, 3, 4, 5, 6, 7]);
+    expect(Array.from(parseElf(original).segments[0]!.data.subarray(8, 16))).toEqual([8, 9, 10, 11, 12, 13, 14, 15]);
+  });
+
+  it("names a missing symbol or one outside the loaded bytes", () => {
+    expect(() => patchElfU64(bytes(), "nope", 1n)).toThrow(new ElfError("no symbol nope"));
+    expect(() => patchElfU64(bytes(), "outside", 1n)).toThrow(new ElfError("symbol outside is not in a loaded segment"));
   });
 });

@@ -186,3 +186,22 @@ export function parseElf(bytes: Uint8Array): ElfImage {
     symbol: (name: string) => byName.get(name),
   };
 }
+
+/**
+ * A copy of `elf` with the little-endian u64 at symbol `name` set to `value`: how tests and
+ * benchmarks set a guest's tunable words (iteration counts, ranges) without rebuilding it.
+ */
+export function patchElfU64(elf: Uint8Array, name: string, value: bigint): Uint8Array {
+  const copy = elf.slice();
+  const image = parseElf(copy);
+  const sym = image.symbol(name);
+  if (!sym) throw new ElfError(`no symbol ${name}`);
+  for (const seg of image.segments) {
+    const off = Number(sym.value - seg.vaddr);
+    if (off >= 0 && off + 8 <= seg.filesz) {
+      new DataView(seg.data.buffer, seg.data.byteOffset + off, 8).setBigUint64(0, value, true);
+      return copy;
+    }
+  }
+  throw new ElfError(`symbol ${name} is not in a loaded segment`);
+}

@@ -1,6 +1,6 @@
 import { readFileSync } from "node:fs";
 import { describe, expect, it } from "vitest";
-import { parseElf } from "@ferryvm/cpu-wasm";
+import { patchElfU64 } from "@ferryvm/cpu-wasm";
 import { loadStateFromBytes, saveStateToBytes, vmdescJson } from "@ferryvm/vmstate";
 import { createMachine, type Machine, type MachineOptions } from "./machine.ts";
 import { MemoryBlockBackend } from "./virtio-blk.ts";
@@ -9,20 +9,6 @@ const RAM = 128 * 1024 * 1024;
 
 function guest(path: string): Uint8Array {
   return new Uint8Array(readFileSync(new URL(`../../../guests/${path}`, import.meta.url)));
-}
-
-function patchU64(elf: Uint8Array, name: string, value: bigint): Uint8Array {
-  const copy = elf.slice();
-  const image = parseElf(copy);
-  const sym = image.symbol(name)!;
-  for (const seg of image.segments) {
-    const off = Number(sym.value - seg.vaddr);
-    if (off >= 0 && off + 8 <= seg.filesz) {
-      new DataView(seg.data.buffer, seg.data.byteOffset + off, 8).setBigUint64(0, value, true);
-      return copy;
-    }
-  }
-  throw new Error(`symbol ${name} is not in a loaded segment`);
 }
 
 /** Saves every section of the machine (the migration side writes these into a stream). */
@@ -182,7 +168,7 @@ describe("a whole-machine save and restore", () => {
   });
 
   it("makes the restored machine execute exactly as the original would have", async () => {
-    const elf = patchU64(guest("migration/a-b.elf"), "mig_end", 0x8020_0000n);
+    const elf = patchElfU64(guest("migration/a-b.elf"), "mig_end", 0x8020_0000n);
     const m1 = await machine({ kernel: elf }, []);
     await m1.run({ timeoutMs: 100 });
     const sections = saveSections(m1);
