@@ -21,7 +21,7 @@
  * @module
  */
 
-import { XbzrleCache, xbzrleEncode, type DirtyBitmap, type GuestMemory, type RamBlock } from "@ferryvm/memory";
+import { qemuRamResize, XbzrleCache, xbzrleEncode, type DirtyBitmap, type GuestMemory, type RamBlock } from "@ferryvm/memory";
 import { MigrationError } from "@ferryvm/vmstate";
 import { ENCODING_FLAG_XBZRLE, RamSaveFlag, TARGET_PAGE_SIZE } from "./constants.ts";
 import { hex, printable } from "./errors.ts";
@@ -410,6 +410,18 @@ export class RamMigration implements SaveVmHandlers {
     return block;
   }
 
+  /**
+   * The block list after MEM_SIZE (ram_load_precopy's "Synchronize RAM block list"). A block
+   * whose length differs is resized when it is resizeable and the length fits its max length
+   * (qemu_ram_resize), else the load fails with QEMU's text and ours.
+   *
+   * QEMU does not notice a local block missing from the stream; we fail for one of ordinary
+   * RAM (the guest would run on whatever the destination held there) but accept a missing
+   * read-only block: a ROM's contents come from the destination's own firmware image, the
+   * guest cannot have changed them, and a source that registers it under another idstr or
+   * not at all (an older or newer release) must still migrate. The ROM keeps the
+   * destination's contents.
+   */
   async #loadMemSize(f: QemuFileReader, total: bigint): Promise<void> {
     const seen = new Set<RamBlock>();
     let left = total;
@@ -421,15 +433,27 @@ export class RamMigration implements SaveVmHandlers {
       if (!block.migratable) throw new MigrationError(`ram: RAM block '${id}' should not be migrated`);
       if (seen.has(block)) throw new MigrationError(`ram: RAM block '${id}' listed twice in MEM_SIZE`);
       seen.add(block);
+      if (length > left) throw new MigrationError(`ram: RAM block lengths exceed the MEM_SIZE total ${hex(total)}`);
       if (length !== BigInt(block.usedLength)) {
-        throw new MigrationError(`ram: RAM block '${id}' has used length ${hex(length)} in the stream but ${hex(block.usedLength)} here`);
+        const local = block.usedLength;
+        try {
+          qemuRamResize(block, length);
+        } catch (e) {
+          const why = block.resizeable
+            ? `its max length is ${hex(block.maxLength)}`
+            : "it is not resizeable";
+          throw new MigrationError(
+            `ram: ${e instanceof Error ? e.message : String(e)} (RAM block '${id}' has used length ${hex(length)} in the stream but ${hex(local)} here, and ${why})`,
+            { cause: e },
+          );
+        }
       }
       if (this.#options.ignoreShared) await f.readU64(`ram: MEM_SIZE guest address of '${id}'`);
-      if (length > left) throw new MigrationError(`ram: RAM block lengths exceed the MEM_SIZE total ${hex(total)}`);
       left -= length;
     }
     for (const b of migratableBlocks(this.memory)) {
-      if (!seen.has(b)) throw new MigrationError(`ram: RAM block '${b.idstr}' (${hex(b.usedLength)} bytes) is missing from the stream`);
+      if (seen.has(b) || b.readonly) continue;
+      throw new MigrationError(`ram: RAM block '${b.idstr}' (${hex(b.usedLength)} bytes) is missing from the stream`);
     }
   }
 
