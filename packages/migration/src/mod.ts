@@ -44,3 +44,4 @@ export * from "./channel.ts";
 export * from "./outgoing.ts";
 export * from "./incoming.ts";
 export * from "./migration-hmp.ts";
+export * from "./vmdesc-compat.ts";
