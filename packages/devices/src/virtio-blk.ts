@@ -1,8 +1,9 @@
 /**
- * virtio-blk (virtio 1.2 §5.2, QEMU 7.2 hw/block/virtio-blk.c) over a raw image. One request
- * queue of 256; the features QEMU 7.2 offers by default (SEG_MAX, GEOMETRY, BLK_SIZE,
- * TOPOLOGY, FLUSH with a write-back cache, CONFIG_WCE, DISCARD, WRITE_ZEROES; RO when
- * read-only) and its config values. Backing I/O is synchronous (the run loop is one thread;
+ * virtio-blk (virtio 1.2 §5.2, QEMU 7.2 hw/block/virtio-blk.c) over a raw image. `numQueues`
+ * request queues of 256 (QEMU's num-queues; MQ and config num_queues when more than one; each
+ * queue serves its own requests and completes them on itself); the features QEMU 7.2 offers
+ * by default (SEG_MAX, GEOMETRY, BLK_SIZE, TOPOLOGY, FLUSH with a write-back cache,
+ * CONFIG_WCE, DISCARD, WRITE_ZEROES; RO when read-only) and its config values. Backing I/O is synchronous (the run loop is one thread;
  * a request completes before the notify write returns).
  *
  * ```
@@ -14,7 +15,7 @@
  * @module
  */
 
-import type { VirtioContext, VirtioDevice } from "./virtio-mmio.ts";
+import { VIRTIO_QUEUE_MAX, type VirtioContext, type VirtioDevice } from "./virtio-mmio.ts";
 import { totalLength, VirtqueueError, type Virtqueue, type VirtqueueElement } from "./virtqueue.ts";
 
 export const VIRTIO_ID_BLOCK = 2;
@@ -87,6 +88,11 @@ export class MemoryBlockBackend implements BlockBackend {
 
 export interface VirtioBlkOptions {
   backend: BlockBackend;
+  /**
+   * QEMU's `num-queues`: request queues, 1..VIRTIO_QUEUE_MAX (1024). Default 1 (QEMU 7.2's
+   * virtio-blk-device resolves its "auto" default to 1; the machine type picks the value).
+   */
+  numQueues?: number;
   /** QEMU's `serial` property (GET_ID); empty by default. */
   serial?: string;
   /** Host-side I/O errors (the request completes with IOERR). */
@@ -95,11 +101,18 @@ export interface VirtioBlkOptions {
 
 const BIT = (n: number): bigint => 1n << BigInt(n);
 
+/** A request the device holds: an element and the queue it came from (0 when absent). */
+export interface VirtioBlkRequest extends VirtqueueElement {
+  readonly queue?: number;
+}
+
 export class VirtioBlk implements VirtioDevice {
   readonly deviceId = VIRTIO_ID_BLOCK;
   readonly typeName = "virtio-blk-device";
-  readonly queueSizes = [VIRTIO_BLK_QUEUE_SIZE];
+  readonly queueSizes: readonly number[];
   readonly features: bigint;
+  /** Request queues (QEMU's conf.num_queues). */
+  readonly numQueues: number;
   readonly backend: BlockBackend;
   /** Write cache enabled (config wce; QEMU's default cache=writeback). */
   wce = 1;
@@ -110,10 +123,16 @@ export class VirtioBlk implements VirtioDevice {
     this.backend = options.backend;
     this.#serial = options.serial ?? "";
     this.#onError = options.onError ?? (() => {});
+    const n = options.numQueues ?? 1;
+    if (!Number.isInteger(n) || n < 1) throw new RangeError(`virtio-blk: num-queues property must be larger than 0 (got ${n})`);
+    if (n > VIRTIO_QUEUE_MAX) throw new RangeError(`virtio-blk: num-queues property must be at most ${VIRTIO_QUEUE_MAX} (got ${n})`);
+    this.numQueues = n;
+    this.queueSizes = new Array<number>(n).fill(VIRTIO_BLK_QUEUE_SIZE);
     let f = BIT(VIRTIO_BLK_F_SEG_MAX) | BIT(VIRTIO_BLK_F_GEOMETRY) | BIT(VIRTIO_BLK_F_TOPOLOGY) |
       BIT(VIRTIO_BLK_F_BLK_SIZE) | BIT(VIRTIO_BLK_F_FLUSH) | BIT(VIRTIO_BLK_F_CONFIG_WCE) |
       BIT(VIRTIO_BLK_F_DISCARD) | BIT(VIRTIO_BLK_F_WRITE_ZEROES);
     if (this.backend.readOnly) f |= BIT(VIRTIO_BLK_F_RO);
+    if (n > 1) f |= BIT(VIRTIO_BLK_F_MQ);
     this.features = f;
   }
 
@@ -145,7 +164,7 @@ export class VirtioBlk implements VirtioDevice {
     dv.setUint16(26, 0, true); // min_io_size
     dv.setUint32(28, 0, true); // opt_io_size
     c[32] = this.wce;
-    dv.setUint16(34, 1, true); // num_queues
+    dv.setUint16(34, this.numQueues, true); // num_queues
     dv.setUint32(36, BDRV_REQUEST_MAX_SECTORS, true); // max_discard_sectors
     dv.setUint32(40, 1, true); // max_discard_seg
     dv.setUint32(44, 1, true); // discard_sector_alignment
@@ -162,16 +181,18 @@ export class VirtioBlk implements VirtioDevice {
 
   /**
    * Requests a migration stream had in flight (QEMU's request list): served at the next poll
-   * once the driver is up, as QEMU's virtio_blk_dma_restart_cb does when the VM resumes.
+   * once the driver is up, as QEMU's virtio_blk_dma_restart_cb does when the VM resumes. Each
+   * completes on its own queue (`queue`, 0 when absent).
    */
-  inflight: VirtqueueElement[] = [];
+  inflight: VirtioBlkRequest[] = [];
 
   poll(ctx: VirtioContext): void {
-    const queue = ctx.queues[0];
-    if (queue === undefined || this.inflight.length === 0) return;
+    if (this.inflight.length === 0) return;
     const requests = this.inflight;
     this.inflight = [];
     for (const el of requests) {
+      const queue = ctx.queues[el.queue ?? 0];
+      if (queue === undefined) continue;
       queue.push(el, this.#request(queue, el));
       ctx.notify(queue);
     }

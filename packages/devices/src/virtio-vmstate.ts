@@ -53,7 +53,7 @@ import {
   type VMStateField,
 } from "@ferryvm/vmstate";
 import { VIRTIO_CONFIG_S_DRIVER_OK, VIRTIO_F_VERSION_1, VIRTIO_QUEUE_MAX, type VirtioMmio } from "./virtio-mmio.ts";
-import { VirtioBlk } from "./virtio-blk.ts";
+import { VirtioBlk, type VirtioBlkRequest } from "./virtio-blk.ts";
 import { VirtioConsole } from "./virtio-console.ts";
 import { VIRTQUEUE_MAX_SIZE, type VirtqueueElement } from "./virtqueue.ts";
 
@@ -174,9 +174,11 @@ export class VirtioState {
   config: Uint8Array = new Uint8Array(0);
   num_queues = 0;
   vq: VirtqueueSaveState[];
-  // virtio-blk's request list: rq{i} (non-zero: a request follows) and rq{i}_elem.
+  // virtio-blk's request list: rq{i} (non-zero: a request follows), rq{i}_vq (its queue, with
+  // more than one queue) and rq{i}_elem.
   readonly rq_elem_size = VQ_ELEMENT_OLD_SIZE;
   [key: `rq${number}`]: number;
+  [key: `rq${number}_vq`]: number;
   [key: `rq${number}_elem`]: Uint8Array;
   // virtio-serial's part.
   cols = 0;
@@ -217,6 +219,7 @@ export class VirtioState {
   #clearRequests(): void {
     for (let i = 0; i <= MAX_REQUESTS; i++) {
       this[`rq${i}`] = 0;
+      this[`rq${i}_vq`] = 0;
       this[`rq${i}_elem`] = new Uint8Array(0);
     }
   }
@@ -282,6 +285,7 @@ export class VirtioState {
     if (dev instanceof VirtioBlk) {
       dev.inflight.slice(0, MAX_REQUESTS).forEach((el, i) => {
         this[`rq${i}`] = 1;
+        this[`rq${i}_vq`] = el.queue ?? 0;
         this[`rq${i}_elem`] = encodeVirtqueueElementOld(el);
       });
     }
@@ -341,14 +345,19 @@ export class VirtioState {
     if (this.guest_page_shift > 31) this.#fail(`guest_page_shift ${this.guest_page_shift} exceeds 31`);
     if (this.queue_sel >= VIRTIO_QUEUE_MAX) this.#fail(`queue_sel ${this.queue_sel} exceeds ${VIRTIO_QUEUE_MAX - 1}`);
     const modern = (t.hostFeatures >> BigInt(VIRTIO_F_VERSION_1)) & 1n;
-    const requests: VirtqueueElement[] = [];
+    const requests: VirtioBlkRequest[] = [];
+    const perQueue = new Array<number>(this.local_queues).fill(0);
     for (let i = 0; i < MAX_REQUESTS && this[`rq${i}`] !== 0; i++) {
       try {
-        const el = decodeVirtqueueElementOld(this[`rq${i}_elem`], this.vq[0]?.num ?? 0);
+        const queue = this[`rq${i}_vq`];
+        // QEMU's virtio_blk_load_device: "Invalid virtqueue index in request list".
+        if (queue >= this.local_queues) throw new RangeError(`invalid virtqueue index in request list: 0x${queue.toString(16)} (the device has ${this.local_queues} queues)`);
+        const el = decodeVirtqueueElementOld(this[`rq${i}_elem`], this.vq[queue]?.num ?? 0);
         for (const x of [...el.in, ...el.out]) {
           if (x.len > 0 && t.memory.view(x.addr, x.len) === undefined) throw new RangeError(`buffer 0x${x.addr.toString(16)}+0x${x.len.toString(16)} is not RAM`);
         }
-        requests.push(el);
+        requests.push(queue === 0 ? el : { ...el, queue });
+        perQueue[queue]!++;
       } catch (e) {
         this.#fail(`request ${i}: ${e instanceof Error ? e.message : String(e)}`);
       }
@@ -424,8 +433,8 @@ export class VirtioState {
         if (inuse > q.num) {
           this.#fail(`queue ${i}: size 0x${q.num.toString(16)} < last_avail_idx 0x${q.lastAvailIdx.toString(16)} - used_idx 0x${q.usedIdx.toString(16)}`);
         }
-        if (inuse !== (i === 0 ? requests.length : 0)) {
-          this.#fail(`queue ${i}: ${inuse} requests in use (used index 0x${q.usedIdx.toString(16)}) but ${i === 0 ? requests.length : 0} in the stream's request list`);
+        if (inuse !== perQueue[i]) {
+          this.#fail(`queue ${i}: ${inuse} requests in use (used index 0x${q.usedIdx.toString(16)}) but ${perQueue[i]} in the stream's request list`);
         }
       }
     });
@@ -433,7 +442,8 @@ export class VirtioState {
     // the writable part from our own streams only.
     if (dev instanceof VirtioBlk) {
       dev.wce = this.wce;
-      if (requests.length > 0 && t.queues[0]!.descAddr === 0n) this.#fail("request list for a queue that is not set up");
+      const idle = perQueue.findIndex((n, i) => n > 0 && t.queues[i]!.descAddr === 0n);
+      if (idle >= 0) this.#fail(`request list for queue ${idle}, which is not set up`);
       dev.inflight = requests;
     }
     if (dev instanceof VirtioConsole) dev.inputBytes = this.pending_input;
@@ -505,6 +515,10 @@ function requestListFields(): VMStateField<VirtioState>[] {
   for (let i = 0; i <= MAX_REQUESTS; i++) {
     const prev = `rq${i - 1}` as const;
     fields.push(vmstateUint8<VirtioState>(`rq${i}` as never, { test: (s) => i === 0 || s[prev] !== 0 }));
+    // With more than one queue, the request's queue index (be32) follows the marker.
+    if (i < MAX_REQUESTS) {
+      fields.push(vmstateUint32<VirtioState>(`rq${i}_vq` as never, { test: (s) => s[`rq${i}`] !== 0 && s.local_queues > 1 }));
+    }
     if (i === MAX_REQUESTS) {
       fields.push(vmstateValidate("rq_count_valid", (s) => {
         if (s[prev] !== 0 && s[`rq${i}`] !== 0) throw new MigrationError(`vmstate: virtio-blk: more than ${MAX_REQUESTS} requests in flight`);
@@ -548,6 +562,26 @@ const DEVICE_FIELDS: Record<string, VMStateField<VirtioState>[]> = {
   ],
 };
 
+/**
+ * QEMU loads the queues a stream has into the device's first ones and says only "Invalid
+ * number of virtqueues" past 1024; a count that differs from ours fails, naming the device,
+ * both counts and (for virtio-blk) the property that sets them.
+ */
+function plural(n: number, what: string): string {
+  return `${n} ${what}${n === 1 ? "" : "s"}`;
+}
+
+function numQueuesMismatch(s: VirtioState): string {
+  const dev = s.transport.device!;
+  const head = `vmstate: virtio/num_queues: loaded value ${s.num_queues} != local value ${s.local_queues}`;
+  const what = dev instanceof VirtioBlk ? "request queue" : "virtqueue";
+  const counts = `the stream's ${dev.typeName} has ${plural(s.num_queues, what)}, this one has ${s.local_queues}`;
+  if (dev instanceof VirtioBlk) {
+    return `${head}: ${counts} (num-queues must be the same on both sides: use the source's machine type or -global ${dev.typeName}.num-queues=${s.num_queues})`;
+  }
+  return `${head}: ${counts}`;
+}
+
 function virtioSub(
   name: string,
   needed: (s: VirtioState) => boolean,
@@ -586,9 +620,7 @@ function vmstateVirtio(kind: string): VMStateDescription<VirtioState> {
       }),
       vmstateUint32("num_queues"),
       vmstateValidate("num_queues_valid", (s) => {
-        if (s.num_queues !== s.local_queues) {
-          throw new MigrationError(`vmstate: virtio/num_queues: loaded value ${s.num_queues} != local value ${s.local_queues}`);
-        }
+        if (s.num_queues !== s.local_queues) throw new MigrationError(numQueuesMismatch(s));
         return true;
       }),
       vmstateStructVarray<VirtioState, "vq">("vq", "num_queues", vmstateVirtqueueSave),
