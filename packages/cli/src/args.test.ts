@@ -49,7 +49,7 @@ describe("parseRunArgs", () => {
     expect(err(["-M", "sifive_u"])).toMatch(/-M: unsupported machine type 'sifive_u'/);
     expect(parseRunArgs(["-M", "virt,accel=tcg,aia=none,aclint=off"]).machine).toBe("virt");
     expect(err(["-M", "virt,aia=aplic"])).toMatch(/-M: aia=aplic is not supported yet/);
-    expect(err(["-M", "virt,dumpdtb=x.dtb"])).toMatch(/-M: machine property 'dumpdtb' is not supported/);
+    expect(err(["-M", "virt,dumpdtb=x.dtb"])).toMatch(/-M: Property 'virt-machine.dumpdtb' not found/);
   });
 
   it("parses -bios none, default and a path", () => {

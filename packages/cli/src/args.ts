@@ -6,6 +6,7 @@
  * @module
  */
 
+import { findMachineType, MACHINE_TYPES, MachineTypeError, RV64_CPU_CLASS, VIRT_MACHINE_CLASS } from "@ferryvm/devices";
 import { parseChardev, parseSocketSpec, type SocketChardev, type StdioChardev } from "./chardev.ts";
 
 export const MAX_SMP = 32;
@@ -22,7 +23,12 @@ export class UsageError extends Error {
 export type SerialBackend = "mon:stdio" | "stdio" | "null" | "none";
 
 export interface RunConfig {
+  /** The machine type as given (`virt`, `virt-1.0`); @ferryvm/devices resolves the alias. */
   machine: string;
+  /** `-M virt,prop=value`: the board's properties (virt-machine's). */
+  machineProperties: Record<string, string>;
+  /** `-cpu rv64,prop=value`: the CPU model's properties (extensions on/off). */
+  cpuProperties: Record<string, string>;
   /** Bytes. */
   ramSize: number;
   smp: number;
@@ -89,9 +95,11 @@ interface OptionDef {
   unsupported?: true;
 }
 
-export const MACHINES: readonly { name: string; desc: string }[] = [
-  { name: "virt", desc: "RISC-V VirtIO board" },
-];
+/** Every name `-M` takes (aliases and versioned types), from @ferryvm/devices' MACHINE_TYPES. */
+export const MACHINES: readonly { name: string; desc: string }[] = MACHINE_TYPES.flatMap((m) => [
+  ...(m.alias === undefined ? [] : [{ name: m.alias, desc: `${m.description} (alias of ${m.name})` }]),
+  { name: m.name, desc: m.description + (m.isDefault ? " (default)" : "") },
+]);
 export const CPUS: readonly string[] = ["rv64"];
 
 /** QEMU's size syntax: a number with an optional B/K/M/G/T suffix; a bare number is MiB. */
@@ -144,16 +152,45 @@ function applyMachine(cfg: RunConfig, value: string, opt: string): void {
     cfg.help = "machine";
     return;
   }
-  onlyKeys(kv, ["type", "accel", "aia", "aclint"], opt, "machine");
+  const boardProps = VIRT_MACHINE_CLASS.properties.map((p) => p.name);
+  for (const k of kv.keys()) {
+    if (k === "type" || k === "accel" || k === "aia" || k === "aclint") continue;
+    if (!boardProps.includes(k)) throw new UsageError(`${opt}: Property '${VIRT_MACHINE_CLASS.driver}.${k}' not found`);
+    cfg.machineProperties[k] = kv.get(k)!;
+  }
   for (const [key, allowed] of [["accel", "tcg"], ["aia", "none"], ["aclint", "off"]] as const) {
     const v = kv.get(key);
     if (v !== undefined && v !== allowed) throw new UsageError(`${opt}: ${key}=${v} is not supported yet (supported: ${key}=${allowed})`);
   }
   if (type === undefined) return;
-  if (!MACHINES.some((m) => m.name === type)) {
-    throw new UsageError(`${opt}: unsupported machine type '${type}' (use -machine help to list supported machines)`);
+  try {
+    findMachineType(type);
+  } catch (e) {
+    if (e instanceof MachineTypeError) {
+      throw new UsageError(`${opt}: unsupported machine type '${type}'\nUse -machine help to list supported machines`);
+    }
+    throw e;
   }
   cfg.machine = type;
+}
+
+/** `-cpu MODEL[,prop=value...]` (QEMU's -cpu rv64,c=off). */
+function applyCpu(cfg: RunConfig, value: string, opt: string): void {
+  const [model, ...props] = value.split(",");
+  if (model === "help" || model === "?") {
+    cfg.help = "cpu";
+    return;
+  }
+  if (!CPUS.includes(model!)) throw new UsageError(`${opt}: unable to find CPU model '${model}' (use -cpu help to list them)`);
+  cfg.cpu = model!;
+  for (const p of props) {
+    if (p === "") continue;
+    // QEMU's legacy +feature / -feature spelling.
+    const plus = /^([+-])(.+)$/.exec(p);
+    const [k, v] = plus !== null ? [plus[2]!, plus[1] === "+" ? "on" : "off"] : p.includes("=") ? [p.slice(0, p.indexOf("=")), p.slice(p.indexOf("=") + 1)] : [p, "on"];
+    if (!RV64_CPU_CLASS.properties.some((d) => d.name === k)) throw new UsageError(`${opt}: Property '${RV64_CPU_CLASS.driver}.${k}' not found`);
+    cfg.cpuProperties[k] = v;
+  }
 }
 
 function applyMemory(cfg: RunConfig, value: string, opt: string): void {
@@ -330,14 +367,7 @@ const OPTIONS: Record<string, OptionDef> = {
       cfg.signatureGranularity = n;
     },
   },
-  cpu: {
-    arg: true,
-    apply: (cfg, v, opt) => {
-      if (v === "help" || v === "?") cfg.help = "cpu";
-      else if (CPUS.includes(v)) cfg.cpu = v;
-      else throw new UsageError(`${opt}: unable to find CPU model '${v}' (use -cpu help to list them)`);
-    },
-  },
+  cpu: { arg: true, apply: applyCpu },
   display: { arg: true, apply: accept(["none"]) },
   monitor: { arg: true, apply: (cfg, v, opt) => applyQmp(cfg, v, opt, "readline") },
   qmp: { arg: true, apply: (cfg, v, opt) => applyQmp(cfg, v, opt, "control") },
@@ -397,6 +427,8 @@ for (const name of [
 export function defaultRunConfig(): RunConfig {
   return {
     machine: "virt",
+    machineProperties: {},
+    cpuProperties: {},
     ramSize: 128 * 1024 * 1024,
     smp: 1,
     bios: "default",

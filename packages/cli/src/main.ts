@@ -7,7 +7,7 @@
 
 import { closeSync, openSync, readFileSync, writeFileSync, writeSync } from "node:fs";
 import { formatTrapQemu } from "@ferryvm/cpu-wasm";
-import type { Machine } from "@ferryvm/devices";
+import { CPU_EXTENSION_PROPERTIES, type Machine } from "@ferryvm/devices";
 import { CPUS, LOG_HELP, MACHINES, parseRunArgs, UsageError, type RunConfig } from "./args.ts";
 import { createVirtMachine, dumpDtb, splitVirtOptions, type VirtCliOptions } from "./virt-options.ts";
 import { formatAddress } from "./chardev.ts";
@@ -148,6 +148,10 @@ export async function main(argv: readonly string[], io: CliIo = processIo()): Pr
     if (runArgv !== undefined) {
       // The virt board's options (-drive, -device, -append, -initrd, -global, dumpdtb, -bios default).
       const virt = splitVirtOptions(runArgv);
+      if (virt.help !== undefined) {
+        io.stdout(new TextEncoder().encode(virt.help));
+        return 0;
+      }
       return await run(parseRunArgs(virt.argv), io, virt);
     }
     throw new UsageError(`${cmd}: unknown command (try vm-cli --help)`);
@@ -205,7 +209,8 @@ async function run(cfg: RunConfig, io: CliIo, virt?: VirtCliOptions): Promise<nu
     return 0;
   }
   if (cfg.help === "cpu") {
-    io.stdout(enc.encode("Available CPUs:\n" + CPUS.map((c) => `  ${c}\n`).join("")));
+    const ext = CPU_EXTENSION_PROPERTIES.join(", ");
+    io.stdout(enc.encode("Available CPUs:\n" + CPUS.map((c) => `  ${c}\n`).join("") + `\nrv64 properties (-cpu rv64,PROP=on|off): ${ext}\n`));
     return 0;
   }
   const bios = resolveBios(cfg, io);
@@ -220,6 +225,9 @@ async function run(cfg: RunConfig, io: CliIo, virt?: VirtCliOptions): Promise<nu
   const log = openLog(cfg, io);
   try {
     machine = await createVirtMachine({
+      machineType: cfg.machine,
+      machineProperties: cfg.machineProperties,
+      cpuProperties: cfg.cpuProperties,
       ramSize: cfg.ramSize,
       harts: cfg.smp,
       bios,
@@ -234,7 +242,9 @@ async function run(cfg: RunConfig, io: CliIo, virt?: VirtCliOptions): Promise<nu
     }, virt, io.readFile);
   } catch (e) {
     log.close();
-    if (e instanceof RangeError || (e instanceof Error && e.name === "ElfError")) throw new UsageError(e.message);
+    if (e instanceof RangeError || (e instanceof Error && (e.name === "ElfError" || e.name === "PropertyError" || e.name === "MachineTypeError"))) {
+      throw new UsageError(e.message);
+    }
     throw e;
   }
   if (virt?.dumpdtb !== undefined) {

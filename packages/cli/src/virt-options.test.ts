@@ -40,11 +40,13 @@ describe("splitVirtOptions", () => {
       { file: "b.img", id: "x0", interface: "none", readOnly: false, serial: undefined },
     ]);
     expect(v.devices).toEqual([
-      { driver: "virtio-blk-device", drive: "x0", bus: 0, serial: undefined },
-      { driver: "virtio-rng-device", bus: undefined },
+      { driver: "virtio-blk-device", drive: "x0", bus: 0, serial: undefined, properties: {} },
+      { driver: "virtio-rng-device", bus: undefined, properties: {} },
     ]);
-    expect(v.virtioLegacy).toBe(false);
-    expect(splitVirtOptions(["-global", "virtio-mmio.force-legacy=on"]).virtioLegacy).toBe(true);
+    expect(v.globals).toEqual([{ driver: "virtio-mmio", property: "force-legacy", value: "false" }]);
+    expect(splitVirtOptions(["-global", "virtio-mmio.force-legacy=on"]).globals).toEqual([
+      { driver: "virtio-mmio", property: "force-legacy", value: "on" },
+    ]);
     expect(splitVirtOptions(["-bios", "none"]).argv).toEqual(["-bios", "none"]);
   });
 
@@ -58,7 +60,10 @@ describe("splitVirtOptions", () => {
       [["-device", "virtio-blk-device"], /drive property not set/],
       [["-device", "virtio-rng-device,bus=virtio-mmio-bus.9"], /Bus 'virtio-mmio-bus.9' not found/],
       [["-device", "virtconsole"], /no virtio-serial-device/],
-      [["-global", "virtio-mmio.foo=1"], /not supported/],
+      [["-global", "virtio-mmio.foo=1"], /Property 'virtio-mmio.foo' not found/],
+      [["-global", "e1000.mac=1"], /no device type 'e1000'/],
+      [["-global", "virtio-mmio.force-legacy=maybe"], /force-legacy' expects 'on' or 'off'/],
+      [["-device", "virtio-blk-device,drive=d,num-queue=2"], /Property 'virtio-blk-device.num-queue' not found/],
       [["-global", "nonsense"], /DRIVER.PROPERTY=VALUE/],
       [["-append"], /requires an argument/],
       [["-M", "virt,dumpdtb="], /dumpdtb needs a file name/],
@@ -87,7 +92,7 @@ describe("virtMachineOptions", () => {
       expect(dev?.type === "virtio-blk-device" && dev.backend.size).toBe(2048);
       expect(auto?.type === "virtio-blk-device" && auto.backend.readOnly).toBe(true);
       expect(auto).toMatchObject({ serial: "AAA" });
-      expect(opts.virtioLegacy).toBe(false);
+      expect(opts.globals).toEqual([]);
       await expect(virtMachineOptions(splitVirtOptions(["-device", "virtio-blk-device,drive=nope"]), readFileSync)).rejects.toThrow(
         /can't find value 'nope'/,
       );

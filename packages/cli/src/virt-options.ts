@@ -30,6 +30,17 @@ import {
   type MachineOptions,
   type VirtioDeviceSpec,
 } from "@ferryvm/devices";
+import {
+  findDeviceClass,
+  formatDeviceHelp,
+  globalApplies,
+  parseGlobalProperty,
+  parsePropertyValue,
+  PropertyError,
+  VIRT_DEVICE_CLASSES,
+  type DeviceClass,
+  type GlobalProperty,
+} from "@ferryvm/devices";
 import { parseKeyVals, UsageError } from "./args.ts";
 
 export interface DriveOption {
@@ -41,9 +52,9 @@ export interface DriveOption {
 }
 
 export type DeviceOption =
-  | { driver: "virtio-blk-device"; drive: string; bus: number | undefined; serial: string | undefined }
-  | { driver: "virtio-rng-device"; bus: number | undefined }
-  | { driver: "virtio-serial-device"; bus: number | undefined };
+  | { driver: "virtio-blk-device"; drive: string; bus: number | undefined; serial: string | undefined; properties: Record<string, string> }
+  | { driver: "virtio-rng-device"; bus: number | undefined; properties: Record<string, string> }
+  | { driver: "virtio-serial-device"; bus: number | undefined; properties: Record<string, string> };
 
 export interface VirtCliOptions {
   /** What is left for `parseRunArgs` (with `-bios default` pointing at the shipped OpenSBI). */
@@ -52,8 +63,10 @@ export interface VirtCliOptions {
   initrd: string | undefined;
   drives: DriveOption[];
   devices: DeviceOption[];
-  /** `-global virtio-mmio.force-legacy=`: QEMU's default is on; ours is off (version 2). */
-  virtioLegacy: boolean;
+  /** `-global DRIVER.PROP=VALUE`, in order (checked when the machine is created). */
+  globals: GlobalProperty[];
+  /** `-device DRIVER,help` / `-device help`: print and exit. */
+  help: string | undefined;
   /** `-M virt,dumpdtb=FILE`. */
   dumpdtb: string | undefined;
 }
@@ -106,25 +119,46 @@ function parseDrive(value: string, opt: string): DriveOption {
   };
 }
 
-function parseDevice(value: string, opt: string): DeviceOption | "virtconsole" {
+/** The device's own properties from `-device` (everything but driver/bus/id and `extra`), checked against its class. */
+function deviceProperties(kv: Map<string, string>, cls: DeviceClass, opt: string, extra: readonly string[] = []): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const [k, v] of kv) {
+    if (k === "driver" || k === "bus" || k === "id" || extra.includes(k)) continue;
+    if (!cls.properties.some((p) => p.name === k)) throw new UsageError(`${opt}: Property '${cls.driver}.${k}' not found`);
+    out[k] = v;
+  }
+  return out;
+}
+
+const DEVICE_DRIVERS = ["virtio-blk-device", "virtio-rng-device", "virtio-serial-device", "virtconsole"];
+
+function parseDevice(value: string, opt: string): DeviceOption | "virtconsole" | { help: string } {
+  if (value === "help" || value === "?") {
+    return { help: `Devices this machine takes:\n${DEVICE_DRIVERS.map((d) => `name "${d}", bus virtio-bus\n`).join("")}` };
+  }
+  const comma = value.indexOf(",");
+  const head = comma < 0 ? value : value.slice(0, comma);
+  if (value.slice(comma + 1) === "help" || value.slice(comma + 1) === "?") {
+    const cls = findDeviceClass(head);
+    if (cls === undefined) throw new UsageError(`${opt}: '${head}' is not a valid device model name`);
+    return { help: formatDeviceHelp(cls) };
+  }
   const kv = parseKeyVals(value, "driver", opt);
   const driver = kv.get("driver");
   switch (driver) {
     case "virtio-blk-device": {
-      onlyKeys(kv, ["driver", "drive", "bus", "serial", "id"], opt, "virtio-blk-device");
+      const properties = deviceProperties(kv, findDeviceClass(driver)!, opt);
       const drive = kv.get("drive");
       if (drive === undefined) throw new UsageError(`${opt}: virtio-blk-device: drive property not set`);
-      return { driver, drive, bus: parseBus(kv.get("bus"), opt), serial: kv.get("serial") };
+      delete properties["drive"];
+      const serial = properties["serial"];
+      delete properties["serial"];
+      return { driver, drive, bus: parseBus(kv.get("bus"), opt), serial, properties };
     }
     case "virtio-rng-device":
-      onlyKeys(kv, ["driver", "bus", "id", "rng"], opt, "virtio-rng-device");
-      return { driver, bus: parseBus(kv.get("bus"), opt) };
-    case "virtio-serial-device": {
-      onlyKeys(kv, ["driver", "bus", "id", "max_ports"], opt, "virtio-serial-device");
-      const ports = kv.get("max_ports");
-      if (ports !== undefined && ports !== "1") throw new UsageError(`${opt}: only max_ports=1 (one console port) is supported`);
-      return { driver, bus: parseBus(kv.get("bus"), opt) };
-    }
+      return { driver, bus: parseBus(kv.get("bus"), opt), properties: deviceProperties(kv, findDeviceClass(driver)!, opt, ["rng"]) };
+    case "virtio-serial-device":
+      return { driver, bus: parseBus(kv.get("bus"), opt), properties: deviceProperties(kv, findDeviceClass(driver)!, opt) };
     case "virtconsole":
       onlyKeys(kv, ["driver", "chardev", "id", "name", "nr"], opt, "virtconsole");
       return "virtconsole";
@@ -136,20 +170,25 @@ function parseDevice(value: string, opt: string): DeviceOption | "virtconsole" {
 }
 
 function parseGlobal(value: string, opt: string, out: VirtCliOptions): void {
-  const m = /^([^.=]+)\.([^=]+)=(.*)$/.exec(value);
-  if (m === null) throw new UsageError(`${opt}: expected DRIVER.PROPERTY=VALUE, got '${value}'`);
-  const [, driver, prop, v] = m;
-  if (driver === "virtio-mmio" && prop === "force-legacy") {
-    out.virtioLegacy = onOff(v!, opt, "virtio-mmio.force-legacy");
-    return;
+  try {
+    const g = parseGlobalProperty(value);
+    // Checked here so a typo fails before anything starts (QEMU checks globals at device creation).
+    const classes = VIRT_DEVICE_CLASSES.filter((c) => globalApplies(c, g.driver));
+    if (classes.length === 0) throw new PropertyError(`no device type '${g.driver}' on this machine`);
+    const defs = classes.flatMap((c) => c.properties.filter((p) => p.name === g.property).map((p) => ({ c, p })));
+    if (defs.length === 0) throw new PropertyError(`Property '${g.driver}.${g.property}' not found`);
+    for (const { c, p } of defs) parsePropertyValue(c.driver, p, g.value);
+    out.globals.push(g);
+  } catch (e) {
+    if (e instanceof PropertyError) throw new UsageError(`${opt}: ${e.message}`);
+    throw e;
   }
-  throw new UsageError(`${opt}: ${driver}.${prop} is not supported (supported: virtio-mmio.force-legacy)`);
 }
 
 /** Takes the `virt` board's options out of `argv` (QEMU spelling, `-opt`, `--opt`, `--opt=value`). */
 export function splitVirtOptions(argv: readonly string[]): VirtCliOptions {
   const out: VirtCliOptions = {
-    argv: [], append: undefined, initrd: undefined, drives: [], devices: [], virtioLegacy: false, dumpdtb: undefined,
+    argv: [], append: undefined, initrd: undefined, drives: [], devices: [], globals: [], help: undefined, dumpdtb: undefined,
   };
   let bios: string | undefined;
   let virtconsoles = 0;
@@ -177,6 +216,7 @@ export function splitVirtOptions(argv: readonly string[]): VirtCliOptions {
       else {
         const d = parseDevice(value, opt);
         if (d === "virtconsole") virtconsoles++;
+        else if ("help" in d) out.help = d.help;
         else out.devices.push(d);
       }
       continue;
@@ -239,16 +279,17 @@ export async function virtMachineOptions(
         backend: await open(d),
         ...(dev.bus === undefined ? {} : { bus: dev.bus }),
         ...(serial === undefined ? {} : { serial }),
+        properties: dev.properties,
       });
     } else {
-      specs.push({ type: dev.driver, ...(dev.bus === undefined ? {} : { bus: dev.bus }) });
+      specs.push({ type: dev.driver, ...(dev.bus === undefined ? {} : { bus: dev.bus }), properties: dev.properties });
     }
   }
   for (const d of virt.drives) {
     if (d.interface !== "virtio") continue;
     specs.push({ type: "virtio-blk-device", backend: await open(d), ...(d.serial === undefined ? {} : { serial: d.serial }) });
   }
-  const opts: Partial<MachineOptions> = { virtio: specs, virtioLegacy: virt.virtioLegacy };
+  const opts: Partial<MachineOptions> = { virtio: specs, globals: virt.globals };
   if (virt.append !== undefined) opts.bootargs = virt.append;
   if (virt.initrd !== undefined) {
     try {

@@ -49,7 +49,13 @@ function entry<T>(idstr: string, instanceId: number, vmsd: VMStateDescription<T>
 export class VirtShapeState {
   harts: number;
   ram_size: bigint;
+  /**
+   * Retired in virt-1.1 (the PLIC's source count is fixed by the machine type, so it says
+   * nothing): sent only while `virt-machine.x-plic-sources-field` is on, as it is for virt-1.0.
+   */
   plic_sources = PLIC_NUM_SOURCES;
+  /** `virt-machine.x-plic-sources-field`: the retired field is on the wire (both sides must agree). */
+  readonly sendPlicSources: boolean;
   /** virtio device id in each of the 8 slots (0 = empty). */
   virtio_ids: Uint32Array;
   readonly #local: Uint32Array;
@@ -57,6 +63,7 @@ export class VirtShapeState {
   constructor(machine: Machine) {
     this.harts = machine.harts;
     this.ram_size = BigInt(machine.ramSize);
+    this.sendPlicSources = machine.config.machine.bool("x-plic-sources-field");
     this.#local = Uint32Array.from(machine.virtio.map((v) => v.device?.deviceId ?? 0));
     this.virtio_ids = this.#local.slice();
   }
@@ -85,7 +92,8 @@ export const vmstateFerryvmVirt: VMStateDescription<VirtShapeState> = {
   fields: [
     vmstateUint32Equal("harts", { errHint: "the hart count (-smp) differs" }),
     vmstateUint64Equal("ram_size", { errHint: "the RAM size (-m) differs" }),
-    vmstateUint32Equal("plic_sources"),
+    // QEMU's VMSTATE_UINT32_TEST: a field retired by a later machine type (see machine-types.ts).
+    vmstateUint32Equal("plic_sources", { test: (s) => s.sendPlicSources }),
     vmstateUint32Array("virtio_ids", 8),
     vmstateValidate("virtio_ids_valid", (s) => s.checkVirtio()),
   ],

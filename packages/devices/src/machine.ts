@@ -31,6 +31,19 @@ import { buildResetVector, MROM_BASE, MROM_SIZE } from "./mrom.ts";
 import { SifiveTest, SIFIVE_TEST_SIZE, type FinisherEvent } from "./sifive-test.ts";
 import { Uart16550 } from "./uart16550.ts";
 import { virtVmstateEntries, type VmstateEntry, type VmstateRegistry } from "./machine-vmstate.ts";
+import {
+  findMachineType,
+  isKnownDriver,
+  RV64_CPU_CLASS,
+  VIRT_MACHINE_CLASS,
+  VIRTIO_BLK_AUTO_NUM_QUEUES,
+  VIRTIO_BLK_CLASS,
+  VIRTIO_MMIO_CLASS,
+  VIRTIO_RNG_CLASS,
+  VIRTIO_SERIAL_CLASS,
+  type MachineType,
+} from "./machine-types.ts";
+import { PropertyError, resolveProperties, type DeviceProperties, type GlobalProperty } from "./properties.ts";
 
 /** QEMU 7.2 hw/riscv/virt.c memory map (the parts this machine has). */
 export const VIRT_MROM = 0x0000_1000;
@@ -59,6 +72,17 @@ export const MAX_RAM_SIZE = MAX_GUEST_RAM - MROM_SIZE;
 export const DEFAULT_SLICE = 100_000;
 
 export interface MachineOptions {
+  /**
+   * The machine type (`-M`): "virt" (the newest, see `MACHINE_TYPES`) or a versioned name such
+   * as "virt-1.0", whose compat list sets its devices' properties as that release had them.
+   */
+  machineType?: string;
+  /** Board properties (`-M virt,prop=value`), e.g. `{ "x-firmware-rom": "off" }`. */
+  machineProperties?: Readonly<Record<string, string>>;
+  /** CPU model properties (`-cpu rv64,c=off`), e.g. `{ c: "off", sstc: "off" }`. */
+  cpuProperties?: Readonly<Record<string, string>>;
+  /** `-global driver.property=value` entries, applied after the machine type's compat list. */
+  globals?: readonly GlobalProperty[];
   /** Guest RAM in bytes (a multiple of 4 KiB); default 128 MiB. */
   ramSize?: number;
   /** Number of harts (-smp); default 1. */
@@ -75,7 +99,10 @@ export interface MachineOptions {
   initrd?: Uint8Array;
   /** virtio-mmio devices, placed as QEMU places `-device` (see {@link placeVirtioDevices}). */
   virtio?: readonly VirtioDeviceSpec[];
-  /** QEMU's `virtio-mmio.force-legacy`: version 1 transports. Default false (version 2). */
+  /**
+   * QEMU's `virtio-mmio.force-legacy`: version 1 transports. Default false (version 2). The same
+   * as the global `virtio-mmio.force-legacy`; when both are given this one wins.
+   */
   virtioLegacy?: boolean;
   /** /chosen/rng-seed (32 bytes); random when absent. */
   rngSeed?: Uint8Array;
@@ -112,9 +139,9 @@ export interface CpuResetEvent {
 
 /** A virtio-mmio device to plug; `bus` is N of `bus=virtio-mmio-bus.N` (the slot). */
 export type VirtioDeviceSpec =
-  | { type: "virtio-blk-device"; backend: BlockBackend; serial?: string; bus?: number }
-  | { type: "virtio-rng-device"; bus?: number }
-  | { type: "virtio-serial-device"; bus?: number; onOutput?: (bytes: Uint8Array) => void }
+  | { type: "virtio-blk-device"; backend: BlockBackend; serial?: string; bus?: number; properties?: Readonly<Record<string, string>> }
+  | { type: "virtio-rng-device"; bus?: number; properties?: Readonly<Record<string, string>> }
+  | { type: "virtio-serial-device"; bus?: number; onOutput?: (bytes: Uint8Array) => void; properties?: Readonly<Record<string, string>> }
   | { type: "custom"; device: VirtioDevice; bus?: number };
 
 /**
@@ -201,6 +228,7 @@ export async function createMachine(options: MachineOptions = {}): Promise<Machi
       `RAM size ${ramSize / 2 ** 20} MiB exceeds the maximum of ${Math.floor(MAX_RAM_SIZE / 2 ** 20)} MiB (a wasm32 linear memory)`,
     );
   }
+  const config = resolveMachineConfig(options, harts);
   const guestMemory = await GuestMemory.create({
     ram: [
       { idstr: RAM_BLOCK_NAME, size: ramSize, base: VIRT_DRAM },
@@ -212,7 +240,63 @@ export async function createMachine(options: MachineOptions = {}): Promise<Machi
   if (options.bios === "default") options = { ...options, bios: await loadDefaultFirmware() };
   const bus = new SystemBus();
   const cpu = await Cpu.create({ memory: guestMemory.memory, harts, mmio: bus, debug: options.debugCpu ?? false });
-  return new Machine(options, { guestMemory, bus, cpu, harts, ramSize });
+  return new Machine(options, { guestMemory, bus, cpu, harts, ramSize, config });
+}
+
+/** The machine type and every device's resolved properties. */
+export interface MachineConfig {
+  readonly machineType: MachineType;
+  /** `virt-machine`'s properties (`-M virt,...`). */
+  readonly machine: DeviceProperties;
+  /** The CPU model's properties (`-cpu rv64,...`), the same for every hart. */
+  readonly cpu: DeviceProperties;
+  /** `virtio-mmio`'s (one set for the eight transports). */
+  readonly virtioMmio: DeviceProperties;
+  /** Each `virtio` spec's properties, in spec order (undefined for custom devices). */
+  readonly virtio: readonly (DeviceProperties | undefined)[];
+}
+
+/**
+ * Resolves the machine type and every device's properties (defaults, the type's compat list,
+ * `-global`s, the device's options). Throws MachineTypeError or PropertyError naming what was
+ * wrong.
+ */
+export function resolveMachineConfig(options: MachineOptions, harts = options.harts ?? 1): MachineConfig {
+  const machineType = findMachineType(options.machineType ?? "virt");
+  const globals = options.globals ?? [];
+  for (const g of globals) {
+    if (!isKnownDriver(g.driver)) throw new PropertyError(`-global ${g.driver}.${g.property}=${g.value}: no device type '${g.driver}' on this machine`);
+  }
+  const layers = { compat: machineType.compat, machineType: machineType.name, globals };
+  const withPrefix = <T>(what: string, f: () => T): T => {
+    try {
+      return f();
+    } catch (e) {
+      if (e instanceof PropertyError && !e.message.startsWith(what)) throw new PropertyError(`${what}: ${e.message}`);
+      throw e;
+    }
+  };
+  const machine = withPrefix("-machine", () => resolveProperties(VIRT_MACHINE_CLASS, { ...layers, ...(options.machineProperties ? { options: options.machineProperties } : {}) }));
+  const cpu = withPrefix("-cpu", () => resolveProperties(RV64_CPU_CLASS, { ...layers, ...(options.cpuProperties ? { options: options.cpuProperties } : {}) }));
+  const virtioMmio = resolveProperties(VIRTIO_MMIO_CLASS, {
+    ...layers,
+    ...(options.virtioLegacy === undefined ? {} : { options: { "force-legacy": options.virtioLegacy ? "on" : "off" } }),
+  });
+  const virtio = (options.virtio ?? []).map((spec) => {
+    if (spec.type === "custom") return undefined;
+    const cls = spec.type === "virtio-blk-device" ? VIRTIO_BLK_CLASS : spec.type === "virtio-rng-device" ? VIRTIO_RNG_CLASS : VIRTIO_SERIAL_CLASS;
+    const own: Record<string, string> = { ...(spec.properties ?? {}) };
+    if (spec.type === "virtio-blk-device" && spec.serial !== undefined) own["serial"] = spec.serial;
+    const props = withPrefix(`-device ${spec.type}`, () => resolveProperties(cls, { ...layers, options: own }));
+    if (spec.type === "virtio-blk-device") {
+      const q = props.number("num-queues");
+      if (q === 0) throw new PropertyError(`-device virtio-blk-device: num-queues property must be greater than 0`);
+      if (q !== VIRTIO_BLK_AUTO_NUM_QUEUES && q > 64) throw new PropertyError(`-device virtio-blk-device: num-queues property must be <= 64`);
+      void harts;
+    }
+    return props;
+  });
+  return { machineType, machine, cpu, virtioMmio, virtio };
 }
 
 interface MachineParts {
@@ -221,6 +305,7 @@ interface MachineParts {
   cpu: Cpu;
   harts: number;
   ramSize: number;
+  config: MachineConfig;
 }
 
 export class Machine {
@@ -252,6 +337,8 @@ export class Machine {
   readonly fdtAddr: bigint;
   readonly kernelImage: LoadedImage | undefined;
   readonly firmwareImage: LoadedImage | undefined;
+  /** The machine type and every device's properties. */
+  readonly config: MachineConfig;
 
   #options: MachineOptions;
   #slice: number;
@@ -284,6 +371,7 @@ export class Machine {
     this.cpu = parts.cpu;
     this.harts = parts.harts;
     this.ramSize = parts.ramSize;
+    this.config = parts.config;
     this.#slice = options.slice ?? DEFAULT_SLICE;
     this.#out = options.onConsoleOutput ?? (() => {});
     const errOut = options.onErrorOutput;
@@ -349,10 +437,12 @@ export class Machine {
     let vcon: VirtioConsole | undefined;
     specs.forEach((spec, i) => {
       let dev: VirtioDevice;
+      const props = this.config.virtio[i];
       if (spec.type === "virtio-blk-device") {
+        const serial = props!.string("serial");
         dev = new VirtioBlk({
           backend: spec.backend,
-          ...(spec.serial === undefined ? {} : { serial: spec.serial }),
+          ...(serial === "" ? {} : { serial }),
           onError: (m) => options.onGuestError?.(m),
         });
       } else if (spec.type === "virtio-rng-device") {
@@ -371,7 +461,7 @@ export class Machine {
       const t = new VirtioMmio({
         memory: this.physicalMemory,
         ...(device === undefined ? {} : { device }),
-        legacy: options.virtioLegacy ?? false,
+        legacy: this.config.virtioMmio.bool("force-legacy"),
         onIrq: this.plic.irqLine(VIRTIO_IRQ + n),
         onGuestError: (m) => options.onGuestError?.(m),
       });

@@ -21,6 +21,8 @@ export * from "./physical-memory.ts";
 export * from "./htif.ts";
 export * from "./loader.ts";
 export * from "./machine.ts";
+export * from "./machine-types.ts";
+export * from "./properties.ts";
 export * from "./mrom.ts";
 export * from "./plic.ts";
 export * from "./sifive-test.ts";

@@ -8,6 +8,7 @@
  * @module
  */
 
+import { MACHINE_TYPES } from "@ferryvm/devices";
 import { ControllerError } from "../controller.ts";
 import { MIGRATION_CAPABILITY_NAMES, MigrationCommandError, type MigrationCapability, type MigrationManager } from "../snapshot/migration.ts";
 import { executeHmp, type MonitorContext } from "../hmp.ts";
@@ -154,18 +155,20 @@ export const QMP_COMMANDS: Record<string, QmpCommand> = {
   "query-target": { args: {}, run: () => ({ arch: "riscv64" }) },
   "query-machines": {
     args: {},
-    run: () => [
-      {
+    // One entry per versioned type, the newest carrying its alias and is-default (QEMU's shape).
+    run: () =>
+      MACHINE_TYPES.map((m) => ({
         "hotpluggable-cpus": false,
-        name: "virt",
+        name: m.name,
+        ...(m.alias === undefined ? {} : { alias: m.alias }),
+        ...(m.isDefault ? { "is-default": true } : {}),
         "numa-mem-supported": true,
         "default-cpu-type": "rv64-riscv-cpu",
         // QEMU's VIRT_CPUS_MAX is 512; our CPU module has room for 32 harts.
         "cpu-max": 32,
         deprecated: false,
         "default-ram-id": "riscv_virt_board.ram",
-      },
-    ],
+      })),
   },
   "migrate": {
     args: {

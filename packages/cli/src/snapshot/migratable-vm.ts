@@ -13,17 +13,20 @@
 import type { Machine } from "@ferryvm/devices";
 import type { MigratableVm, RunState as MigrationRunState, SaveVmRegistry } from "@ferryvm/migration";
 import type { RunState, VmController } from "../controller.ts";
-import { MACHINE_TYPE } from "./vm-state.ts";
 
 export class ControllerVm implements MigratableVm {
   readonly #controller: VmController;
   readonly #machine: Machine;
-  readonly machineName = MACHINE_TYPE;
   readonly uuid: Uint8Array | undefined = undefined;
 
   constructor(controller: VmController, machine: Machine) {
     this.#controller = controller;
     this.#machine = machine;
+  }
+
+  /** The versioned machine type ("virt-1.1"), sent in the configuration section. */
+  get machineName(): string {
+    return this.#machine.config.machineType.name;
   }
 
   get memory(): Machine["guestMemory"] {

@@ -42,9 +42,11 @@ export interface SnapshotMachine {
   readonly guestMemory: Machine["guestMemory"];
   /** Every device and hart section, in QEMU's registration order (@ferryvm/devices' Machine). */
   vmstateEntries(): readonly VmstateEntryLike[];
+  /** Its machine type (@ferryvm/devices' Machine has it); the configuration section carries the name. */
+  readonly config?: { readonly machineType: { readonly name: string } };
 }
 
-/** The machine type sent in the configuration section. */
+/** The machine type sent for a machine that does not say (the unversioned alias of the newest type). */
 export const MACHINE_TYPE = "virt";
 
 /** A registry with the machine's sections, and the objects a save or load reports from. */
@@ -65,7 +67,7 @@ export function buildRegistry(machine: SnapshotMachine): VmRegistry {
   }
   const globalState = new GlobalState();
   registerGlobalState(registry, globalState);
-  return { registry, ram, globalState, config: { machineName: MACHINE_TYPE } };
+  return { registry, ram, globalState, config: { machineName: machine.config?.machineType.name ?? MACHINE_TYPE } };
 }
 
 /** Saves the stopped machine into `sink` with `runState` in globalstate; returns the RAM counters and bytes. */
