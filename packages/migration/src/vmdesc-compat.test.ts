@@ -132,6 +132,15 @@ describe("checkVmdescCompat on hand-built vmdescs", () => {
     const el = (i: number): VmdescField => u32("vq", { index: i });
     const r = check(desc(dev("v", [el(0), el(1), el(2)])), desc(dev("v", [el(0), el(1)])));
     expect(r.errors).toEqual(["field-missing v/fields[2]"]);
+    const many = (n: number): VmdescField[] => Array.from({ length: n }, (_, i) => el(i));
+    const long = desc(dev("v", [...many(6), u32("tail")]));
+    const short = desc(dev("v", [...many(2), u32("tail")]));
+    const r2 = check(long, short);
+    expect(r2.errors).toEqual(["field-missing v/fields[2]"]);
+    expect(r2.raw.errors[0]!.message).toContain('"vq" [index 2..5, 4 elements]');
+    const back = check(short, long);
+    expect(back.errors).toEqual(["field-extra v/fields[2]"]);
+    expect(back.raw.errors[0]!.message).toContain('"vq" [index 2..5, 4 elements] is in dest');
   });
 
   it("compares nested structs recursively, not their sizes", () => {

@@ -262,6 +262,29 @@ function describeField(f: VmdescField): string {
   return f.index === undefined ? `"${f.name}"` : `"${f.name}" [index ${f.index}]`;
 }
 
+/**
+ * Slots `from..to` grouped into runs: consecutive elements of one uncompressed array (same
+ * name, consecutive `index`) form one run, so 512 missing elements are one issue.
+ */
+function runs(slots: readonly Slot[], from: number, to: number): [first: Slot, count: number, last: Slot][] {
+  const out: [Slot, number, Slot][] = [];
+  for (let k = from; k < to; k++) {
+    const s = slots[k]!;
+    const prev = out.at(-1);
+    if (prev !== undefined && s.field.index !== undefined && prev[2].field.index === s.field.index - 1 && prev[2].field.name === s.field.name) {
+      prev[1]++;
+      prev[2] = s;
+    } else {
+      out.push([s, 1, s]);
+    }
+  }
+  return out;
+}
+
+function describeRun(first: VmdescField, count: number, last: VmdescField): string {
+  return count === 1 ? describeField(first) : `"${first.name}" [index ${first.index}..${last.index}, ${count} elements]`;
+}
+
 class Checker {
   readonly errors: CompatIssue[] = [];
   readonly warnings: CompatIssue[] = [];
@@ -317,10 +340,19 @@ class Checker {
     const S: Slot[] = (sDesc.fields ?? []).map((field, at) => ({ field, path: `${path}/fields[${at}]`, at }));
     const D: Slot[] = (dDesc.fields ?? []).map((field, at) => ({ field, path: `${path}/fields[${at}]`, at }));
     const extraSeverity = sDesc.version < dDesc.version ? "warning" : "error";
-    const extra = (d: Slot): void => {
-      const message = `${where}: field ${d.at} ${describeField(d.field)} is in dest but src did not send it`;
-      if (extraSeverity === "error") this.error("field-extra", d.path, message);
-      else this.warning("field-extra", d.path, `${message} (dest may read it only from version ${dDesc.version}; src is version ${sDesc.version})`);
+    const extras = (from: number, to: number): void => {
+      for (const [d, n, last] of runs(D, from, to)) {
+        const message = `${where}: field ${d.at} ${describeRun(d.field, n, last.field)} is in dest but src did not send it`;
+        if (extraSeverity === "error") this.error("field-extra", d.path, message);
+        else this.warning("field-extra", d.path, `${message} (dest may read it only from version ${dDesc.version}; src is version ${sDesc.version})`);
+      }
+    };
+    const missing = (from: number, to: number, tail: boolean): void => {
+      for (const [m, n, last] of runs(S, from, to)) {
+        this.error("field-missing", m.path, tail
+          ? `${where}: expected field ${describeRun(m.field, n, last.field)} (field ${m.at}), while dest has no further fields`
+          : `${where}: field ${m.at} ${describeRun(m.field, n, last.field)} sent by src does not exist in dest`);
+      }
     };
     let i = 0;
     let j = 0;
@@ -368,25 +400,21 @@ class Checker {
       const inDest = D.findIndex((x, k) => k > j && this.#fieldsMatch(desc, s.field, x.field));
       const inSrc = S.findIndex((x, k) => k > i && this.#fieldsMatch(desc, x.field, d.field));
       if (inDest >= 0 && (inSrc < 0 || inDest - j <= inSrc - i)) {
-        for (; j < inDest; j++) extra(D[j]!);
+        extras(j, inDest);
+        j = inDest;
         continue;
       }
       if (inSrc >= 0) {
-        for (; i < inSrc; i++) {
-          const m = S[i]!;
-          this.error("field-missing", m.path, `${where}: field ${m.at} ${describeField(m.field)} sent by src does not exist in dest`);
-        }
+        missing(i, inSrc, false);
+        i = inSrc;
         continue;
       }
       this.error("field-name", s.path, `${where}: expected field ${describeField(s.field)}, got ${describeField(d.field)} (field ${s.at} in src, ${d.at} in dest)`);
       i++;
       j++;
     }
-    for (; i < S.length; i++) {
-      const m = S[i]!;
-      this.error("field-missing", m.path, `${where}: expected field ${describeField(m.field)} (field ${m.at}), while dest has no further fields`);
-    }
-    for (; j < D.length; j++) extra(D[j]!);
+    missing(i, S.length, true);
+    extras(j, D.length);
   }
 
   /** `outer` is a single struct without subsections whose first field is `first`. */
