@@ -16,6 +16,7 @@
  *   section only in `dest` is a warning ("section-extra"): QEMU's loadvm succeeds and the
  *   device keeps its reset state, which for the same machine and config means the two sides
  *   were not configured alike. The order of sections does not matter (loadvm looks them up).
+ *   A matched section whose VMSD name differs is an error ("vmsd-name"), as in QEMU's script.
  * - `version`: src newer than dest is an error ("version-newer"), at every level (sections,
  *   structs, subsections). The minimum version cannot be checked: vmdescs do not carry it.
  * - Fields are compared in order, matched by name + `index` (an element of an uncompressed
@@ -23,11 +24,14 @@
  *   dest lacks is an error ("field-missing"); a field dest reads that src did not send is an
  *   error ("field-extra") unless src's version is older than dest's — then it is a warning,
  *   since dest may gate it with `_V(version)`, which a vmdesc cannot show. The comparison
- *   resynchronises on the next matching name so one inserted field is reported once.
+ *   resynchronises on the next matching name so one inserted field is reported once (and a
+ *   run of array elements once); with no name to resynchronise on it is "field-name"
+ *   (QEMU's "expected field X, got Y").
  * - For a matched field: type ("field-type"), `array_len` ("field-array-len") and, for
  *   non-struct fields, size ("field-size") must agree. As in QEMU's script the size of a
  *   struct is not compared (it counts state-dependent bytes such as subsections); the struct
- *   is compared recursively instead ("struct-name" when its VMSD differs).
+ *   is compared recursively instead ("struct-name" when its VMSD differs,
+ *   "struct-description" when one side lacks the nested description).
  * - QEMU's two wire-preserving refactors are accepted: an `unused` field (VMSTATE_UNUSED,
  *   type `unused_buffer`) on one side may stand for fields of the same total byte count on the
  *   other ("unused-size" when the counts do not add up), and fields moved into (or out of) a
