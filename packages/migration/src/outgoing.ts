@@ -383,7 +383,8 @@ export class MigrationState {
       for (;;) {
         this.#checkCancel();
         if (rpEarly !== undefined) {
-          throw new MigrationError(rpEarly.error?.message ?? `RP: Sibling indicated error ${rpEarly.shut}`);
+          const m = rpEarly.error?.message ?? `RP: Sibling indicated error ${rpEarly.shut}`;
+          throw new MigrationError(m.startsWith("RP: ") ? m : `RP: ${m}`);
         }
         chunkDeadline = performance.now() + CHUNK_MS;
         let pending = qemuSavevmStatePending(registry, false).must_precopy;
@@ -436,7 +437,10 @@ export class MigrationState {
       if (rp !== undefined) {
         const r = await rp;
         this.#checkCancel();
-        if (r.shut === undefined) throw new MigrationError(r.error?.message ?? "RP: the return path broke before SHUT");
+        if (r.shut === undefined) {
+          const m = r.error?.message ?? "the return path broke before SHUT";
+          throw new MigrationError(m.startsWith("RP: ") ? m : `RP: ${m}`);
+        }
         if (r.shut !== 0) throw new MigrationError(`RP: Sibling indicated error ${r.shut}`);
       }
       await channel.close();

@@ -71,7 +71,19 @@ export function writableStreamSink(stream: WritableStream<Uint8Array>): ByteSink
   };
 }
 
+/** strerror texts of the errors a connection's read can end with (Node gives "read ECONNRESET"). */
+const READ_ERRNO_TEXT: Readonly<Record<string, string>> = {
+  ECONNRESET: "Connection reset by peer",
+  EPIPE: "Broken pipe",
+  ETIMEDOUT: "Connection timed out",
+  ENOTCONN: "Transport endpoint is not connected",
+  EBADF: "Bad file descriptor",
+  EIO: "Input/output error",
+};
+
 function describe(e: unknown): string {
+  const code = (e as { code?: unknown } | null)?.code;
+  if (typeof code === "string" && READ_ERRNO_TEXT[code] !== undefined) return READ_ERRNO_TEXT[code];
   return e instanceof Error ? e.message : String(e);
 }
 
