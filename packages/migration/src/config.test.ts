@@ -58,7 +58,7 @@ describe("the configuration section", () => {
   it("accepts a received machine name that prefixes the local one, as QEMU's strncmp does", async () => {
     const bytes = await save({ machineName: "virt" });
     await expect(load(bytes, { machineName: "virt-7.2" })).resolves.toMatchObject({ configuration: { machineName: "virt" } });
-    await expect(load(bytes, { machineName: "vir" })).rejects.toThrow("machine type received is 'virt' and local is 'vir'");
+    await expect(load(bytes, { machineName: "vir" })).rejects.toThrow("Machine type received is 'virt' and local is 'vir'");
   });
 });
 

@@ -129,7 +129,11 @@ export async function readConfiguration(f: QemuFileReader): Promise<ReceivedConf
 /** Checks what was received against the local machine (configuration_post_load). */
 export function checkConfiguration(received: ReceivedConfig, local: MachineConfig): void {
   if (!local.machineName.startsWith(received.machineName) || received.machineName.length === 0) {
-    throw new MigrationError(`configuration: machine type received is '${received.machineName}' and local is '${local.machineName}'`);
+    // QEMU's configuration_post_load text, plus what to do about it.
+    throw new MigrationError(
+      `configuration: Machine type received is '${received.machineName}' and local is '${local.machineName}'` +
+        ` (a stream loads only into the machine type that saved it: start this side with -M ${received.machineName})`,
+    );
   }
   const localCaps = local.capabilities ?? [];
   for (const cap of CONFIG_CHECKED_CAPABILITIES) {

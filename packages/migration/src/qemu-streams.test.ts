@@ -51,6 +51,6 @@ describe("loading streams QEMU 7.2 wrote", () => {
   it("rejects a QEMU stream for another machine type", async () => {
     await expect(
       qemuLoadvmState(new QemuFileReader(fixture("qemu72-virt-hello-paused.mig")), new SaveVmRegistry(), { machineName: "spike" }),
-    ).rejects.toThrow("machine type received is 'virt' and local is 'spike'");
+    ).rejects.toThrow("Machine type received is 'virt' and local is 'spike'");
   });
 });

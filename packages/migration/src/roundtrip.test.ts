@@ -57,7 +57,7 @@ describe("save and load of a whole machine", () => {
     const bytes = await saveTinyMachine(src);
     const dst = createTinyMachine();
     await expect(qemuLoadvmState(new QemuFileReader(bytes), dst.registry, { machineName: "sifive_u" })).rejects.toThrow(
-      "machine type received is 'virt' and local is 'sifive_u'",
+      "Machine type received is 'virt' and local is 'sifive_u'",
     );
   });
 

@@ -442,14 +442,17 @@ describe("a stream from another configuration", () => {
     expect(smp.status).toBe(1);
     expect(smp.err).toMatch(/^vm-cli: load of migration failed: .*(hart|-smp)/);
     const bytes = new Uint8Array(readFileSync(file));
-    // configuration section: 0x07, be32 4, "virt" at offset 8
-    expect(new TextDecoder().decode(bytes.subarray(13, 17))).toBe("virt");
-    bytes.set(new TextEncoder().encode("viru"), 13);
+    // configuration section: 0x07, be32 8, "virt-1.1" (the versioned name of `virt`)
+    expect(new TextDecoder().decode(bytes.subarray(13, 21))).toBe("virt-1.1");
+    bytes.set(new TextEncoder().encode("virt-9.9"), 13);
     const other = tmp("other-machine.mig");
     writeFileSync(other, bytes);
     const type = await loadFails("-m", "16M", "-incoming", `file:${other}`);
     expect(type.status).toBe(1);
-    expect(type.err).toBe("vm-cli: load of migration failed: configuration: machine type received is 'viru' and local is 'virt'\n");
+    expect(type.err).toBe(
+      "vm-cli: load of migration failed: configuration: Machine type received is 'virt-9.9' and local is 'virt-1.1'" +
+        " (a stream loads only into the machine type that saved it: start this side with -M virt-9.9)\n",
+    );
     expect(ram.out + smp.out + type.out).toBe("");
   }, 30_000);
 
