@@ -19,6 +19,8 @@ import { QmpServer } from "./qmp/server.ts";
 import { ANALYZE_USAGE, analyzeFile, parseAnalyzeArgs } from "./snapshot/analyze.ts";
 import { MigrationCommandError, MigrationManager } from "./snapshot/migration.ts";
 import { migrateCommand } from "./migrate-command.ts";
+import { compatCheckCommand } from "./compat-check.ts";
+import { checkGoldens } from "./compat/goldens.ts";
 import { demoCommand } from "./demo.ts";
 
 export interface CliIo {
@@ -74,6 +76,8 @@ Commands:
   run [options]     boot a machine, QEMU-style options (see vm-cli run -help)
   analyze FILE      print a migration stream as JSON (QEMU's analyze-migration.py)
   migrate --qmp SOCKET URI   live-migrate a running VM through its QMP socket (migrate --help)
+  compat-check -s SRC -d DEST   can DEST's release load SRC's stream? (vmdescs, QEMU's vmstate-static-checker)
+  compat-check --goldens     every committed golden stream against this release (pnpm check:compat)
   demo              live-migrate the bundled guest between two local processes and back
   --help, -h        this help
   --version         print the version
@@ -143,6 +147,11 @@ export async function main(argv: readonly string[], io: CliIo = processIo()): Pr
       return 0;
     }
     if (cmd === "migrate") return await migrateCommand(rest);
+    if (cmd === "compat-check") {
+      // --goldens [DIR]: every committed golden stream against this release (pnpm check:compat).
+      if (rest[0] === "--goldens") return await checkGoldens(rest[1], (l) => io.stdout(new TextEncoder().encode(l + "\n")));
+      return await compatCheckCommand(rest);
+    }
     if (cmd === "demo") return await demoCommand(rest, { stdout: (t) => io.stdout(new TextEncoder().encode(t)), stderr: io.stderr, handleSignals: io.handleSignals });
     const runArgv = cmd === "run" ? rest : cmd.startsWith("-") ? argv : undefined;
     if (runArgv !== undefined) {
