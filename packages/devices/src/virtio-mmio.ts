@@ -116,6 +116,11 @@ export interface VirtioDevice {
   reset(): void;
   /** The machine calls this each loop round (pending host input, completions). */
   poll?(ctx: VirtioContext): void;
+  /**
+   * Virtual ns at which `poll` has work that time makes due (virtio-rng's next period), or -1
+   * for none: an idle machine wakes up then (a device's QEMU_CLOCK_VIRTUAL timer).
+   */
+  nextDeadlineNs?(): number;
 }
 
 export interface VirtioMmioOptions {
@@ -225,6 +230,12 @@ export class VirtioMmio implements MmioDevice, VirtioContext {
   poll(): void {
     if (this.device?.poll === undefined || !this.driverOk) return;
     this.#guarded(() => this.device!.poll!(this));
+  }
+
+  /** The device's next deadline in virtual ns (see {@link VirtioDevice.nextDeadlineNs}), -1 for none. */
+  nextDeadlineNs(): number {
+    if (this.device?.nextDeadlineNs === undefined || !this.driverOk) return -1;
+    return this.device.nextDeadlineNs();
   }
 
   read(offset: number, size: AccessSize): number | undefined {

@@ -9,8 +9,11 @@
  * u8 status, u8 isr, be16 queue_sel, be32 guest_features_lo
  * be32 config_len, config bytes
  * be32 queue count, then per queue: be32 num, be32 align, be64 desc, be16 last_avail_idx
- * the device's own part (virtio-blk: the request list, 0-terminated; virtio-serial: config,
- *   port map and ports; virtio-rng: nothing)
+ * the device's own part (virtio-blk: the request list, 0-terminated, each request preceded by
+ *   its be32 queue index when num-queues > 1; virtio-serial: config, port map and ports;
+ *   virtio-rng: nothing)
+ * the device's own vmsd (QEMU's vdc->vmsd; virtio-rng-device: no fields, the subsection
+ *   virtio-rng-device/quota with quota_remaining, period_start)
  * vmstate_virtio's subsections: virtio/64bit_features, virtio/virtqueues (1024 × avail,
  *   used), virtio/ringsize, virtio/broken, virtio/extra_state (virtio-mmio's vmstate:
  *   virtio_mmio/state with guest_features[2] and 1024 queue registers), virtio/started ...
@@ -38,6 +41,7 @@
 import {
   MigrationError,
   vmstateBool,
+  vmstateInt64,
   vmstateStruct,
   vmstateStructArray,
   vmstateStructVarray,
@@ -55,6 +59,7 @@ import {
 import { VIRTIO_CONFIG_S_DRIVER_OK, VIRTIO_F_VERSION_1, VIRTIO_QUEUE_MAX, type VirtioMmio } from "./virtio-mmio.ts";
 import { VirtioBlk, type VirtioBlkRequest } from "./virtio-blk.ts";
 import { VirtioConsole } from "./virtio-console.ts";
+import { VirtioRng } from "./virtio-rng.ts";
 import { VIRTQUEUE_MAX_SIZE, type VirtqueueElement } from "./virtqueue.ts";
 
 /** The per-queue part of the hand-written layout. */
@@ -207,6 +212,12 @@ export class VirtioState {
   ferryvmLoaded = false;
   pending_len = 0;
   pending_input: Uint8Array = new Uint8Array(0);
+  // virtio-rng-device/quota: the rate limit's quota and period start (-1: no period runs).
+  rng_quota_remaining = 0n;
+  rng_period_start = -1n;
+  rngQuotaLoaded = false;
+  /** Set by prepareLoad, cleared by capture: the device's own vmsd always loads, saves when it has something. */
+  loading = false;
 
   constructor(transport: VirtioMmio) {
     this.transport = transport;
@@ -248,9 +259,19 @@ export class VirtioState {
     return this.transport.hostFeatures;
   }
 
+  /** The object the device's own vmsd (QEMU's vdc->vmsd) describes: this one, as QEMU's is the VirtIODevice. */
+  get device_state(): VirtioState {
+    return this;
+  }
+
   capture(): void {
     const t = this.transport;
     const dev = t.device!;
+    this.loading = false;
+    if (dev instanceof VirtioRng) {
+      this.rng_quota_remaining = dev.quotaRemaining;
+      this.rng_period_start = BigInt(dev.periodStartNs);
+    }
     this.host_features_sel = t.hostFeaturesSel;
     this.guest_features_sel = t.guestFeaturesSel;
     this.guest_page_shift = t.guestPageShift;
@@ -322,6 +343,10 @@ export class VirtioState {
     this.ports_map = new Uint32Array(1);
     this.ports = [{ id: 0, guest_connected: 0, host_connected: 0, elem_popped: 0 }];
     this.ferryvmLoaded = false;
+    this.rngQuotaLoaded = false;
+    this.rng_quota_remaining = 0n;
+    this.rng_period_start = -1n;
+    this.loading = true;
     this.wce = 1;
     this.#clearRequests();
     this.#allocQueueTables();
@@ -447,8 +472,28 @@ export class VirtioState {
       dev.inflight = requests;
     }
     if (dev instanceof VirtioConsole) dev.inputBytes = this.pending_input;
+    if (dev instanceof VirtioRng) this.#restoreRngQuota(dev);
+  }
+
+  /**
+   * virtio-rng-device/quota when it came; otherwise what a stream without it (an older machine type,
+   * or an older release) means: a full quota and a period starting now.
+   */
+  #restoreRngQuota(dev: VirtioRng): void {
+    if (!this.rngQuotaLoaded || !dev.limited) {
+      dev.resetQuota();
+      return;
+    }
+    const quota = this.rng_quota_remaining;
+    const start = this.rng_period_start;
+    if (quota < 0n) this.#fail(`virtio-rng-device/quota: quota_remaining ${quota} is negative`);
+    if (start < -1n) this.#fail(`virtio-rng-device/quota: period_start ${start} is neither -1 (no period) nor a time`);
+    // A quota above this side's max-bytes is this side's; a period cannot start in the future.
+    dev.quotaRemaining = quota > dev.maxBytes ? dev.maxBytes : quota;
+    dev.periodStartNs = start < 0n ? -1 : Math.min(Number(start), dev.nowNs());
   }
 }
+
 
 /** What the device's section holds: the one `virtio` field. */
 export interface VirtioDeviceSectionState {
@@ -534,10 +579,55 @@ function requestListFields(): VMStateField<VirtioState>[] {
   return fields;
 }
 
+/**
+ * New state of virtio-rng (from virt-1.1): the rate limit's quota and period start. Sent when
+ * the device's migrateQuota (x-migrate-quota) holds and a limit is set; a stream without it
+ * loads as before (restore's fallback: a full quota, a period starting at load time).
+ */
+export const vmstateVirtioRngQuota: VMStateDescription<VirtioState> = {
+  name: "virtio-rng-device/quota",
+  version_id: 1,
+  minimum_version_id: 1,
+  needed: (s) => rngQuotaNeeded(s),
+  post_load: (s) => {
+    s.rngQuotaLoaded = true;
+  },
+  fields: [
+    vmstateInt64("rng_quota_remaining", { name: "quota_remaining" }),
+    vmstateInt64("rng_period_start", { name: "period_start" }),
+  ],
+};
+
+function rngQuotaNeeded(s: VirtioState): boolean {
+  const dev = s.transport.device;
+  return dev instanceof VirtioRng && dev.migrateQuota && dev.limited;
+}
+
+/**
+ * virtio-rng's own vmsd (QEMU's vdc->vmsd, which virtio_save writes after the device's part
+ * and before vmstate_virtio's subsections): no fields, the quota subsection. Its subsections
+ * cannot hang off the device section ("virtio-rng"): the inner "virtio" description would
+ * claim any subsection whose name starts with "virtio" and fail on it, in QEMU as here. It is
+ * always looked for on load; on save it appears (in the vmdesc) only with its subsection, so an
+ * rng without a limit or with x-migrate-quota off writes the same bytes and vmdesc as before.
+ */
+export const vmstateVirtioRngDevice: VMStateDescription<VirtioState> = {
+  name: "virtio-rng-device",
+  version_id: 1,
+  minimum_version_id: 1,
+  fields: [],
+  subsections: [vmstateVirtioRngQuota],
+};
+
 /** The device's own part (vdc->save) for each device type. */
 const DEVICE_FIELDS: Record<string, VMStateField<VirtioState>[]> = {
   "virtio-blk": requestListFields(),
-  "virtio-rng": [],
+  "virtio-rng": [
+    vmstateStruct<VirtioState, "device_state">("device_state", vmstateVirtioRngDevice, {
+      name: "virtio-rng-device",
+      test: (s) => s.loading || rngQuotaNeeded(s),
+    }),
+  ],
   "virtio-console": [
     vmstateUint16("cols"),
     vmstateUint16("rows"),
