@@ -4,7 +4,8 @@ import {
   H_MCAUSE, H_MTVAL, H_MCOUNTEREN, H_STVEC, H_SSCRATCH, H_SEPC, H_SCAUSE, H_STVAL,
   H_SCOUNTEREN, H_SATP, H_MENVCFG, H_SENVCFG, H_MCYCLE, H_MINSTRET, H_MHARTID, H_PMPCFG0,
   H_PMPCFG2, H_PMPADDR, H_MIP_EXTERNAL, H_MTIMECMP, H_STIMECMP, H_STIMER_ARMED, H_MCOUNTINHIBIT, H_MHPMCOUNTER,
-  H_MHPMEVENT, HPM_COUNTERS, PRV_M, PRV_S, PRV_U,
+  H_MHPMEVENT, HPM_COUNTERS, H_ISA_OFF, ISA_OFF_M, ISA_OFF_A, ISA_OFF_C, ISA_OFF_S, ISA_OFF_U,
+  ISA_OFF_SSTC, ISA_OFF_MMU, ISA_OFF_PMP, PRV_M, PRV_S, PRV_U,
 } from "./hart-layout";
 import { MA_MTIME } from "./machine-area";
 import * as C from "./csr-numbers";
@@ -15,6 +16,22 @@ import { pmpCfg, PMP_L } from "./pmp";
 export let csrIllegal: bool = false;
 
 export const MISA_RV64IMACSU: u64 = (<u64>2 << 62) | (1 << 0) | (1 << 2) | (1 << 8) | (1 << 12) | (1 << 18) | (1 << 20);
+
+/** misa of a hart running without the ISA_OFF_* extensions in `off` (I always; MXL = 64). */
+export function misaFor(off: u32): u64 {
+  let m = MISA_RV64IMACSU;
+  if (off & ISA_OFF_M) m &= ~(<u64>1 << 12);
+  if (off & ISA_OFF_A) m &= ~(<u64>1 << 0);
+  if (off & ISA_OFF_C) m &= ~(<u64>1 << 2);
+  if (off & ISA_OFF_S) m &= ~(<u64>1 << 18);
+  if (off & ISA_OFF_U) m &= ~(<u64>1 << 20);
+  return m;
+}
+
+@inline function isaOff(hart: usize, bit: u32): bool {
+  return (load<u32>(hart + H_ISA_OFF) & bit) != 0;
+}
+
 /** UXL = SXL = 2 (64-bit), read-only. */
 export const MSTATUS_XL: u64 = (<u64>2 << 32) | (<u64>2 << 34);
 
@@ -100,9 +117,12 @@ export function csrRead(hart: usize, csr: u32, priv: u32): u64 {
     case C.CSR_STVAL: return load<u64>(hart + H_STVAL);
     case C.CSR_SIP: return effectiveMip(hart) & load<u64>(hart + H_MIDELEG) & (S_INTS | LCOFI);
     case C.CSR_SATP:
+      // mmu=off: satp reads 0, even with TVM set (QEMU 7.2's read_satp).
+      if (isaOff(hart, ISA_OFF_MMU)) return 0;
       if (priv == PRV_S && (load<u64>(hart + H_MSTATUS) & C.MSTATUS_TVM)) break;
       return load<u64>(hart + H_SATP);
     case C.CSR_STIMECMP:
+      if (isaOff(hart, ISA_OFF_SSTC)) break;
       // Sstc: below M it needs mcounteren.TM and menvcfg.STCE (QEMU 7.2's predicate).
       if (priv != PRV_M && (!(load<u64>(hart + H_MCOUNTEREN) & 2) || !(load<u64>(hart + H_MENVCFG) & MENVCFG_STCE))) break;
       return load<u64>(hart + H_STIMECMP);
@@ -127,12 +147,17 @@ export function csrRead(hart: usize, csr: u32, priv: u32): u64 {
     case C.CSR_MCAUSE: return load<u64>(hart + H_MCAUSE);
     case C.CSR_MTVAL: return load<u64>(hart + H_MTVAL);
     case C.CSR_MIP: return effectiveMip(hart);
-    case C.CSR_PMPCFG0: return load<u64>(hart + H_PMPCFG0);
-    case C.CSR_PMPCFG2: return load<u64>(hart + H_PMPCFG2);
+    case C.CSR_PMPCFG0:
+      if (isaOff(hart, ISA_OFF_PMP)) break;
+      return load<u64>(hart + H_PMPCFG0);
+    case C.CSR_PMPCFG2:
+      if (isaOff(hart, ISA_OFF_PMP)) break;
+      return load<u64>(hart + H_PMPCFG2);
     case C.CSR_MCYCLE: return load<u64>(hart + H_MCYCLE);
     case C.CSR_MINSTRET: return load<u64>(hart + H_MINSTRET);
     default:
       if (<i32>csr >= C.CSR_PMPADDR0 && <i32>csr <= C.CSR_PMPADDR15) {
+        if (isaOff(hart, ISA_OFF_PMP)) break;
         return load<u64>(hart + H_PMPADDR + (<usize>(<i32>csr - C.CSR_PMPADDR0) << 3));
       }
       if (<i32>csr >= C.CSR_HPMCOUNTER3 && <i32>csr < C.CSR_HPMCOUNTER3 + HPM_COUNTERS) {
@@ -198,6 +223,7 @@ export function csrWrite(hart: usize, csr: u32, v: u64, priv: u32): u32 {
       return CSR_WRITE_RESYNC;
     }
     case C.CSR_SATP: {
+      if (isaOff(hart, ISA_OFF_MMU)) return CSR_WRITE_PLAIN; // QEMU 7.2: ignored, stays Bare
       const mode = v >> 60;
       if (mode == 0 || mode == 8 || mode == 9 || mode == 10) {
         store<u64>(hart + H_SATP, v);
@@ -220,8 +246,10 @@ export function csrWrite(hart: usize, csr: u32, v: u64, priv: u32): u32 {
     case C.CSR_MCAUSE: store<u64>(hart + H_MCAUSE, v); return CSR_WRITE_PLAIN;
     case C.CSR_MTVAL: store<u64>(hart + H_MTVAL, v); return CSR_WRITE_PLAIN;
     case C.CSR_MIP: {
-      // With Sstc enabled STIP follows stimecmp and is not writable.
-      const mask = load<u64>(hart + H_MENVCFG) & MENVCFG_STCE ? MIP_WRITABLE & ~MIP_STIP : MIP_WRITABLE;
+      // With Sstc enabled STIP follows stimecmp and is not writable (sstc=off: menvcfg.STCE
+      // stays writable but does nothing, as on QEMU 7.2).
+      const stce = (load<u64>(hart + H_MENVCFG) & MENVCFG_STCE) != 0 && !isaOff(hart, ISA_OFF_SSTC);
+      const mask = stce ? MIP_WRITABLE & ~MIP_STIP : MIP_WRITABLE;
       store<u64>(hart + H_MIP, (load<u64>(hart + H_MIP) & ~mask) | (v & mask));
       return CSR_WRITE_RESYNC;
     }

@@ -80,6 +80,12 @@ export const H_MCOUNTINHIBIT = 0x3c8;
  * STIP is set once mtime reaches it (QEMU 7.2's stimer, with or without menvcfg.STCE).
  */
 export const H_STIMER_ARMED = 0x3d0;
+/**
+ * u32: the extensions this hart runs WITHOUT (ISA_OFF_* bits; 0 = the full RV64IMAC CPU).
+ * Configuration, not architectural state: set by TypeScript before the hart runs, kept by
+ * resetHart, and reflected in misa.
+ */
+export const H_ISA_OFF = 0x3d4;
 /** mhpmcounter3..18 (QEMU 7.2's 16 programmable counters; 19..31 do not exist), u64 each. */
 export const H_MHPMCOUNTER = 0x400;
 /** mhpmevent3..31, u64 each (all exist on QEMU 7.2). */
@@ -108,6 +114,18 @@ export const H_TLB_FETCH = 0x1000;
 export const H_TLB_LOAD = H_TLB_FETCH + TLB_ENTRIES * TLB_ENTRY_SIZE;
 export const H_TLB_STORE = H_TLB_LOAD + TLB_ENTRIES * TLB_ENTRY_SIZE;
 export const HART_BLOCK_USED = H_TLB_STORE + TLB_ENTRIES * TLB_ENTRY_SIZE;
+
+/** H_ISA_OFF bits: each one turns an extension (QEMU's CPU property of that name) off. */
+export const ISA_OFF_M = 1;
+export const ISA_OFF_A = 2;
+export const ISA_OFF_C = 4;
+export const ISA_OFF_S = 8;
+export const ISA_OFF_U = 16;
+export const ISA_OFF_ZIFENCEI = 32;
+export const ISA_OFF_ZICSR = 64;
+export const ISA_OFF_SSTC = 128;
+export const ISA_OFF_MMU = 256;
+export const ISA_OFF_PMP = 512;
 
 /** run() exit reasons. */
 export const EXIT_BUDGET = 0;

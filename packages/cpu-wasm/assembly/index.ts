@@ -1,9 +1,9 @@
 // Entry of the cpu-wasm module: raw exports, no bindings, no allocation.
 import {
-  H_PC, H_PRIV, H_MISA, H_MSTATUS, H_MHARTID, HART_STATE_SIZE, PRV_M,
+  H_PC, H_PRIV, H_MISA, H_MSTATUS, H_MHARTID, H_ISA_OFF, HART_STATE_SIZE, PRV_M,
 } from "./hart-layout";
 import { setConfig, hartBase, flushAllTlbs, flushStoreTlb } from "./state";
-import { csrRead, csrWrite, csrIllegal, MISA_RV64IMACSU, MSTATUS_XL } from "./csr";
+import { csrRead, csrWrite, csrIllegal, misaFor, MSTATUS_XL } from "./csr";
 
 export { run } from "./interp";
 
@@ -12,16 +12,33 @@ export function configure(machineArea: usize, hartArea: usize, hartBlockSize: u3
   setConfig(machineArea, hartArea, <usize>hartBlockSize, harts);
 }
 
-/** Power-on reset of one hart (QEMU's riscv_cpu_reset): M-mode, registers zero, pc given. */
+/**
+ * Power-on reset of one hart (QEMU's riscv_cpu_reset): M-mode, registers zero, pc given. The
+ * ISA configuration (H_ISA_OFF) survives; misa follows it.
+ */
 export function resetHart(hart: u32, pc: u64): void {
   const h = hartBase(hart);
+  const off = load<u32>(h + H_ISA_OFF);
   memory.fill(h, 0, HART_STATE_SIZE);
+  store<u32>(h + H_ISA_OFF, off);
   store<u64>(h + H_PC, pc);
   store<u32>(h + H_PRIV, PRV_M);
-  store<u64>(h + H_MISA, MISA_RV64IMACSU);
+  store<u64>(h + H_MISA, misaFor(off));
   store<u64>(h + H_MSTATUS, MSTATUS_XL);
   store<u64>(h + H_MHARTID, <u64>hart);
   // mtimecmp resets to 0, so MTIP is pending from the start, as on QEMU 7.2.
+  flushAllTlbs(h);
+}
+
+/**
+ * Sets the extensions hart `hart` runs without (ISA_OFF_* bits, already validated by the
+ * caller) and its misa; drops its TLBs. Call before the hart runs (QEMU: CPU properties are
+ * fixed at realize).
+ */
+export function setIsaOff(hart: u32, off: u32): void {
+  const h = hartBase(hart);
+  store<u32>(h + H_ISA_OFF, off);
+  store<u64>(h + H_MISA, misaFor(off));
   flushAllTlbs(h);
 }
 

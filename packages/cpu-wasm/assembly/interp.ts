@@ -4,6 +4,7 @@
 import {
   H_PC, H_PRIV, H_MINSTRET, H_MCYCLE, H_WFI, H_FLUSH_REQUEST, H_STOP_REQUEST,
   H_LAST_RETIRED, H_TLB_LOAD, H_TLB_STORE, H_RUN_REST, H_RUN_COUNTED, H_RUN_KEY, H_RUN_INSN, H_RUN_PRE_PC, EXIT_BUDGET, EXIT_WFI, EXIT_STOP,
+  H_ISA_OFF, ISA_OFF_M, ISA_OFF_C, ISA_OFF_ZIFENCEI,
 } from "./hart-layout";
 import {
   hartBase, setCurHart, clearEvents, clearExit, eventPending, trapPending, trapCause,
@@ -253,12 +254,18 @@ function execOp32(f3: u32, f7: u32, a: u64, b: u64): bool {
 export function run(hartIndex: u32, budget: u32): u32 {
   setCurHart(hartIndex);
   const h = hartBase(hartIndex);
-  if (h == HART0_BASE) return runOn(HART0_BASE, budget);
-  return runOn(h, budget);
+  if (load<u32>(h + H_ISA_OFF) & ISA_OFF_C) return runOn(h, budget, false);
+  if (h == HART0_BASE) return runOn(HART0_BASE, budget, true);
+  return runOn(h, budget, true);
 }
 
-/** The loop for the hart at `h` (inlined twice: once with a constant base, see run). */
-@inline function runOn(h: usize, budget: u32): u32 {
+/**
+ * The loop for the hart at `h`, inlined three times: with C and a constant base, with C, and
+ * without C (`rvc` false: 16-bit encodings are illegal and a jump or taken branch to an address
+ * with bit 1 set leaves the loop for execSlow, which raises instruction-address-misaligned).
+ * `rvc` is a constant at each call, so the copies with C pay nothing for the checks.
+ */
+@inline function runOn(h: usize, budget: u32, rvc: bool): u32 {
   clearEvents();
   clearExit();
   if (load<u32>(h + H_WFI)) {
@@ -332,7 +339,7 @@ export function run(hartIndex: u32, budget: u32): u32 {
           key = ((insn & 0x7c) << 1) | ((insn >> 12) & 7);
         } else {
           insn &= 0xffff;
-          key = 0x100 | ((insn & 3) << 4) | (insn >> 12);
+          key = rvc ? 0x100 | ((insn & 3) << 4) | (insn >> 12) : BAD;
         }
         switch (key) {
           /* load */
@@ -350,7 +357,10 @@ export function run(hartIndex: u32, budget: u32): u32 {
           case 0x43: if (str<u64>(h, xo(h, rs1o(insn)) + immS(insn), xo(h, rs2o(insn)), dpriv)) { pc += 4; continue; } break;
           /* fence, fence.i: memory is coherent and code is read from it directly */
           case 0x18:
+            pc += 4;
+            continue;
           case 0x19:
+            if (load<u32>(h + H_ISA_OFF) & ISA_OFF_ZIFENCEI) { key = BAD; break; }
             pc += 4;
             continue;
           /* op-imm */
@@ -404,7 +414,7 @@ export function run(hartIndex: u32, budget: u32): u32 {
             const a = xo(h, rs1o(insn)), b = xo(h, rs2o(insn));
             if ((insn >> 25) == 0) setXo(h, rdo(insn), a + b);
             else if ((insn >> 25) == 0x20) setXo(h, rdo(insn), a - b);
-            else if ((insn >> 25) == 1) setXo(h, rdo(insn), a * b);
+            else if ((insn >> 25) == 1 && !(load<u32>(h + H_ISA_OFF) & ISA_OFF_M)) setXo(h, rdo(insn), a * b);
             else break; /* M extension, reserved: out of line */
             pc += 4;
             continue;
@@ -468,7 +478,7 @@ export function run(hartIndex: u32, budget: u32): u32 {
             const a = xo(h, rs1o(insn)), b = xo(h, rs2o(insn));
             if ((insn >> 25) == 0) setXo(h, rdo(insn), sext32(a + b));
             else if ((insn >> 25) == 0x20) setXo(h, rdo(insn), sext32(a - b));
-            else if ((insn >> 25) == 1) setXo(h, rdo(insn), sext32(a * b));
+            else if ((insn >> 25) == 1 && !(load<u32>(h + H_ISA_OFF) & ISA_OFF_M)) setXo(h, rdo(insn), sext32(a * b));
             else break; /* M extension, reserved: out of line */
             pc += 4;
             continue;
@@ -491,21 +501,24 @@ export function run(hartIndex: u32, budget: u32): u32 {
             break; /* divw, divuw, remw, remuw: out of line */
           }
           /* branch */
-          case 0xc0: pc += xo(h, rs1o(insn)) == xo(h, rs2o(insn)) ? immB(insn) : 4; continue;
-          case 0xc1: pc += xo(h, rs1o(insn)) != xo(h, rs2o(insn)) ? immB(insn) : 4; continue;
-          case 0xc4: pc += <i64>xo(h, rs1o(insn)) < <i64>xo(h, rs2o(insn)) ? immB(insn) : 4; continue;
-          case 0xc5: pc += <i64>xo(h, rs1o(insn)) >= <i64>xo(h, rs2o(insn)) ? immB(insn) : 4; continue;
-          case 0xc6: pc += xo(h, rs1o(insn)) < xo(h, rs2o(insn)) ? immB(insn) : 4; continue;
-          case 0xc7: pc += xo(h, rs1o(insn)) >= xo(h, rs2o(insn)) ? immB(insn) : 4; continue;
+          // Without C a taken branch to an address with bit 1 set is out of line (execSlow).
+          case 0xc0: if (!rvc && (immB(insn) & 2) && xo(h, rs1o(insn)) == xo(h, rs2o(insn))) break; pc += xo(h, rs1o(insn)) == xo(h, rs2o(insn)) ? immB(insn) : 4; continue;
+          case 0xc1: if (!rvc && (immB(insn) & 2) && xo(h, rs1o(insn)) != xo(h, rs2o(insn))) break; pc += xo(h, rs1o(insn)) != xo(h, rs2o(insn)) ? immB(insn) : 4; continue;
+          case 0xc4: if (!rvc && (immB(insn) & 2) && <i64>xo(h, rs1o(insn)) < <i64>xo(h, rs2o(insn))) break; pc += <i64>xo(h, rs1o(insn)) < <i64>xo(h, rs2o(insn)) ? immB(insn) : 4; continue;
+          case 0xc5: if (!rvc && (immB(insn) & 2) && <i64>xo(h, rs1o(insn)) >= <i64>xo(h, rs2o(insn))) break; pc += <i64>xo(h, rs1o(insn)) >= <i64>xo(h, rs2o(insn)) ? immB(insn) : 4; continue;
+          case 0xc6: if (!rvc && (immB(insn) & 2) && xo(h, rs1o(insn)) < xo(h, rs2o(insn))) break; pc += xo(h, rs1o(insn)) < xo(h, rs2o(insn)) ? immB(insn) : 4; continue;
+          case 0xc7: if (!rvc && (immB(insn) & 2) && xo(h, rs1o(insn)) >= xo(h, rs2o(insn))) break; pc += xo(h, rs1o(insn)) >= xo(h, rs2o(insn)) ? immB(insn) : 4; continue;
           /* jalr */
           case 0xc8: {
             const t = (xo(h, rs1o(insn)) + immI(insn)) & ~<u64>1;
+            if (!rvc && (t & 2)) break;
             setXo(h, rdo(insn), pc + 4);
             pc = t;
             continue;
           }
           /* jal */
           case 0xd8: case 0xd9: case 0xda: case 0xdb: case 0xdc: case 0xdd: case 0xde: case 0xdf:
+            if (!rvc && (immJ(insn) & 2)) break;
             setXo(h, rdo(insn), pc + 4);
             pc += immJ(insn);
             continue;
@@ -764,16 +777,29 @@ function execSlow(h: usize, pc: u64, insn: u32, key: u32, priv: u32, dpriv: u32,
       return illegal(h, pc, insn, priv, noPage);
     }
     case 0x60: case 0x61: case 0x62: case 0x63: case 0x64: case 0x65: case 0x66: case 0x67:
+      if ((insn >> 25) == 1 && (load<u32>(h + H_ISA_OFF) & ISA_OFF_M)) return illegal(h, pc, insn, priv, noPage);
       if (!execOp(key & 7, insn >> 25, xo(h, rs1o(insn)), xo(h, rs2o(insn)))) return illegal(h, pc, insn, priv, noPage);
       setXo(h, rdo(insn), opResult);
       return pc + 4;
     case 0x70: case 0x71: case 0x72: case 0x73: case 0x74: case 0x75: case 0x76: case 0x77:
+      if ((insn >> 25) == 1 && (load<u32>(h + H_ISA_OFF) & ISA_OFF_M)) return illegal(h, pc, insn, priv, noPage);
       if (!execOp32(key & 7, insn >> 25, xo(h, rs1o(insn)), xo(h, rs2o(insn)))) return illegal(h, pc, insn, priv, noPage);
       setXo(h, rdo(insn), opResult);
       return pc + 4;
     case 0x129: /* c.ebreak */
       slowStop = true;
       return takeTrap(h, pc, 3, 0);
+    // c=off: the loop sends only a jump or taken branch to a target with bit 1 set here.
+    // rd is not written (QEMU 7.2 raises before it).
+    case 0xc0: case 0xc1: case 0xc4: case 0xc5: case 0xc6: case 0xc7: /* branch */
+      slowStop = true;
+      return takeTrap(h, pc, 0, pc + immB(insn));
+    case 0xc8: /* jalr */
+      slowStop = true;
+      return takeTrap(h, pc, 0, (xo(h, rs1o(insn)) + immI(insn)) & ~<u64>1);
+    case 0xd8: case 0xd9: case 0xda: case 0xdb: case 0xdc: case 0xdd: case 0xde: case 0xdf: /* jal */
+      slowStop = true;
+      return takeTrap(h, pc, 0, pc + immJ(insn));
     default:
       return illegal(h, pc, insn, priv, noPage);
   }

@@ -1,5 +1,5 @@
 // Physical memory protection (privileged spec 1.12 §3.7): 16 entries, granularity 4 bytes.
-import { H_PMPCFG0, H_PMPADDR, PRV_M } from "./hart-layout";
+import { H_PMPCFG0, H_PMPADDR, H_ISA_OFF, ISA_OFF_PMP, PRV_M } from "./hart-layout";
 
 export const PMP_R: u32 = 1;
 export const PMP_W: u32 = 2;
@@ -50,8 +50,14 @@ export function pmpAnyActive(hart: usize): bool {
   return (load<u64>(hart + H_PMPCFG0) | load<u64>(hart + H_PMPCFG0 + 8)) & 0x1818_1818_1818_1818 ? true : false;
 }
 
+/** Whether the hart has PMP (pmp=off: no CSRs, every access allowed, as QEMU 7.2). */
+@inline export function pmpPresent(hart: usize): bool {
+  return (load<u32>(hart + H_ISA_OFF) & ISA_OFF_PMP) == 0;
+}
+
 /** Whether an access of `size` bytes at `pa` with permission `perm` is allowed to `priv`. */
 export function pmpCheck(hart: usize, pa: u64, size: u32, perm: u32, priv: u32): bool {
+  if (!pmpPresent(hart)) return true;
   const end = pa + size;
   for (let i: u32 = 0; i < 16; i++) {
     const cfg = pmpCfg(hart, i);

@@ -1,14 +1,15 @@
 // Out-of-line instruction handlers: atomics (A) and SYSTEM (ecall, ebreak, xRET, WFI,
 // sfence.vma, Zicsr). Kept out of the interpreter loop so the hot cases stay small.
 import {
-  H_MSTATUS, H_LR_ADDR, H_LR_VALUE, H_LR_VALID, H_MIP, H_WFI, EXIT_WFI, PRV_M, PRV_S, PRV_U,
+  H_MSTATUS, H_LR_ADDR, H_LR_VALUE, H_LR_VALID, H_MIP, H_WFI, H_MEPC, H_SEPC, H_ISA_OFF, EXIT_WFI,
+  ISA_OFF_A, ISA_OFF_C, ISA_OFF_ZICSR, PRV_M, PRV_S, PRV_U,
 } from "./hart-layout";
 import { MSTATUS_TVM, MSTATUS_TW, MSTATUS_TSR, CSR_MIP } from "./csr-numbers";
 import { eventPending, trapPending, trapCause, trapTval, requestExit, flushAllTlbs } from "./state";
 import { loadSlow, amoHost } from "./mmu";
 import { csrRead, csrWrite, csrIllegal, CSR_WRITE_RESYNC } from "./csr";
 import { takeTrap, wfiWakes, doMret, doSret } from "./trap";
-import { pmpAnyActive } from "./pmp";
+import { pmpAnyActive, pmpPresent } from "./pmp";
 
 /** Done: the loop advances pc. */
 export const X_NEXT = 0;
@@ -59,6 +60,7 @@ function amoOp(f5: u32, old: u64, src: u64, word: bool): u64 {
 
 /** lr, sc and the AMOs (major opcode 0x2f). */
 export function execAmo(h: usize, insn: u32, pc: u64, dpriv: u32): i32 {
+  if (load<u32>(h + H_ISA_OFF) & ISA_OFF_A) return X_ILLEGAL;
   const f3 = (insn >> 12) & 7;
   if (f3 != 2 && f3 != 3) return X_ILLEGAL;
   const word = f3 == 2;
@@ -114,6 +116,15 @@ export function execAmo(h: usize, insn: u32, pc: u64, dpriv: u32): i32 {
   return eventPending ? X_NEXT_RESYNC : X_NEXT;
 }
 
+/**
+ * c=off (IALIGN = 32): mret/sret to an xepc with bit 1 set raise instruction-address-misaligned
+ * at the xRET, as QEMU 7.2's helpers do (it keeps bit 1 of mepc/sepc readable and writable; its
+ * tval there is a stale env->badaddr, ours is the target).
+ */
+function misalignedReturn(h: usize, epc: usize): bool {
+  return (load<u32>(h + H_ISA_OFF) & ISA_OFF_C) != 0 && (load<u64>(h + epc) & 2) != 0;
+}
+
 /** The SYSTEM major opcode (0x73). Counters must be synced by the caller. */
 export function execSystem(h: usize, insn: u32, pc: u64, priv: u32): i32 {
   const f3 = (insn >> 12) & 7;
@@ -123,13 +134,16 @@ export function execSystem(h: usize, insn: u32, pc: u64, priv: u32): i32 {
     if (insn == 0x0010_0073) return trap(h, pc, 3, 0); /* ebreak */
     if (insn == 0x3020_0073) { /* mret */
       if (priv != PRV_M) return X_ILLEGAL;
-      // QEMU 7.2 refuses to return below M while no PMP entry is active.
-      if (((ms >> 11) & 3) != PRV_M && !pmpAnyActive(h)) return X_ILLEGAL;
+      if (misalignedReturn(h, H_MEPC)) return trap(h, pc, 0, load<u64>(h + H_MEPC));
+      // QEMU 7.2 refuses to return below M while no PMP entry is active (with PMP present).
+      if (((ms >> 11) & 3) != PRV_M && pmpPresent(h) && !pmpAnyActive(h)) return X_ILLEGAL;
       newPc = doMret(h);
       return X_JUMP;
     }
     if (insn == 0x1020_0073) { /* sret */
-      if (priv == PRV_U || (priv == PRV_S && (ms & MSTATUS_TSR))) return X_ILLEGAL;
+      if (priv == PRV_U) return X_ILLEGAL;
+      if (misalignedReturn(h, H_SEPC)) return trap(h, pc, 0, load<u64>(h + H_SEPC));
+      if (priv == PRV_S && (ms & MSTATUS_TSR)) return X_ILLEGAL;
       newPc = doSret(h);
       return X_JUMP;
     }
@@ -148,7 +162,7 @@ export function execSystem(h: usize, insn: u32, pc: u64, priv: u32): i32 {
     }
     return X_ILLEGAL;
   }
-  if (f3 == 4) return X_ILLEGAL;
+  if (f3 == 4 || (load<u32>(h + H_ISA_OFF) & ISA_OFF_ZICSR)) return X_ILLEGAL;
   /* csrrw, csrrs, csrrc, csrrwi, csrrsi, csrrci */
   const csr = insn >> 20;
   const rs1 = (insn >> 15) & 31;

@@ -1,4 +1,5 @@
 import * as L from "./layout.ts";
+import { type CpuIsa, cpuIsa, isaFromOffBits, isaOffBits } from "./isa.ts";
 
 /** Device side of the CPU: called for every access that does not hit a RAM region. */
 export interface MmioBus {
@@ -76,6 +77,11 @@ export interface CpuOptions {
   mmio: MmioBus;
   /** Use the debug build (assertions on). */
   debug?: boolean;
+  /**
+   * Extensions every hart has (QEMU's CPU properties); the rest stay on (DEFAULT_CPU_ISA).
+   * Validated: an impossible set throws CpuIsaError naming the property. See also Cpu.setIsa.
+   */
+  isa?: Partial<CpuIsa>;
 }
 
 interface CpuExports {
@@ -87,6 +93,7 @@ interface CpuExports {
   debugCsrRead(hart: number, csr: number): bigint;
   debugCsrWrite(hart: number, csr: number, value: bigint): void;
   debugCsrIllegal(): number;
+  setIsaOff(hart: number, off: number): void;
 }
 
 /** CSR names (lower case, as in the spec) to numbers. */
@@ -164,6 +171,11 @@ export class HartView {
     const n = csrNumber(csr);
     this.#exports.debugCsrWrite(this.index, n, BigInt.asIntN(64, value));
     if (this.#exports.debugCsrIllegal()) throw new RangeError(`CSR 0x${n.toString(16)} does not exist or is read-only`);
+  }
+
+  /** The extensions this hart has (set through Cpu.setIsa). */
+  get isa(): CpuIsa {
+    return isaFromOffBits(this.#view.getUint32(L.H_ISA_OFF, true));
   }
 
   /** The CLINT's compare value for this hart. */
@@ -244,6 +256,7 @@ export class Cpu {
     if (!Number.isInteger(harts) || harts < 1 || harts > L.CPU_MAX_HARTS) {
       throw new RangeError(`hart count ${harts} is out of range 1..${L.CPU_MAX_HARTS}`);
     }
+    const isa = cpuIsa(opts.isa);
     const needed = L.CPU_HART_AREA_BASE + harts * L.CPU_HART_BLOCK_SIZE;
     if (memory.buffer.byteLength < needed) {
       throw new RangeError(`linear memory of ${memory.buffer.byteLength} bytes is smaller than the ${needed} the harts need`);
@@ -290,6 +303,7 @@ export class Cpu {
     this.#views = [];
     for (let i = 0; i < harts; i++) {
       this.#views.push(new HartView(memory, i, this.#exports));
+      this.#exports.setIsaOff(i, isaOffBits(isa));
       this.#exports.resetHart(i, 0n);
     }
   }
@@ -387,7 +401,23 @@ export class Cpu {
     return v;
   }
 
-  /** Power-on reset of one hart: M-mode, registers and CSRs zero, pc given. */
+  /**
+   * Sets the extensions of hart `hart` (QEMU's CPU properties: the rest stay on) and its misa.
+   * Call before the hart runs, as QEMU fixes them at realize; reset keeps them. Throws
+   * CpuIsaError naming the property for an impossible set.
+   */
+  setIsa(hart: number, isa: Partial<CpuIsa>): void {
+    this.hart(hart);
+    const full = cpuIsa({ ...this.isa(hart), ...isa });
+    this.#exports.setIsaOff(hart, isaOffBits(full));
+  }
+
+  /** The extensions of hart `hart`. */
+  isa(hart: number): CpuIsa {
+    return this.hart(hart).isa;
+  }
+
+  /** Power-on reset of one hart: M-mode, registers and CSRs zero, pc given; keeps its ISA. */
   reset(hart: number, pc: bigint): void {
     this.hart(hart);
     this.#exports.resetHart(hart, BigInt.asIntN(64, pc));

@@ -1,7 +1,7 @@
 /**
  * @module
  * The RISC-V hart interpreter of FerryVM (RV64IMAC, Zicsr, Zifencei, Zicntr, M/S/U, Sv39/Sv48,
- * PMP) and its TypeScript wrapper.
+ * PMP) and its TypeScript wrapper. Extensions can be turned off per hart (CpuIsa, Cpu.setIsa).
  *
  * ```ts
  * import { Cpu, ExitReason } from "@ferryvm/cpu-wasm";
@@ -13,6 +13,7 @@
  * ```
  */
 export * from "./cpu.ts";
+export * from "./isa.ts";
 export * from "./layout.ts";
 export * from "./elf.ts";
 export { benchLoop, type BenchLoopResult } from "./bench-loop.ts";
