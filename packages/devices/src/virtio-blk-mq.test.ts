@@ -3,8 +3,12 @@
  * config num_queues, a request's completion on the queue it came from), the request list's
  * queue index on the wire, and a stream from a device with another queue count failing.
  */
+import { spawn, spawnSync } from "node:child_process";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { describe, expect, it } from "vitest";
-import { loadStateFromBytes, saveStateToBytes } from "@ferryvm/vmstate";
+import { ByteReader, loadState, loadStateFromBytes, saveStateToBytes } from "@ferryvm/vmstate";
 import { PhysicalMemory } from "./physical-memory.ts";
 import { MemoryBlockBackend, VIRTIO_BLK_F_MQ, VIRTIO_BLK_T_IN, VirtioBlk } from "./virtio-blk.ts";
 import { VIRTIO_F_VERSION_1, VirtioMmio } from "./virtio-mmio.ts";
@@ -216,4 +220,64 @@ describe("virtio-blk num-queues on the wire", () => {
       /invalid virtqueue index in request list: 0x7 \(the device has 4 queues\)/,
     );
   });
+});
+
+const hasQemu = spawnSync("qemu-system-riscv64", ["--version"]).status === 0;
+
+/** An idle, stopped QEMU 7.2 `virt` with a 4-queue virtio-blk-device on virtio-mmio-bus.0, saved to a file. */
+async function qemuFourQueueStream(dir: string): Promise<Uint8Array> {
+  const file = join(dir, "mq.mig");
+  writeFileSync(join(dir, "disk.img"), new Uint8Array(1 << 20));
+  const qemu = spawn("qemu-system-riscv64", [
+    "-M", "virt", "-m", "64M", "-bios", "none", "-nic", "none", "-display", "none", "-serial", "null",
+    "-monitor", "stdio", "-S", "-global", "virtio-mmio.force-legacy=false",
+    "-drive", `file=${join(dir, "disk.img")},format=raw,if=none,id=d0`,
+    "-device", "virtio-blk-device,drive=d0,num-queues=4,bus=virtio-mmio-bus.0",
+  ], { stdio: ["pipe", "pipe", "inherit"] });
+  let monitor = "";
+  qemu.stdout.on("data", (b: Buffer) => (monitor += b.toString("latin1")));
+  const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+  const done = new Promise<void>((r) => qemu.on("exit", () => r()));
+  qemu.stdin.write(`migrate "exec:cat > ${file}"\n`);
+  for (let i = 0; i < 100 && !/Migration status: completed/.test(monitor); i++) {
+    await sleep(100);
+    qemu.stdin.write("info migrate\n");
+  }
+  qemu.stdin.write("quit\n");
+  await done;
+  return new Uint8Array(readFileSync(file));
+}
+
+describe.skipIf(!hasQemu)("QEMU 7.2's num-queues=4 virtio-blk-device section", () => {
+  it("loads into a 4-queue device (and saves back to QEMU's bytes), and fails clearly into a 1-queue one", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "ferryvm-blk-mq-"));
+    try {
+      const stream = await qemuFourQueueStream(dir);
+      const idstr = new TextEncoder().encode("virtio-mmio@0000000010001000/virtio-blk");
+      let at = -1;
+      for (let i = 0; i + idstr.length <= stream.length && at < 0; i++) {
+        if (stream[i] === idstr.length && idstr.every((b, k) => stream[i + 1 + k] === b)) at = i + 1 + idstr.length;
+      }
+      expect(at).toBeGreaterThan(0);
+      const view = new DataView(stream.buffer, stream.byteOffset);
+      expect(view.getUint32(at + 4)).toBe(2); // version_id
+      const start = at + 8;
+      const vmsd = vmstateVirtioDevice("virtio-blk");
+      const d = driver(4);
+      const reader = new ByteReader(stream.subarray(start));
+      await loadState(reader, vmsd, section(d.t), 2);
+      const body = stream.subarray(start, start + reader.position);
+      expect(stream[start + reader.position]).toBe(0x7e); // the section footer follows
+      expect(view.getUint32(start + 24 + 57)).toBe(4); // QEMU saved four queues
+      // QEMU's config copy is stale until a guest reads it; the rest is QEMU's bytes.
+      const again = saveStateToBytes(vmsd, section(d.t));
+      expect(again.subarray(0, 24)).toEqual(body.subarray(0, 24));
+      expect(again.subarray(24 + 57)).toEqual(body.subarray(24 + 57));
+      await expect(loadStateFromBytes(body, vmsd, section(driver(1).t))).rejects.toThrow(
+        /loaded value 4 != local value 1: the stream's virtio-blk-device has 4 request queues, this one has 1/,
+      );
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }, 30_000);
 });
