@@ -251,7 +251,7 @@ async function run(cfg: RunConfig, io: CliIo, virt?: VirtCliOptions): Promise<nu
     }, virt, io.readFile);
   } catch (e) {
     log.close();
-    if (e instanceof RangeError || (e instanceof Error && (e.name === "ElfError" || e.name === "PropertyError" || e.name === "MachineTypeError"))) {
+    if (e instanceof RangeError || (e instanceof Error && (e.name === "ElfError" || e.name === "PropertyError" || e.name === "MachineTypeError" || e.name === "CpuIsaError"))) {
       throw new UsageError(e.message);
     }
     throw e;

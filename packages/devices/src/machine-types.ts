@@ -160,7 +160,7 @@ export const VIRTIO_RNG_CLASS: DeviceClass = {
   properties: [
     { name: "max-bytes", type: "uint64", default: VIRTIO_RNG_NO_LIMIT, description: "bytes of entropy the guest may take per period" },
     { name: "period", type: "uint32", default: 1 << 16, description: "the rate-limit period in ms" },
-    bool("x-migrate-quota", true, "send the rate-limit quota in virtio-rng/quota (machine types from 1.1)"),
+    bool("x-migrate-quota", true, "send the rate-limit quota in virtio-rng-device/quota (machine types from 1.1)"),
   ],
 };
 

@@ -115,8 +115,9 @@ describe("the virt machine's section list", () => {
     };
     const theirs = JSON.parse(qemu.cpu!) as typeof ours;
     expect(ours.fields).toEqual(theirs.fields);
-    expect(ours.subsections.map((s) => s.vmsd_name)).toEqual(["cpu/pmp", "cpu/envcfg"]);
-    expect(ours.subsections).toEqual(theirs.subsections.filter((s) => s.vmsd_name === "cpu/pmp" || s.vmsd_name === "cpu/envcfg"));
+    // cpu/isa_ext is ours (machine types from virt-1.1: the extensions misa does not show).
+    expect(ours.subsections.map((s) => s.vmsd_name)).toEqual(["cpu/pmp", "cpu/envcfg", "cpu/isa_ext"]);
+    expect(ours.subsections.slice(0, 2)).toEqual(theirs.subsections.filter((s) => s.vmsd_name === "cpu/pmp" || s.vmsd_name === "cpu/envcfg"));
   });
 });
 

@@ -110,7 +110,7 @@ export function virtVmstateEntries(machine: Machine, options: { virtioBase: numb
   list.push(entry("ferryvm/virt", 0, vmstateFerryvmVirt, new VirtShapeState(machine)));
   list.push(entry("timer", 0, vmstateTimers, new TimersState(machine.clock, machine.cpu)));
   for (let h = 0; h < machine.harts; h++) {
-    const hart = new HartState(machine.cpu, h);
+    const hart = new HartState(machine.cpu, h, { migrateIsaExt: machine.config.cpu.bool("x-migrate-isa-ext") });
     list.push(entry("cpu_common", h, vmstateCpuCommon, hart));
     list.push(entry("cpu", h, vmstateRiscvCpu, hart));
   }

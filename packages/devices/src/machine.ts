@@ -12,7 +12,7 @@
  * @module
  */
 
-import { Cpu, ExitReason, H_STIMECMP, type HartView, type TrapEvent } from "@ferryvm/cpu-wasm";
+import { Cpu, ExitReason, H_STIMECMP, type CpuIsa, type HartView, type TrapEvent } from "@ferryvm/cpu-wasm";
 import { GuestMemory, MAX_GUEST_RAM, MAX_HARTS, type MemoryLayout } from "@ferryvm/memory";
 import { SystemBus } from "./bus.ts";
 import { Clint, CLINT_SIZE } from "./clint.ts";
@@ -40,6 +40,7 @@ import {
   VIRTIO_BLK_CLASS,
   VIRTIO_MMIO_CLASS,
   VIRTIO_RNG_CLASS,
+  VIRTIO_RNG_NO_LIMIT,
   VIRTIO_SERIAL_CLASS,
   type MachineType,
 } from "./machine-types.ts";
@@ -171,6 +172,26 @@ export function placeVirtioDevices(specs: readonly { bus?: number }[]): number[]
   });
 }
 
+/**
+ * The firmware ROM (machine types from virt-1.1, `virt-machine.x-firmware-rom`): an unmapped,
+ * read-only RAM block holding the `-bios` image, copied to 0x8000_0000 at every reset. It
+ * migrates with the RAM, so after a migration — and after a reset on the destination — the
+ * guest keeps the firmware it booted with (QEMU's "even after resetting a VM, the old firmware
+ * is used"). Its used length is the image size rounded up to a power of two (at least 64 KiB),
+ * within a 4 MiB maximum: a later release whose firmware grew still loads an older stream (the
+ * block is resized to the stream's length, QEMU's resizeable RAM blocks).
+ */
+export const FIRMWARE_ROM_BLOCK_NAME = "riscv_virt_board.bios";
+/** The firmware ROM's maximum length (reserved in the linear memory). */
+export const FIRMWARE_ROM_MAX = 4 * 1024 * 1024;
+
+/** The firmware ROM's used length for an image of `bytes`: a power of two, at least 64 KiB. */
+export function firmwareRomSize(bytes: number): number {
+  let size = 64 * 1024;
+  while (size < bytes) size *= 2;
+  return size;
+}
+
 /** Where the shipped OpenSBI fw_dynamic lies (packages/devices/firmware, from src/ and dist/ alike). */
 export const DEFAULT_FIRMWARE_URL: URL = new URL("../firmware/opensbi-riscv64-generic-fw_dynamic.bin", import.meta.url);
 
@@ -228,18 +249,26 @@ export async function createMachine(options: MachineOptions = {}): Promise<Machi
       `RAM size ${ramSize / 2 ** 20} MiB exceeds the maximum of ${Math.floor(MAX_RAM_SIZE / 2 ** 20)} MiB (a wasm32 linear memory)`,
     );
   }
-  const config = resolveMachineConfig(options, harts);
+  const config = resolveMachineConfig(options);
+  if (options.bios === "default") options = { ...options, bios: await loadDefaultFirmware() };
+  const bios = options.bios;
+  const firmwareRom = bios instanceof Uint8Array && config.machine.bool("x-firmware-rom");
+  if (firmwareRom && bios.length > FIRMWARE_ROM_MAX) {
+    throw new RangeError(`firmware (-bios) of ${bios.length} bytes exceeds the firmware ROM's ${FIRMWARE_ROM_MAX / 2 ** 20} MiB`);
+  }
   const guestMemory = await GuestMemory.create({
     ram: [
       { idstr: RAM_BLOCK_NAME, size: ramSize, base: VIRT_DRAM },
       { idstr: MROM_BLOCK_NAME, size: MROM_SIZE, base: MROM_BASE, readonly: true },
+      ...(firmwareRom
+        ? [{ idstr: FIRMWARE_ROM_BLOCK_NAME, size: FIRMWARE_ROM_MAX, usedLength: firmwareRomSize(bios.length), readonly: true, resizeable: true }]
+        : []),
     ],
     harts,
     ...(options.dirtyClients === undefined ? {} : { dirtyClients: options.dirtyClients }),
   });
-  if (options.bios === "default") options = { ...options, bios: await loadDefaultFirmware() };
   const bus = new SystemBus();
-  const cpu = await Cpu.create({ memory: guestMemory.memory, harts, mmio: bus, debug: options.debugCpu ?? false });
+  const cpu = await Cpu.create({ memory: guestMemory.memory, harts, mmio: bus, debug: options.debugCpu ?? false, isa: cpuIsaOf(config.cpu) });
   return new Machine(options, { guestMemory, bus, cpu, harts, ramSize, config });
 }
 
@@ -261,7 +290,7 @@ export interface MachineConfig {
  * `-global`s, the device's options). Throws MachineTypeError or PropertyError naming what was
  * wrong.
  */
-export function resolveMachineConfig(options: MachineOptions, harts = options.harts ?? 1): MachineConfig {
+export function resolveMachineConfig(options: MachineOptions): MachineConfig {
   const machineType = findMachineType(options.machineType ?? "virt");
   const globals = options.globals ?? [];
   for (const g of globals) {
@@ -292,11 +321,22 @@ export function resolveMachineConfig(options: MachineOptions, harts = options.ha
       const q = props.number("num-queues");
       if (q === 0) throw new PropertyError(`-device virtio-blk-device: num-queues property must be greater than 0`);
       if (q !== VIRTIO_BLK_AUTO_NUM_QUEUES && q > 64) throw new PropertyError(`-device virtio-blk-device: num-queues property must be <= 64`);
-      void harts;
+    }
+    if (spec.type === "virtio-rng-device") {
+      if (props.bigint("max-bytes") > VIRTIO_RNG_NO_LIMIT) throw new PropertyError(`-device virtio-rng-device: 'max-bytes' parameter expects a non-negative 64-bit integer`);
+      if (props.number("period") === 0) throw new PropertyError(`-device virtio-rng-device: 'period' parameter expects a positive integer`);
     }
     return props;
   });
   return { machineType, machine, cpu, virtioMmio, virtio };
+}
+
+/** The CPU properties as @ferryvm/cpu-wasm's CpuIsa (QEMU spells Zicsr/Zifencei with a capital). */
+function cpuIsaOf(p: DeviceProperties): Partial<CpuIsa> {
+  return {
+    m: p.bool("m"), a: p.bool("a"), c: p.bool("c"), s: p.bool("s"), u: p.bool("u"),
+    zicsr: p.bool("Zicsr"), zifencei: p.bool("Zifencei"), sstc: p.bool("sstc"), mmu: p.bool("mmu"), pmp: p.bool("pmp"),
+  };
 }
 
 interface MachineParts {
@@ -440,13 +480,21 @@ export class Machine {
       const props = this.config.virtio[i];
       if (spec.type === "virtio-blk-device") {
         const serial = props!.string("serial");
+        const q = props!.number("num-queues");
         dev = new VirtioBlk({
           backend: spec.backend,
           ...(serial === "" ? {} : { serial }),
+          // num-queues' auto (the default from virt-1.1): one request queue per hart.
+          numQueues: q === VIRTIO_BLK_AUTO_NUM_QUEUES ? this.harts : q,
           onError: (m) => options.onGuestError?.(m),
         });
       } else if (spec.type === "virtio-rng-device") {
-        dev = new VirtioRng();
+        dev = new VirtioRng({
+          maxBytes: props!.bigint("max-bytes"),
+          periodMs: props!.number("period"),
+          migrateQuota: props!.bool("x-migrate-quota"),
+          nowNs: () => this.clock.ns(),
+        });
       } else if (spec.type === "virtio-serial-device") {
         if (vcon !== undefined) throw new RangeError("only one virtio console is supported");
         vcon = new VirtioConsole({ onOutput: spec.onOutput ?? ((b) => this.#emit(b)), onInputWanted: () => this.#wake?.() });
@@ -473,6 +521,11 @@ export class Machine {
     const top = dramEnd < 0xc000_0000n ? dramEnd : 0xc000_0000n;
     this.fdtAddr = (top - BigInt(FDT_MAX_SIZE)) & ~0x1f_ffffn;
 
+    const rom = gm.ramBlocks.find((b) => b.idstr === FIRMWARE_ROM_BLOCK_NAME);
+    if (rom !== undefined && options.bios instanceof Uint8Array) {
+      rom.bytes.fill(0);
+      rom.bytes.set(options.bios);
+    }
     const images = this.#loadImages();
     this.firmwareImage = images.firmware;
     this.kernelImage = images.kernel;
@@ -794,6 +847,11 @@ export class Machine {
     }
     const uartAt = this.uart.nextDeadlineNs();
     if (uartAt >= 0) next = Math.min(next, uartAt);
+    // A rate-limited virtio-rng waiting for its next period.
+    for (const v of this.virtio) {
+      const at = v.nextDeadlineNs();
+      if (at >= 0) next = Math.min(next, at);
+    }
     const rtcIn = this.rtc.nsUntilAlarm();
     if (rtcIn >= 0) next = Math.min(next, this.clock.ns() + rtcIn);
     if (this.virtioConsole !== undefined && this.virtioConsole.pendingInput > 0 && this.virtio.some((v) => v.driverOk)) {
@@ -856,6 +914,21 @@ export class Machine {
     for (const b of bytes) this.#emitByte(b);
   }
 
+  /**
+   * The firmware to copy at reset: the ROM's contents when there is a firmware ROM (which a
+   * migration may have filled with the source's firmware), else the `-bios` image. A raw image
+   * in the ROM ends at its last non-zero byte (the rest is the ROM's padding).
+   */
+  #firmwareBytes(bios: Uint8Array): Uint8Array {
+    const rom = this.guestMemory.ramBlocks.find((b) => b.idstr === FIRMWARE_ROM_BLOCK_NAME);
+    if (rom === undefined) return bios;
+    const bytes = rom.bytes.slice();
+    if (bytes[0] === 0x7f && bytes[1] === 0x45 && bytes[2] === 0x4c && bytes[3] === 0x46) return bytes;
+    let end = bytes.length;
+    while (end > 0 && bytes[end - 1] === 0) end--;
+    return bytes.subarray(0, (end + 7) & ~7);
+  }
+
   #loadImages(): {
     firmware: LoadedImage | undefined;
     kernel: LoadedImage | undefined;
@@ -868,7 +941,7 @@ export class Machine {
     let firmware: LoadedImage | undefined;
     let kernelStart = BigInt(VIRT_DRAM);
     if (bios !== "none") {
-      firmware = loadImage(this.physicalMemory, bios, { rawAddr: BigInt(VIRT_DRAM), what: "firmware (-bios)" });
+      firmware = loadImage(this.physicalMemory, this.#firmwareBytes(bios), { rawAddr: BigInt(VIRT_DRAM), what: "firmware (-bios)" });
       kernelStart = (firmware.endAddr + 0x1f_ffffn) & ~0x1f_ffffn;
     }
     let loaded: LoadedImage | undefined;
