@@ -159,7 +159,12 @@ export async function qemuLoadvmStateMain(
           );
         }
         if (versionId > se.version_id) {
-          throw new MigrationError(`loadvm: version ${versionId} too new for '${idstr}' (local ${se.version_id})`);
+          // QEMU's "...too new" text; a newer version means a newer release changed this device's
+          // state in a way older releases cannot read (versions break backward migration).
+          throw new MigrationError(
+            `loadvm: version ${versionId} too new for '${idstr}' (local ${se.version_id}): ` +
+              "the stream comes from a newer release whose state for this device this release cannot read",
+          );
         }
         if (se.vmsd !== undefined && versionId < se.vmsd.minimum_version_id) {
           throw new MigrationError(
