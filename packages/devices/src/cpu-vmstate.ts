@@ -10,6 +10,12 @@
  * hold that QEMU does not (the raw mip bits software wrote, the retired-instruction and cycle
  * counters, the armed Sstc timer) travels in the `cpu/ferryvm` subsection.
  *
+ * CPU features (packages/cpu-wasm's CpuIsa): misa (`env.misa_ext`) and QEMU's `env.features`
+ * (MMU, PMP) must match the destination's hart exactly; the `cpu/isa_ext` subsection lists the
+ * other guest-visible extensions that are on (zicsr, zifencei, sstc, mmu, pmp) by name, so a
+ * stream from a CPU with a feature the destination lacks fails naming it. Both directions fail:
+ * see HartState.validate.
+ *
  * @module
  */
 
@@ -56,7 +62,10 @@ import {
   H_WFI,
   H_X,
   HPM_COUNTERS,
+  CPU_ISA_EXT_NAMES,
+  CPU_ISA_PROPERTIES,
   type Cpu,
+  type CpuIsa,
 } from "@ferryvm/cpu-wasm";
 import {
   MigrationError,
@@ -70,6 +79,8 @@ import {
   vmstateUint64Array,
   vmstateUint8,
   vmstateUint8Array,
+  vmstateUint16,
+  vmstateVBuffer,
 } from "@ferryvm/vmstate";
 
 /** mip bits driven by devices: MSIP (CLINT), MTIP (mtimecmp), SEIP/MEIP (PLIC). */
@@ -82,7 +93,13 @@ const MXL_RV64 = 2;
 /** QEMU 7.2's PRIV_VERSION_1_12_0 (enum: 1.10, 1.11, 1.12). */
 const PRIV_VERSION_1_12_0 = 2n;
 /** QEMU's RISCV_FEATURE_MMU and RISCV_FEATURE_PMP bits of env.features (no DEBUG: no triggers here). */
-const FEATURES = (1 << 0) | (1 << 1);
+const FEATURE_MMU = 1 << 0;
+const FEATURE_PMP = 1 << 1;
+const FEATURES = FEATURE_MMU | FEATURE_PMP;
+/** misa letters, bit i = letter 'a' + i. */
+const MISA_LETTERS = 0x3ff_ffff;
+/** Upper bound of the `cpu/isa_ext` name list accepted from a stream. */
+const ISA_EXT_MAX_BYTES = 1024;
 /** QEMU's DEFAULT_RSTVEC (the mrom). */
 const RESETVEC = 0x1000n;
 /** env.miclaim of QEMU 7.2's virt hart (MIP_SGEIP). */
@@ -101,6 +118,45 @@ const NO_RESERVATION = 0xffff_ffff_ffff_ffffn;
 
 function hex(s: string): Uint8Array {
   return Uint8Array.from(s.match(/../g)!.map((b) => parseInt(b, 16)));
+}
+
+/** Options of a HartState (set by the machine from its machine type). */
+export interface HartStateOptions {
+  /**
+   * Send the `cpu/isa_ext` subsection (default true). Machine type virt-1.0 must pass false:
+   * the releases that introduced it fail on a subsection they do not know.
+   */
+  migrateIsaExt?: boolean;
+}
+
+function str8List(names: readonly string[]): Uint8Array {
+  const enc = new TextEncoder();
+  const parts = names.map((n) => enc.encode(n));
+  const out = new Uint8Array(parts.reduce((n, p) => n + 1 + p.length, 0));
+  let o = 0;
+  for (const p of parts) {
+    if (p.length > 255) throw new RangeError(`extension name of ${p.length} bytes does not fit a str8`);
+    out[o++] = p.length;
+    out.set(p, o);
+    o += p.length;
+  }
+  return out;
+}
+
+function parseStr8List(bytes: Uint8Array, count: number, hart: number): string[] {
+  const dec = new TextDecoder("utf-8", { fatal: false });
+  const names: string[] = [];
+  let o = 0;
+  while (o < bytes.length) {
+    const n = bytes[o++]!;
+    if (o + n > bytes.length) throw new MigrationError(`vmstate: cpu/isa_ext: hart ${hart}: a name runs past the list`);
+    names.push(dec.decode(bytes.subarray(o, o + n)));
+    o += n;
+  }
+  if (names.length !== count) {
+    throw new MigrationError(`vmstate: cpu/isa_ext: hart ${hart}: ${names.length} names where the count says ${count}`);
+  }
+  return names;
 }
 
 /** One entry of QEMU's env.pmu_ctrs (PMUCTRState). */
@@ -267,12 +323,26 @@ export class HartState {
   stimer_armed = 0;
   /** Set while loading when the stream carried `cpu/ferryvm`. */
   ferryvmLoaded = false;
+  // cpu/isa_ext: the non-misa extensions that are on, as a str8 list
+  isa_ext_count = 0;
+  isa_ext_len = 0;
+  isa_ext_names: Uint8Array = new Uint8Array(0);
+  /** Set while loading when the stream carried `cpu/isa_ext`. */
+  isaExtLoaded = false;
+  /** Whether `cpu/isa_ext` is sent (HartStateOptions.migrateIsaExt). */
+  readonly migrateIsaExt: boolean;
 
   readonly #cpu: Cpu;
 
-  constructor(cpu: Cpu, index: number) {
+  constructor(cpu: Cpu, index: number, options: HartStateOptions = {}) {
     this.#cpu = cpu;
     this.index = index;
+    this.migrateIsaExt = options.migrateIsaExt ?? true;
+  }
+
+  /** The local hart's extensions. */
+  get isa(): CpuIsa {
+    return this.#cpu.isa(this.index);
   }
 
   #view(): DataView {
@@ -302,6 +372,12 @@ export class HartState {
     const misa = v.getBigUint64(H_MISA, true);
     this["env.misa_ext"] = Number(misa & 0x3ff_ffffn);
     this["env.misa_ext_mask"] = this["env.misa_ext"];
+    const isa = this.isa;
+    this["env.features"] = (isa.mmu ? FEATURE_MMU : 0) | (isa.pmp ? FEATURE_PMP : 0);
+    const ext = CPU_ISA_EXT_NAMES.filter((n) => isa[n]);
+    this.isa_ext_names = str8List(ext);
+    this.isa_ext_count = ext.length;
+    this.isa_ext_len = this.isa_ext_names.length;
     for (const [key, off] of Object.entries(CSR_OFFSETS) as [U64Key, number][]) this[key] = v.getBigUint64(off, true);
     const mip = this.#effectiveMip(v);
     this["env.mip"] = mip;
@@ -338,11 +414,58 @@ export class HartState {
       }
     };
     check("env.misa_mxl", this["env.misa_mxl"], MXL_RV64);
-    check("env.misa_ext", this["env.misa_ext"], misa);
+    this.#checkFeatures(misa);
     check("env.mhartid", this["env.mhartid"], BigInt(this.index));
     const priv = this["env.priv"];
     if (priv !== 0n && priv !== 1n && priv !== 3n) check("env.priv", priv, 3n);
     check("env.virt", this["env.virt"], 0n);
+  }
+
+  /**
+   * The stream's CPU must have exactly this hart's extensions: misa letters, QEMU's MMU/PMP
+   * feature bits and, when `cpu/isa_ext` arrived, its names. A feature the destination lacks
+   * fails, naming it. So does one the stream lacks: the guest has probed misa and the device
+   * tree's ISA string and runs code chosen for the smaller set; giving it more would change
+   * what traps (a mul no longer emulated, an alignment fault no longer raised) and what misa
+   * reads behind its back, and the next hop back would carry the larger set. QEMU would
+   * accept that direction; two hosts agree instead by starting both with the intersection.
+   */
+  #checkFeatures(misa: number): void {
+    const hart = `cpu: hart ${this.index}`;
+    const known = (name: string): boolean => (CPU_ISA_PROPERTIES as readonly string[]).includes(name);
+    const has = (name: string): string =>
+      known(name)
+        ? `${hart}: the stream's CPU has extension '${name}', which this CPU lacks (it runs with ${name}=off)`
+        : `${hart}: the stream's CPU has extension '${name}', which this CPU does not implement`;
+    const lacks = (name: string): string =>
+      `${hart}: the stream's CPU lacks extension '${name}', which this CPU has (start it with ${name}=off)`;
+    const streamMisa = this["env.misa_ext"] & MISA_LETTERS;
+    for (let bit = 0; bit < 26; bit++) {
+      const name = String.fromCharCode(97 + bit);
+      const s = (streamMisa >> bit) & 1;
+      const l = (misa >> bit) & 1;
+      if (s && !l) throw new MigrationError(has(name));
+      if (!s && l) throw new MigrationError(lacks(name));
+    }
+    const features = this["env.features"];
+    for (const [name, bit] of [["mmu", FEATURE_MMU], ["pmp", FEATURE_PMP]] as const) {
+      const s = (features & bit) !== 0;
+      const l = this.isa[name];
+      if (s && !l) throw new MigrationError(has(name));
+      if (!s && l) throw new MigrationError(lacks(name));
+    }
+    // Without the subsection (virt-1.0, an older release) only misa and env.features are known.
+    if (!this.isaExtLoaded) return;
+    const names = parseStr8List(this.isa_ext_names.subarray(0, this.isa_ext_len), this.isa_ext_count, this.index);
+    const isa = this.isa;
+    for (const name of names) {
+      if (!(CPU_ISA_EXT_NAMES as readonly string[]).includes(name) || !isa[name as keyof CpuIsa]) {
+        throw new MigrationError(has(name));
+      }
+    }
+    for (const name of CPU_ISA_EXT_NAMES) {
+      if (isa[name] && !names.includes(name)) throw new MigrationError(lacks(name));
+    }
   }
 
   /**
@@ -481,6 +604,25 @@ const vmstateCpuFerryvm: VMStateDescription<HartState> = {
   fields: [vmstateUint64("mip_sw"), vmstateUint64("mcycle"), vmstateUint64("minstret"), vmstateUint32("stimer_armed")],
 };
 
+/**
+ * FerryVM's list of the hart's guest-visible extensions that misa does not show (zicsr,
+ * zifencei, sstc, mmu, pmp), by name: a count and `isa_ext_len` bytes of str8 names, so a
+ * later release can add names and an older one reject them by name. Sent while the machine
+ * type allows it (HartStateOptions.migrateIsaExt; not virt-1.0), whatever the set, so a
+ * destination always learns it; a stream without it is checked on misa and env.features only.
+ */
+const vmstateCpuIsaExt: VMStateDescription<HartState> = {
+  name: "cpu/isa_ext",
+  version_id: 1,
+  minimum_version_id: 1,
+  needed: (s) => s.migrateIsaExt,
+  fields: [
+    vmstateUint8("isa_ext_count"),
+    vmstateUint16("isa_ext_len"),
+    vmstateVBuffer<HartState>("isa_ext_names", "isa_ext_len", { alloc: { max: ISA_EXT_MAX_BYTES } }),
+  ],
+};
+
 /** QEMU 7.2's riscv `cpu` (v5) with the subsections a hart like ours needs. */
 export const vmstateRiscvCpu: VMStateDescription<HartState> = {
   name: "cpu",
@@ -493,6 +635,7 @@ export const vmstateRiscvCpu: VMStateDescription<HartState> = {
     s.mcycle = 0n;
     s.minstret = 0n;
     s.stimer_armed = 0;
+    s.isaExtLoaded = false;
   },
   post_load: (s) => s.restore(s.ferryvmLoaded),
   fields: [
@@ -515,6 +658,12 @@ export const vmstateRiscvCpu: VMStateDescription<HartState> = {
       ...vmstateCpuFerryvm,
       post_load: (s) => {
         s.ferryvmLoaded = true;
+      },
+    },
+    {
+      ...vmstateCpuIsaExt,
+      post_load: (s) => {
+        s.isaExtLoaded = true;
       },
     },
   ],
