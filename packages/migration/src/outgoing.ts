@@ -58,8 +58,6 @@ const XFER_LIMIT_RATIO = 1000 / BUFFER_DELAY;
 export const CHUNK_MS = 4;
 /** How long a failed write waits for the destination's SHUT, ms. */
 const RP_GRACE_MS = 500;
-/** A flush longer than this waited on the peer, ms. */
-const LINK_WAIT_MS = 1;
 
 function yieldNow(): Promise<void> {
   if (typeof setImmediate === "function") return new Promise((r) => setImmediate(r));
@@ -75,6 +73,20 @@ function describe(e: unknown): string {
 }
 
 class Cancelled extends Error {}
+
+/** The figures behind a switch-over decision (MigrationState.switchover). */
+export interface SwitchoverEstimate {
+  /** The pending wire bytes (state_pending_exact) when the source stopped. */
+  pendingBytes: number;
+  /** The last window's bandwidth, bytes per ms. */
+  bandwidth: number;
+  /** pendingBytes / bandwidth, ms. */
+  expectedDowntime: number;
+  /** Stream position at the stop. */
+  stoppedAt: number;
+  /** Bytes written from the stop to the end (RAM, device state, EOF, vmdesc); 0 until completed. */
+  downtimeBytes: number;
+}
 
 /** Options of a MigrationState. */
 export interface MigrationStateOptions {
@@ -109,14 +121,14 @@ export class MigrationState {
   #dirtyPagesRate = 0;
   #throttle = 0;
   #thresholdSize = 0;
+  #bandwidth = 0;
+  /** [bytes, ms] of the last windows. */
+  #windows: [number, number][] = [];
+  #switchover: SwitchoverEstimate | undefined;
   // rate limiter window (migration_update_counters)
   #iterationStart = 0;
   #iterationInitialBytes = 0;
   #iterationInitialPages = 0;
-  /** Time given to the vCPU (yields) in the current window: not link time. */
-  #yielded = 0;
-  /** Whether a write waited on the peer in the current window. */
-  #linkBound = false;
 
   constructor(vm: MigratableVm, options: MigrationStateOptions = {}) {
     this.vm = vm;
@@ -145,6 +157,15 @@ export class MigrationState {
   /** The bandwidth-derived switch-over threshold in bytes (threshold_size). */
   get thresholdSize(): number {
     return this.#thresholdSize;
+  }
+
+  /**
+   * What the switch-over was decided on, and (once completed) what the stop-and-copy really
+   * sent: compare `pendingBytes` with `downtimeBytes` and `expectedDowntime` with query's
+   * `downtime`. Undefined before the switch-over.
+   */
+  get switchover(): Readonly<SwitchoverEstimate> | undefined {
+    return this.#switchover;
   }
 
   get capabilities(): Readonly<MigrationCapabilities> {
@@ -237,6 +258,9 @@ export class MigrationState {
     this.#pagesPerSecond = 0;
     this.#dirtyPagesRate = 0;
     this.#thresholdSize = 0;
+    this.#bandwidth = 0;
+    this.#windows = [];
+    this.#switchover = undefined;
     this.#startTime = Date.now();
     this.#expectedDowntime = this.#params["downtime-limit"];
     this.#setState(undefined, "setup");
@@ -364,7 +388,6 @@ export class MigrationState {
       this.#setupTime = Math.round(Date.now() - this.#startTime);
       this.#setState("setup", "active");
       this.#iterationStart = performance.now();
-      this.#yielded = 0;
       this.#iterationInitialBytes = f.position;
       this.#iterationInitialPages = 0;
       let chunkDeadline = 0;
@@ -380,6 +403,7 @@ export class MigrationState {
         },
       };
       // migration_iteration_run until the switch-over
+      let lastPending = 0;
       for (;;) {
         this.#checkCancel();
         if (rpEarly !== undefined) {
@@ -392,14 +416,12 @@ export class MigrationState {
           pending = qemuSavevmStatePending(registry, true).must_precopy;
           observeSync();
         }
+        lastPending = pending;
         if (pending === 0 || pending < this.#thresholdSize) break;
         bandwidthLimited = false;
         await qemuSavevmStateIterate(f, registry, ctx);
         observeSync();
-        const flushStart = performance.now();
         await f.flush();
-        // a flush that waited means the link (or the destination) is the bottleneck
-        if (performance.now() - flushStart > LINK_WAIT_MS) this.#linkBound = true;
         this.#updateCounters(f.position, pending);
         this.#checkCancel();
         if (bandwidthLimited) {
@@ -407,12 +429,17 @@ export class MigrationState {
           if (wait > 0) await sleep(wait);
           this.#updateCounters(f.position, pending);
         } else {
-          const t = performance.now();
           await yieldNow();
-          this.#yielded += performance.now() - t;
         }
       }
       // migration_completion
+      this.#switchover = {
+        pendingBytes: lastPending,
+        bandwidth: this.#bandwidth,
+        expectedDowntime: this.#bandwidth > 0 ? Math.round(lastPending / this.#bandwidth) : 0,
+        stoppedAt: f.position,
+        downtimeBytes: 0,
+      };
       const downtimeStart = performance.now();
       const before = vm.runState;
       globalState.store(before);
@@ -446,6 +473,7 @@ export class MigrationState {
       await channel.close();
       const end = performance.now();
       this.#downtime = Math.round(end - downtimeStart);
+      this.#switchover.downtimeBytes = f.position - this.#switchover.stoppedAt;
       this.#totalTime = Math.round(Date.now() - this.#startTime);
       const elapsed = Math.max(1, this.#totalTime);
       this.#mbps = (ram.counters().transferred * 8) / elapsed / 1000;
@@ -512,12 +540,18 @@ export class MigrationState {
     if (now < this.#iterationStart + BUFFER_DELAY) return;
     const transferred = position - this.#iterationInitialBytes;
     const spent = now - this.#iterationStart;
-    // ours: the bandwidth the stream gets when it has the thread (as during the downtime):
-    // the time yielded to an in-thread vCPU is not link time (QEMU's thread never yields)
-    // ... unless a write waited on the peer: then the link ran the whole window (its buffers
-    // drain while the vCPU runs) and the wall-clock figure is the link's
-    const busy = this.#linkBound ? spent : Math.max(1, spent - this.#yielded);
-    const bandwidth = transferred / busy; // bytes per ms
+    // QEMU's: bytes of the window over its wall-clock time. Tried: counting only the time the
+    // migration held the thread (not what it yielded to an in-thread vCPU) ran 2x optimistic
+    // — the destination, fed by the socket buffers while the vCPU runs, is what bounds the
+    // stop-and-copy rate, and it does not speed up when the source gets the whole thread.
+    // Ours: the lower of this window's figure and the mean of the last three windows — a
+    // window that filled the socket buffers reads up to ~15 % fast, and one such window
+    // deciding the switch-over made the downtime pass the limit.
+    this.#windows.push([transferred, spent]);
+    if (this.#windows.length > 3) this.#windows.shift();
+    const mean = this.#windows.reduce((n, w) => n + w[0], 0) / this.#windows.reduce((n, w) => n + w[1], 0);
+    const bandwidth = Math.min(transferred / spent, mean); // bytes per ms
+    this.#bandwidth = bandwidth;
     this.#thresholdSize = bandwidth * this.#params["downtime-limit"];
     this.#mbps = (transferred * 8) / (spent / 1000) / 1e6;
     const c = this.#ram!.counters();
@@ -526,8 +560,6 @@ export class MigrationState {
     // ours: what is left on the wire (zero pages and XBZRLE counted), not dirty × 4096
     if (transferred > 10000 && bandwidth > 0) this.#expectedDowntime = Math.round(pending / bandwidth);
     this.#iterationStart = now;
-    this.#yielded = 0;
-    this.#linkBound = false;
     this.#iterationInitialBytes = position;
     this.#iterationInitialPages = pages;
   }

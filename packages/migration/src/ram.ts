@@ -12,11 +12,11 @@
  * round walks the blocks from where the last one stopped (ram_find_and_save_block). XBZRLE,
  * when enabled, starts after the first full pass and only for pages in the cache.
  *
- * Pending bytes: QEMU counts dirty pages × page size. Here: dirty pages × the expected wire
- * cost of one page, from a sample of up to 64 dirty pages spread over the blocks: a zero
- * page costs 9 bytes (header + fill byte), another page 4104 — or, once XBZRLE runs, the
- * measured mean XBZRLE record (header + delta, overflows at 4096) weighted by the cache hit
- * rate.
+ * Pending bytes: QEMU counts dirty pages × page size. Here: per block, dirty pages × the
+ * expected wire cost of one, from a uniform sample of its dirty pages (128 over all blocks for
+ * the estimate, 1024 for the exact figure after a sync): a zero page costs 9 bytes (header +
+ * fill byte), another page 4104 — or, once XBZRLE runs, the measured mean XBZRLE record
+ * (header + delta, overflows at 4096) weighted by the cache hit rate.
  *
  * @module
  */
@@ -34,6 +34,11 @@ export const RAM_SECTION_VERSION = 4;
 const FLAG_MASK = TARGET_PAGE_SIZE - 1;
 const MAX_WAIT_MS = 50;
 const FLUSH_BYTES = 1 << 20;
+/** Dirty pages sampled for the pending estimate, and for the exact figure after a sync. */
+const PENDING_SAMPLES = 128;
+const PENDING_EXACT_SAMPLES = 1024;
+/** Most pages probed per block when sampling (a sparse dirty set gets fewer samples). */
+const MAX_PROBES = 1 << 16;
 
 /** Options of the RAM section. */
 export interface RamMigrationOptions {
@@ -109,6 +114,7 @@ export class RamMigration implements SaveVmHandlers {
   #xbzrleEnabled = false;
   #lastStage = false;
   #dirtyPages = 0;
+  #probeSeed = 1;
   #cache: XbzrleCache | undefined;
   readonly #encoded = new Uint8Array(TARGET_PAGE_SIZE);
   readonly #zeroPage = new Uint8Array(TARGET_PAGE_SIZE);
@@ -227,43 +233,58 @@ export class RamMigration implements SaveVmHandlers {
     f.putBe64(BigInt(RamSaveFlag.EOS)); // not counted in transferred, as in QEMU 7.2
   }
 
-  /** Expected wire bytes of one dirty page (see the module comment). */
-  pageCostEstimate(): number {
-    const SAMPLES = 64;
-    const blocks = this.#blocks;
+  /**
+   * Expected wire bytes of the dirty pages (see the module comment): per block, the mean cost
+   * of a uniform sample of its dirty pages times its dirty count. The sample probes evenly
+   * spaced pages (from a moving offset) and keeps those that are dirty: unbiased, unlike
+   * taking the next dirty page after each probe (the tail of a pass would be sampled at its
+   * start only). About `samples` dirty pages over all blocks, in proportion to their counts.
+   */
+  pendingWireBytes(samples = PENDING_SAMPLES): number {
     const dirty = this.#dirty;
-    if (dirty === undefined || blocks.length === 0) return TARGET_PAGE_SIZE + 8;
-    let n = 0;
-    let zero = 0;
-    const perBlock = Math.max(1, Math.floor(SAMPLES / blocks.length));
-    for (const b of blocks) {
-      let from = 0;
-      for (let k = 0; k < perBlock && from < b.pages; k++) {
-        const p = dirty.findNext(b, Math.max(from, Math.floor((b.pages * k) / perBlock)));
-        if (p < 0) break;
+    if (dirty === undefined) return this.#dirtyPages * (TARGET_PAGE_SIZE + 8);
+    const other = this.#otherPageCost();
+    let total = 0;
+    for (const b of this.#blocks) {
+      const count = dirty.count(b);
+      if (count === 0) continue;
+      const want = Math.max(8, Math.ceil((samples * count) / Math.max(1, this.#dirtyPages)));
+      const probes = Math.min(b.pages, MAX_PROBES, Math.ceil((want * b.pages) / count));
+      const stride = b.pages / probes;
+      this.#probeSeed = (Math.imul(this.#probeSeed, 1103515245) + 12345) >>> 0;
+      const offset = (this.#probeSeed / 4294967296) * stride;
+      const bits = new Uint32Array(b.memory.buffer, b.syncedBitmapOffsets[dirty.client]!, Math.ceil(b.pages / 32));
+      let n = 0;
+      let zero = 0;
+      for (let i = 0; i < probes; i++) {
+        const p = Math.floor(offset + i * stride);
+        if (((bits[p >>> 5]! >>> (p & 31)) & 1) === 0) continue;
         n++;
         if (this.memory.isZeroPage(b, p)) zero++;
-        from = p + 1;
       }
+      total += n === 0 ? count * other : (count * (zero * 9 + (n - zero) * other)) / n;
     }
+    return Math.ceil(total);
+  }
+
+  /** Expected wire bytes of a dirty page that is not zero (a normal page, or XBZRLE's mean). */
+  #otherPageCost(): number {
     const x = this.#xbzrleCounters;
-    let other = TARGET_PAGE_SIZE + 8;
-    if (this.#xbzrleEnabled && x.pages > 0) {
-      const hit = x.pages / (x.pages + x["cache-miss"]);
-      other = hit * (x.bytes / x.pages + 8) + (1 - hit) * (TARGET_PAGE_SIZE + 8);
-    }
-    if (n === 0) return other;
-    return (zero * 9 + (n - zero) * other) / n;
+    if (!this.#xbzrleEnabled || x.pages === 0) return TARGET_PAGE_SIZE + 8;
+    const hit = x.pages / (x.pages + x["cache-miss"]);
+    return hit * (x.bytes / x.pages + 8) + (1 - hit) * (TARGET_PAGE_SIZE + 8);
   }
 
   state_pending_estimate(): PendingBytes {
     if (this.#dirtyPages === 0) return { must_precopy: 0, can_postcopy: 0 };
-    return { must_precopy: Math.ceil(this.#dirtyPages * this.pageCostEstimate()), can_postcopy: 0 };
+    return { must_precopy: this.pendingWireBytes(), can_postcopy: 0 };
   }
 
+  /** After a bitmap sync, with a larger sample: the switch-over is decided on this figure. */
   state_pending_exact(): PendingBytes {
     if (!this.#lastStage && this.#dirty !== undefined) this.#bitmapSync();
-    return this.state_pending_estimate();
+    if (this.#dirtyPages === 0) return { must_precopy: 0, can_postcopy: 0 };
+    return { must_precopy: this.pendingWireBytes(PENDING_EXACT_SAMPLES), can_postcopy: 0 };
   }
 
   save_cleanup(): void {
