@@ -12,7 +12,7 @@
  * @module
  */
 
-import { Cpu, ExitReason, H_STIMECMP, type CpuIsa, type HartView, type TrapEvent } from "@ferryvm/cpu-wasm";
+import { Cpu, ExitReason, H_STIMECMP, isaString, type CpuIsa, type HartView, type TrapEvent } from "@ferryvm/cpu-wasm";
 import { GuestMemory, MAX_GUEST_RAM, MAX_HARTS, type MemoryLayout } from "@ferryvm/memory";
 import { SystemBus } from "./bus.ts";
 import { Clint, CLINT_SIZE } from "./clint.ts";
@@ -984,6 +984,8 @@ export class Machine {
       ramBase: VIRT_DRAM,
       ramSize: this.ramSize,
       harts: this.harts,
+      // riscv,isa follows the CPU properties (-cpu rv64,c=off → rv64ima_...), as QEMU's.
+      isa: isaString(this.cpu.isa(0)),
       ...(o.bootargs === undefined ? {} : { bootargs: o.bootargs }),
       ...(initrd === undefined ? {} : { initrd: { start: Number(initrd.start), end: Number(initrd.end) } }),
       ...(o.rngSeed === undefined ? {} : { rngSeed: o.rngSeed }),
