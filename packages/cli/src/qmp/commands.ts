@@ -8,7 +8,7 @@
  * @module
  */
 
-import { MACHINE_TYPES } from "@ferryvm/devices";
+import { MACHINE_TYPES, VIRT_DEVICE_CLASSES } from "@ferryvm/devices";
 import { ControllerError } from "../controller.ts";
 import { MIGRATION_CAPABILITY_NAMES, MigrationCommandError, type MigrationCapability, type MigrationManager } from "../snapshot/migration.ts";
 import { executeHmp, type MonitorContext } from "../hmp.ts";
@@ -153,6 +153,22 @@ export const QMP_COMMANDS: Record<string, QmpCommand> = {
   "query-name": { args: {}, run: (ctx): JsonValue => (ctx.name === undefined ? {} : { name: ctx.name }) },
   "query-kvm": { args: {}, run: () => ({ enabled: false, present: false }) },
   "query-target": { args: {}, run: () => ({ arch: "riscv64" }) },
+  // QEMU's device-list-properties: a device type's properties (defaults as of the newest machine type).
+  "device-list-properties": {
+    args: { typename: { type: "str" } },
+    run: (_ctx, args): JsonValue => {
+      const name = args["typename"] as string;
+      const cls = VIRT_DEVICE_CLASSES.find((c) => c.driver === name);
+      if (cls === undefined) throw new QmpError("GenericError", `Device '${name}' not found`);
+      return cls.properties.map((p) => ({
+        name: p.name,
+        type: p.type,
+        ...(p.description === undefined ? {} : { description: p.description }),
+        // A uint64 beyond 2^53 would lose digits as a JSON number here: left out, as QEMU leaves out defaults it cannot show.
+        ...(typeof p.default !== "bigint" ? { "default-value": p.default } : p.default <= BigInt(Number.MAX_SAFE_INTEGER) ? { "default-value": Number(p.default) } : {}),
+      }));
+    },
+  },
   "query-machines": {
     args: {},
     // One entry per versioned type, the newest carrying its alias and is-default (QEMU's shape).

@@ -45,3 +45,30 @@ describe("a QMP session", () => {
     );
   });
 });
+
+describe("QMP machine types and device properties", () => {
+  async function ask(command: object): Promise<JsonValue[]> {
+    const out: JsonValue[] = [];
+    const session = new QmpSession(context(), (v) => out.push(v));
+    await session.feed(JSON.stringify({ execute: "qmp_capabilities" }) + JSON.stringify(command) + "\n");
+    return out.filter((v) => typeof v === "object" && v !== null && !Array.isArray(v) && !("event" in v));
+  }
+
+  it("lists every machine type, the newest with its alias and is-default (query-machines)", async () => {
+    const [, r] = await ask({ execute: "query-machines" });
+    const list = (r as { return: { name: string; alias?: string; "is-default"?: boolean }[] }).return;
+    expect(list.map((m) => [m.name, m.alias ?? null, m["is-default"] ?? false])).toEqual([
+      ["virt-1.1", "virt", true],
+      ["virt-1.0", null, false],
+    ]);
+  });
+
+  it("lists a device type's properties with their defaults, and names an unknown type (device-list-properties)", async () => {
+    const [, r] = await ask({ execute: "device-list-properties", arguments: { typename: "virtio-blk-device" } });
+    expect((r as { return: unknown[] }).return).toContainEqual(
+      expect.objectContaining({ name: "num-queues", type: "uint16", "default-value": 65535 }),
+    );
+    const [, bad] = await ask({ execute: "device-list-properties", arguments: { typename: "e1000" } });
+    expect(bad).toEqual({ error: { class: "GenericError", desc: "Device 'e1000' not found" } });
+  });
+});
