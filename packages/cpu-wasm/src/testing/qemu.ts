@@ -6,6 +6,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Cpu } from "../cpu.ts";
+import type { CpuIsa } from "../isa.ts";
 
 export const QEMU = "qemu-system-riscv64";
 export const IMAGE_BASE = 0x8000_0000n;
@@ -23,12 +24,12 @@ export interface QemuStep {
 }
 
 /** Runs `image` (loaded at 0x8000_0000) on QEMU and returns its per-instruction trace from the image's first instruction on. */
-export function qemuTrace(image: Uint8Array): QemuStep[] {
+export function qemuTrace(image: Uint8Array, cpuProps = ""): QemuStep[] {
   const dir = mkdtempSync(join(tmpdir(), "ferryvm-qemu-"));
   try {
     writeFileSync(join(dir, "image.bin"), image);
     spawnSync(QEMU, [
-      "-M", "virt", "-bios", "none", "-nographic", "-cpu", "rv64,h=false,f=false,d=false",
+      "-M", "virt", "-bios", "none", "-nographic", "-cpu", `rv64,h=false,f=false,d=false${cpuProps ? "," + cpuProps : ""}`,
       "-kernel", join(dir, "image.bin"), "-d", "cpu,nochain", "-D", join(dir, "trace.log"), "-singlestep",
     ], { stdio: "ignore", timeout: 20_000 });
     const log = readFileSync(join(dir, "trace.log"), "utf8");
@@ -47,11 +48,11 @@ export function qemuTrace(image: Uint8Array): QemuStep[] {
 }
 
 /** A one-hart CPU with 4 MiB of RAM at 0x8000_0000 holding `image`, registers as QEMU's first step. */
-export function cpuFor(image: Uint8Array, first: QemuStep): Cpu {
+export function cpuFor(image: Uint8Array, first: QemuStep, isa: Partial<CpuIsa> = {}): Cpu {
   const memory = new WebAssembly.Memory({ initial: 0x80, maximum: 0x80, shared: true });
   // Nothing but the finisher is mapped outside RAM, as in the holes of QEMU's virt board.
   const mmio = { read: () => undefined, write: (addr: number) => addr === Number(FINISHER) };
-  const cpu = Cpu.createSync({ memory, harts: 1, mmio, debug: true });
+  const cpu = Cpu.createSync({ memory, harts: 1, mmio, debug: true, isa });
   cpu.setRegions([{ base: Number(IMAGE_BASE), size: 0x40_0000, hostOffset: 0x40_0000 }]);
   new Uint8Array(memory.buffer, 0x40_0000).set(image);
   cpu.reset(0, IMAGE_BASE);
@@ -63,9 +64,9 @@ export function cpuFor(image: Uint8Array, first: QemuStep): Cpu {
  * Steps the CPU through QEMU's trace; returns "" when every step starts with the same pc and
  * registers, else a description of the first difference.
  */
-export function lockstep(image: Uint8Array, trace: QemuStep[]): string {
+export function lockstep(image: Uint8Array, trace: QemuStep[], isa: Partial<CpuIsa> = {}): string {
   if (trace.length === 0) return "QEMU produced no trace";
-  const cpu = cpuFor(image, trace[0]!);
+  const cpu = cpuFor(image, trace[0]!, isa);
   const h = cpu.hart(0);
   const word = new DataView(cpu.memory.buffer, 0x40_0000);
   let prev = 0n;
