@@ -511,7 +511,7 @@ export class HartState {
       v.setUint32(H_STIMER_ARMED, this.stimer_armed, true);
     } else {
       // QEMU 7.2 does not migrate its stimer: an stimecmp still ahead re-arms it (Sstc semantics).
-      v.setUint32(H_STIMER_ARMED, this["env.stimecmp"] > this.#cpu.mtime ? 1 : 0, true);
+      v.setUint32(H_STIMER_ARMED, this.isa.sstc && this["env.stimecmp"] > this.#cpu.mtime ? 1 : 0, true);
     }
     const hart = this.#cpu.hart(this.index);
     hart.mipExternal = (hart.mipExternal & ~Number(MIP_MSIP)) | Number(mip & MIP_MSIP);
