@@ -5,12 +5,16 @@ import { CPU_HART_AREA_BASE, CPU_HART_BLOCK_SIZE, Cpu, type CpuIsa } from "@ferr
 import { loadStateFromBytes, saveStateToBytes, vmdescJson, type VMStateDescription } from "@ferryvm/vmstate";
 import { HartState, vmstateRiscvCpu, type HartStateOptions } from "./cpu-vmstate.ts";
 
+const cpus = new WeakMap<HartState, Cpu>();
+
 function hart(isa: Partial<CpuIsa> = {}, options: HartStateOptions = {}): HartState {
   const pages = Math.ceil((CPU_HART_AREA_BASE + CPU_HART_BLOCK_SIZE) / 65536);
   const memory = new WebAssembly.Memory({ initial: pages, maximum: pages, shared: true });
   const cpu = Cpu.createSync({ memory, harts: 1, mmio: { read: () => undefined, write: () => false }, isa });
   cpu.reset(0, 0x8000_0000n);
-  return new HartState(cpu, 0, options);
+  const state = new HartState(cpu, 0, options);
+  cpus.set(state, cpu);
+  return state;
 }
 
 async function migrate(from: HartState, to: HartState, vmsd: VMStateDescription<HartState> = vmstateRiscvCpu): Promise<Uint8Array> {
@@ -50,6 +54,24 @@ describe("CPU features in the cpu section", () => {
     await expect(migrate(hart(), hart(), withF)).rejects.toThrow(
       "cpu: hart 0: the stream's CPU has extension 'f', which this CPU does not implement",
     );
+  });
+
+  it("a stream without cpu/ferryvm arms the Sstc timer only on a hart with sstc", async () => {
+    const later: VMStateDescription<HartState> = {
+      ...vmstateRiscvCpu,
+      pre_save: (s) => {
+        s.capture();
+        s["env.stimecmp"] = 1000n;
+      },
+    };
+    for (const sstc of [true, false]) {
+      const to = hart({ sstc });
+      const cpu = cpus.get(to)!;
+      cpu.hart(0).mtimecmp = 5000n;
+      await migrate(hart({ sstc }), to, later);
+      // mtime is 0: an armed stimecmp of 1000 comes before mtimecmp.
+      expect(cpu.hart(0).timerDeadline).toBe(sstc ? 1000n : 5000n);
+    }
   });
 
   it("mmu and pmp travel in QEMU's env.features even without cpu/isa_ext", async () => {
