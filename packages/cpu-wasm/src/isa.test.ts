@@ -311,3 +311,24 @@ describe("pmp=off", () => {
     expect(withPmp.cpu.hart(0).csr("mcause")).toBe(2n);
   });
 });
+
+describe("per-hart configuration", () => {
+  it("each hart runs with its own set: the same code traps on a hart without C only", () => {
+    for (const offHart of [0, 1]) {
+      const m = makeMachine({ harts: 2 });
+      m.code(CODE, (a) => a.emit16(A.C.li(5, 3), A.C.addi(5, 4)).emit(A.jal(0, 0)));
+      m.cpu.setIsa(offHart, { c: false });
+      for (const h of [0, 1]) {
+        m.cpu.reset(h, CODE);
+        m.cpu.hart(h).setCsr("mtvec", HANDLER);
+        m.cpu.run(h, 3);
+      }
+      const onHart = 1 - offHart;
+      expect(m.cpu.hart(onHart).x[5]).toBe(7n);
+      expect(m.cpu.hart(onHart).csr("misa") & 4n).toBe(4n);
+      expect(m.cpu.hart(offHart).x[5]).toBe(0n);
+      expect(m.cpu.hart(offHart).csr("mcause")).toBe(2n);
+      expect(m.cpu.hart(offHart).csr("misa") & 4n).toBe(0n);
+    }
+  });
+});
