@@ -159,6 +159,24 @@ export class QemuFileWriter implements VMStateOutput {
     this.#view.setBigUint64(at, BigInt.asUintN(64, v));
   }
 
+  /** be64 of a non-negative safe integer, without a BigInt (hot paths: RAM record headers). */
+  putBe64Number(v: number): void {
+    const at = this.#reserve(8);
+    this.#view.setUint32(at, Math.floor(v / 0x1_0000_0000));
+    this.#view.setUint32(at + 4, v >>> 0);
+  }
+
+  /**
+   * Reserves `n` bytes (≤ the buffer size) and returns the buffer and the offset to write
+   * them at: records are built in place, with no intermediate copy. Write them before any
+   * other put.
+   */
+  reserve(n: number): { buf: Uint8Array; view: DataView; at: number } {
+    if (n > this.#size) throw new RangeError(`QEMUFile: reserve(${n}) exceeds the buffer of ${this.#size} bytes`);
+    const at = this.#reserve(n);
+    return { buf: this.#buf, view: this.#view, at };
+  }
+
   /** Copies `bytes` (the caller may reuse its array at once). */
   putBytes(bytes: Uint8Array): void {
     if (bytes.length >= this.#size >> 1) {
@@ -305,6 +323,34 @@ export class QemuFileReader implements VMStateInput {
     if (this.#end - this.#start >= n) return;
     const got = await this.#fillUpTo(n);
     if (got < n) throw new ShortReadError(this.#position, n, got, what === undefined ? "QEMUFile" : `QEMUFile: ${what}`);
+  }
+
+  /**
+   * The bytes readable now without waiting, contiguous (the buffer's, else the current
+   * chunk's): a view, valid until the next read. Hot loops decode records from it in place
+   * and then {@link advance}; a record that does not fit goes through the `read*` calls.
+   */
+  contiguous(): Uint8Array {
+    if (this.#end > this.#start) return this.#buf.subarray(this.#start, this.#end);
+    return this.#pending;
+  }
+
+  /** Consumes `n` bytes of what {@link contiguous} returned. */
+  advance(n: number): void {
+    if (this.#end > this.#start) {
+      if (n > this.#end - this.#start) throw new RangeError(`QEMUFile: advance(${n}) past the buffered bytes`);
+      this.#start += n;
+    } else {
+      if (n > this.#pending.length) throw new RangeError(`QEMUFile: advance(${n}) past the current chunk`);
+      this.#pending = this.#pending.subarray(n);
+    }
+    this.#position += n;
+  }
+
+  /** Waits for more bytes when none is readable now; false at the end of the stream. */
+  async more(): Promise<boolean> {
+    if (this.#end > this.#start || this.#pending.length !== 0) return true;
+    return this.#pull();
   }
 
   /** Up to `n` upcoming bytes, not consumed (a view, valid until the next read). */

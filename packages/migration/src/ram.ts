@@ -21,7 +21,7 @@
  * @module
  */
 
-import { qemuRamResize, XbzrleCache, xbzrleEncode, type DirtyBitmap, type GuestMemory, type RamBlock } from "@ferryvm/memory";
+import { KERNEL_SCRATCH_BASE, MEMORY_SCRATCH_SIZE, qemuRamResize, XbzrleCache, xbzrleEncode, type DirtyBitmap, type GuestMemory, type RamBlock } from "@ferryvm/memory";
 import { MigrationError } from "@ferryvm/vmstate";
 import { ENCODING_FLAG_XBZRLE, RamSaveFlag, TARGET_PAGE_SIZE } from "./constants.ts";
 import { hex, printable } from "./errors.ts";
@@ -37,6 +37,11 @@ const FLUSH_BYTES = 1 << 20;
 /** Dirty pages sampled for the pending estimate, and for the exact figure after a sync. */
 const PENDING_SAMPLES = 128;
 const PENDING_EXACT_SAMPLES = 1024;
+/** Pages one run covers (1 MiB): one zero-page scan, one dirty-bit collection. */
+const RUN_PAGES = 256;
+/** Kernel scratch of the RAM section (main thread): the run's dirty pages (u32), its zero bitmap. */
+const RUN_LIST = KERNEL_SCRATCH_BASE + MEMORY_SCRATCH_SIZE;
+const RUN_ZERO = RUN_LIST + RUN_PAGES * 4;
 /** Most pages probed per block when sampling (a sparse dirty set gets fewer samples). */
 const MAX_PROBES = 1 << 16;
 
@@ -115,6 +120,8 @@ export class RamMigration implements SaveVmHandlers {
   #lastStage = false;
   #dirtyPages = 0;
   #probeSeed = 1;
+  #memView: Uint8Array | undefined;
+  readonly #idstrs = new Map<RamBlock, Uint8Array>();
   #cache: XbzrleCache | undefined;
   readonly #encoded = new Uint8Array(TARGET_PAGE_SIZE);
   readonly #zeroPage = new Uint8Array(TARGET_PAGE_SIZE);
@@ -122,6 +129,9 @@ export class RamMigration implements SaveVmHandlers {
   #xbzrleCounters: XbzrleCounters = { "cache-size": 0, bytes: 0, pages: 0, "cache-miss": 0, "cache-miss-rate": 0, "encoding-rate": 0, overflow: 0 };
   // load state
   #loadBlock: RamBlock | undefined;
+  #loadEos = false;
+  #loadIdBytes: Uint8Array | undefined;
+  #loadIdBlock: RamBlock | undefined;
   readonly #loadBuf = new Uint8Array(TARGET_PAGE_SIZE);
 
   constructor(memory: GuestMemory, options: RamMigrationOptions = {}) {
@@ -209,17 +219,15 @@ export class RamMigration implements SaveVmHandlers {
     const t0 = performance.now();
     let done = false;
     for (let i = 0; !ctx.rateLimited(); i++) {
-      const pages = this.#findAndSaveBlock(f);
+      const pages = this.#findAndSaveBlock(f, ctx);
       if (pages === 0) {
         done = true;
         break;
       }
-      if ((i & 63) === 0 && i !== 0) {
-        if (f.pendingBytes >= FLUSH_BYTES) await f.flush();
-        if (performance.now() - t0 > MAX_WAIT_MS) break;
-      }
+      if (f.pendingBytes >= FLUSH_BYTES) await f.flush();
+      if ((i & 7) === 7 && performance.now() - t0 > MAX_WAIT_MS) break;
     }
-    f.putBe64(BigInt(RamSaveFlag.EOS));
+    f.putBe64Number(RamSaveFlag.EOS);
     this.#transferred(8);
     return done;
   }
@@ -227,10 +235,10 @@ export class RamMigration implements SaveVmHandlers {
   async save_live_complete_precopy(f: QemuFileWriter): Promise<void> {
     this.#lastStage = true;
     this.#bitmapSync();
-    for (let i = 1; this.#findAndSaveBlock(f) !== 0; i++) {
-      if ((i & 63) === 0 && f.pendingBytes >= FLUSH_BYTES) await f.flush();
+    while (this.#findAndSaveBlock(f) !== 0) {
+      if (f.pendingBytes >= FLUSH_BYTES) await f.flush();
     }
-    f.putBe64(BigInt(RamSaveFlag.EOS)); // not counted in transferred, as in QEMU 7.2
+    f.putBe64Number(RamSaveFlag.EOS); // not counted in transferred, as in QEMU 7.2
   }
 
   /**
@@ -312,8 +320,13 @@ export class RamMigration implements SaveVmHandlers {
     return { found: true, again: true };
   }
 
-  /** ram_find_and_save_block: sends the next dirty page; 0 when none is left. */
-  #findAndSaveBlock(f: QemuFileWriter): number {
+  /**
+   * ram_find_and_save_block, a run at a time: finds the next dirty page, then sends the dirty
+   * pages of the next RUN_PAGES pages of its block — one zero-page scan (the wasm kernel)
+   * over the run, records built in place in the writer's buffer. Returns the pages sent
+   * (0: none is dirty any more); stops early when `ctx` says the rate limit is reached.
+   */
+  #findAndSaveBlock(f: QemuFileWriter, ctx?: SaveVmIterateContext): number {
     if (this.#blocks.length === 0) return 0;
     const pss: PageSearch = { block: Math.max(0, this.#lastSeenBlock), page: this.#lastPage, completeRound: false };
     if (this.#lastSeenBlock < 0) this.#lastSeenBlock = 0;
@@ -324,11 +337,9 @@ export class RamMigration implements SaveVmHandlers {
       again = r.again;
       if (r.found) {
         const block = this.#blocks[pss.block]!;
-        if (this.#dirty!.testAndClear(block, pss.page)) {
-          this.#dirtyPages--;
-          pages = this.#saveTargetPage(f, block, pss.page);
-        }
-        pss.page++;
+        const sent = this.#saveRun(f, block, pss.page, ctx);
+        pages += sent.pages;
+        pss.page = sent.next;
       }
     } while (pages === 0 && again);
     this.#lastSeenBlock = pss.block;
@@ -336,20 +347,97 @@ export class RamMigration implements SaveVmHandlers {
     return pages;
   }
 
+  /** Sends the dirty pages of `block` in [first, first + RUN_PAGES); returns pages sent and where to go on. */
+  #saveRun(f: QemuFileWriter, block: RamBlock, first: number, ctx: SaveVmIterateContext | undefined): { pages: number; next: number } {
+    const k = this.memory.kernels;
+    const synced = block.syncedBitmapOffsets[this.#dirty!.client]!;
+    const limit = Math.min(block.pages, first + RUN_PAGES);
+    const n = k.collect_bits(synced, limit, first, RUN_LIST, RUN_PAGES);
+    if (n === 0) return { pages: 0, next: limit };
+    const list = new Uint32Array(this.memory.memory.buffer, RUN_LIST, n);
+    const last = list[n - 1]!;
+    k.zero_page_scan(block.pageHostOffset(first), last - first + 1, TARGET_PAGE_SIZE, RUN_ZERO);
+    const zeros = new Uint32Array(this.memory.memory.buffer, RUN_ZERO, RUN_PAGES / 32);
+    const bits = new Uint32Array(this.memory.memory.buffer, synced, Math.ceil(block.pages / 32));
+    const mem = this.#mem();
+    let sent = 0;
+    let bytes = 0;
+    let i = 0;
+    for (; i < n; i++) {
+      if ((i & 15) === 15 && ctx !== undefined && ctx.rateLimited()) break;
+      const page = list[i]!;
+      const word = page >>> 5;
+      const bit = 1 << (page & 31);
+      if ((bits[word]! & bit) === 0) continue; // sent meanwhile
+      bits[word] = bits[word]! & ~bit; // migration_bitmap_clear_dirty (this thread owns the synced bitmap)
+      this.#dirtyPages--;
+      const rel = page - first;
+      const zero = ((zeros[rel >>> 5]! >>> (rel & 31)) & 1) !== 0;
+      const offset = page * TARGET_PAGE_SIZE;
+      if (this.#xbzrleEnabled) {
+        this.#transferred(bytes);
+        bytes = 0;
+        sent += this.#saveTargetPage(f, block, page, zero);
+        continue;
+      }
+      const id = block === this.#lastSentBlock ? undefined : this.#idstrBytes(block);
+      const header = id === undefined ? 8 : 9 + id.length;
+      const flags = (zero ? RamSaveFlag.ZERO : RamSaveFlag.PAGE) | (id === undefined ? RamSaveFlag.CONTINUE : 0);
+      const { buf, view, at } = f.reserve(header + (zero ? 1 : TARGET_PAGE_SIZE));
+      view.setUint32(at, Math.floor(offset / 0x1_0000_0000));
+      view.setUint32(at + 4, (offset >>> 0) | flags);
+      if (id !== undefined) {
+        buf[at + 8] = id.length;
+        buf.set(id, at + 9);
+        this.#lastSentBlock = block;
+      }
+      if (zero) {
+        buf[at + header] = 0;
+        bytes += header + 1;
+        this.#counters.duplicate++;
+      } else {
+        const host = block.hostOffset + offset;
+        buf.set(mem.subarray(host, host + TARGET_PAGE_SIZE), at + header);
+        bytes += header + TARGET_PAGE_SIZE;
+        this.#counters.normal++;
+        this.#counters["normal-bytes"] += TARGET_PAGE_SIZE;
+      }
+      sent++;
+    }
+    this.#transferred(bytes);
+    return { pages: sent, next: i === n ? limit : list[i]! };
+  }
+
+  /** A byte view of the whole linear memory (the buffer never grows: made once). */
+  #mem(): Uint8Array {
+    const buffer = this.memory.memory.buffer;
+    if (this.#memView === undefined || this.#memView.buffer !== buffer) this.#memView = new Uint8Array(buffer);
+    return this.#memView;
+  }
+
+  #idstrBytes(block: RamBlock): Uint8Array {
+    let id = this.#idstrs.get(block);
+    if (id === undefined) {
+      id = new TextEncoder().encode(block.idstr);
+      this.#idstrs.set(block, id);
+    }
+    return id;
+  }
+
   /** save_page_header: be64 offset|flags, then the idstr unless it is the last block sent. */
   #savePageHeader(f: QemuFileWriter, block: RamBlock, offset: number, flags: number): number {
     if (block === this.#lastSentBlock) flags |= RamSaveFlag.CONTINUE;
-    f.putBe64(BigInt(offset) | BigInt(flags));
+    f.putBe64Number(offset + flags);
     if (flags & RamSaveFlag.CONTINUE) return 8;
     f.putStr8(block.idstr);
     this.#lastSentBlock = block;
-    return 9 + new TextEncoder().encode(block.idstr).length;
+    return 9 + this.#idstrBytes(block).length;
   }
 
-  /** ram_save_target_page: a zero page, an XBZRLE page or a normal page. Returns pages sent (0: skipped). */
-  #saveTargetPage(f: QemuFileWriter, block: RamBlock, page: number): number {
+  /** ram_save_target_page with XBZRLE on: a zero page, an XBZRLE page or a normal page. Returns pages sent (0: skipped). */
+  #saveTargetPage(f: QemuFileWriter, block: RamBlock, page: number, zero: boolean): number {
     const offset = page * TARGET_PAGE_SIZE;
-    if (this.memory.isZeroPage(block, page)) {
+    if (zero) {
       const len = this.#savePageHeader(f, block, offset, RamSaveFlag.ZERO) + 1;
       f.putU8(0);
       this.#counters.duplicate++;
@@ -411,6 +499,7 @@ export class RamMigration implements SaveVmHandlers {
 
   load_setup(): void {
     this.#loadBlock = undefined;
+    this.#loadIdBytes = undefined;
   }
 
   #findBlock(idstr: string): RamBlock | undefined {
@@ -483,41 +572,116 @@ export class RamMigration implements SaveVmHandlers {
       throw new MigrationError(`ram: stream version ${versionId} not supported (need ${RAM_SECTION_VERSION})`);
     }
     for (;;) {
-      const at = f.position;
-      const word = await f.readU64("ram: record header");
-      const flags = Number(word & BigInt(FLAG_MASK));
-      const addr = word & ~BigInt(FLAG_MASK);
-      if (flags & RamSaveFlag.COMPRESS_PAGE) throw new MigrationError(`ram: unexpected compressed page (flags ${hex(flags)} at offset ${at})`);
-      let block: RamBlock | undefined;
-      let page = 0;
-      if (flags & (RamSaveFlag.ZERO | RamSaveFlag.PAGE | RamSaveFlag.XBZRLE)) {
-        block = await this.#blockFromStream(f, flags);
-        if (addr >= BigInt(block.usedLength)) {
-          throw new MigrationError(`ram: illegal RAM offset ${hex(addr)} in block '${block.idstr}' (used length ${hex(block.usedLength)}) at offset ${at}`);
-        }
-        page = Number(addr) / TARGET_PAGE_SIZE;
+      const window = f.contiguous();
+      const used = this.#loadInPlace(window);
+      if (used > 0) f.advance(used);
+      if (this.#loadEos) return;
+      // the next record is not whole in the window, or is not a plain page: one at a time
+      if (await this.#loadRecord(f)) return;
+    }
+  }
+
+  /**
+   * Decodes whole ZERO/PAGE/EOS records straight from `w` (no copy but the page's own, no
+   * allocation per page); stops before anything else — a record cut by the window's end,
+   * another kind, an unknown block, a bad offset — for {@link #loadRecord}, which reads it
+   * again with every check and error text. Returns the bytes consumed; sets #loadEos.
+   */
+  #loadInPlace(w: Uint8Array): number {
+    this.#loadEos = false;
+    const n = w.length;
+    if (n < 8) return 0;
+    const view = new DataView(w.buffer, w.byteOffset, n);
+    const mem = this.#mem();
+    const kernels = this.memory.kernels;
+    let i = 0;
+    while (n - i >= 8) {
+      const hi = view.getUint32(i);
+      const lo = view.getUint32(i + 4);
+      const flags = lo & FLAG_MASK;
+      const kind = flags & ~RamSaveFlag.CONTINUE;
+      if (kind === RamSaveFlag.EOS) {
+        this.#loadEos = true;
+        return i + 8;
       }
-      switch (flags & ~RamSaveFlag.CONTINUE) {
-        case RamSaveFlag.MEM_SIZE:
-          await this.#loadMemSize(f, addr);
-          break;
-        case RamSaveFlag.ZERO: {
-          const ch = await f.readU8(`ram: fill byte of page ${hex(addr)} of '${block!.idstr}'`);
-          block!.page(page).fill(ch);
-          break;
-        }
-        case RamSaveFlag.PAGE:
-          await f.readInto(block!.page(page), `ram: page ${hex(addr)} of '${block!.idstr}'`);
-          break;
-        case RamSaveFlag.XBZRLE:
-          await this.#loadXbzrle(f, block!, page, addr);
-          break;
-        case RamSaveFlag.EOS:
-          return;
-        default:
-          if (flags & RamSaveFlag.HOOK) throw new MigrationError(`ram: RDMA hook flag (flags ${hex(flags)}) not supported at offset ${at}`);
-          throw new MigrationError(`ram: unknown combination of migration flags ${hex(flags)} at offset ${at}`);
+      if (kind !== RamSaveFlag.ZERO && kind !== RamSaveFlag.PAGE) return i;
+      let j = i + 8;
+      let block = this.#loadBlock;
+      if ((flags & RamSaveFlag.CONTINUE) === 0) {
+        if (j >= n) return i;
+        const len = w[j]!;
+        if (j + 1 + len > n) return i;
+        block = this.#blockByIdBytes(w.subarray(j + 1, j + 1 + len));
+        j += 1 + len;
       }
+      if (block === undefined || !block.migratable) return i;
+      const addr = hi * 0x1_0000_0000 + (lo - flags);
+      if (addr >= block.usedLength) return i;
+      const host = block.hostOffset + addr;
+      if (kind === RamSaveFlag.ZERO) {
+        if (j >= n) return i;
+        const ch = w[j]!;
+        j += 1;
+        // ram_handle_compressed: leave a page that already holds zeros untouched
+        if (ch !== 0 || kernels.buffer_is_zero(host, TARGET_PAGE_SIZE) === 0) mem.fill(ch, host, host + TARGET_PAGE_SIZE);
+      } else {
+        if (j + TARGET_PAGE_SIZE > n) return i;
+        mem.set(w.subarray(j, j + TARGET_PAGE_SIZE), host);
+        j += TARGET_PAGE_SIZE;
+      }
+      this.#loadBlock = block;
+      i = j;
+    }
+    return i;
+  }
+
+  /** The block whose idstr is `bytes` (the last one looked up is kept). */
+  #blockByIdBytes(bytes: Uint8Array): RamBlock | undefined {
+    const last = this.#loadIdBytes;
+    if (last !== undefined && last.length === bytes.length && last.every((b, k) => b === bytes[k])) return this.#loadIdBlock;
+    const block = this.#findBlock(new TextDecoder().decode(bytes));
+    this.#loadIdBytes = bytes.slice();
+    this.#loadIdBlock = block;
+    return block;
+  }
+
+  /** One record through the checked reads (ram_load_precopy's loop body); true at EOS. */
+  async #loadRecord(f: QemuFileReader): Promise<boolean> {
+    const at = f.position;
+    const word = await f.readU64("ram: record header");
+    const flags = Number(word & BigInt(FLAG_MASK));
+    const addr = word & ~BigInt(FLAG_MASK);
+    if (flags & RamSaveFlag.COMPRESS_PAGE) throw new MigrationError(`ram: unexpected compressed page (flags ${hex(flags)} at offset ${at})`);
+    let block: RamBlock | undefined;
+    let page = 0;
+    if (flags & (RamSaveFlag.ZERO | RamSaveFlag.PAGE | RamSaveFlag.XBZRLE)) {
+      block = await this.#blockFromStream(f, flags);
+      if (addr >= BigInt(block.usedLength)) {
+        throw new MigrationError(`ram: illegal RAM offset ${hex(addr)} in block '${block.idstr}' (used length ${hex(block.usedLength)}) at offset ${at}`);
+      }
+      page = Number(addr) / TARGET_PAGE_SIZE;
+    }
+    switch (flags & ~RamSaveFlag.CONTINUE) {
+      case RamSaveFlag.MEM_SIZE:
+        await this.#loadMemSize(f, addr);
+        return false;
+      case RamSaveFlag.ZERO: {
+        const ch = await f.readU8(`ram: fill byte of page ${hex(addr)} of '${block!.idstr}'`);
+        const host = block!.pageHostOffset(page);
+        if (ch !== 0 || this.memory.kernels.buffer_is_zero(host, TARGET_PAGE_SIZE) === 0) block!.page(page).fill(ch);
+        return false;
+      }
+      case RamSaveFlag.PAGE:
+        await f.readInto(block!.page(page), `ram: page ${hex(addr)} of '${block!.idstr}'`);
+        return false;
+      case RamSaveFlag.XBZRLE:
+        await this.#loadXbzrle(f, block!, page, addr);
+        return false;
+      case RamSaveFlag.EOS:
+        return true;
+      default:
+        if (flags & RamSaveFlag.HOOK) throw new MigrationError(`ram: RDMA hook flag (flags ${hex(flags)}) not supported at offset ${at}`);
+        throw new MigrationError(`ram: unknown combination of migration flags ${hex(flags)} at offset ${at}`);
     }
   }
 
