@@ -54,6 +54,8 @@ import {
 export const BUFFER_DELAY = 100;
 /** QEMU's XFER_LIMIT_RATIO: windows per second. */
 const XFER_LIMIT_RATIO = 1000 / BUFFER_DELAY;
+/** Bytes per write to the channel: page records are gathered into buffers this large. */
+const WRITE_CHUNK = 1 << 20;
 /** The longest the migration holds the thread between yields, ms. */
 export const CHUNK_MS = 4;
 /** How long a failed write waits for the destination's SHUT, ms. */
@@ -329,7 +331,7 @@ export class MigrationState {
       registerGlobalState(registry, globalState);
       vm.registerDevices(registry);
       this.#ram = ram;
-      const f = new QemuFileWriter(channel.sink);
+      const f = new QemuFileWriter(channel.sink, { bufferSize: WRITE_CHUNK });
       const config = {
         machineName: vm.machineName,
         capabilities: (Object.keys(caps) as (keyof MigrationCapabilities)[]).filter((c) => caps[c]),
