@@ -130,6 +130,7 @@ export class MigrationState {
   // rate limiter window (migration_update_counters)
   #iterationStart = 0;
   #iterationInitialBytes = 0;
+  #iterationInitialCost = 0;
   #iterationInitialPages = 0;
 
   constructor(vm: MigratableVm, options: MigrationStateOptions = {}) {
@@ -391,6 +392,7 @@ export class MigrationState {
       this.#setState("setup", "active");
       this.#iterationStart = performance.now();
       this.#iterationInitialBytes = f.position;
+      this.#iterationInitialCost = f.position + ram.zeroPageExtraCost;
       this.#iterationInitialPages = 0;
       let chunkDeadline = 0;
       let bandwidthLimited = false;
@@ -542,6 +544,9 @@ export class MigrationState {
     if (now < this.#iterationStart + BUFFER_DELAY) return;
     const transferred = position - this.#iterationInitialBytes;
     const spent = now - this.#iterationStart;
+    // the window's cost in wire-byte equivalents: a zero page weighs its scan, not its 9 bytes
+    const cost = position + this.#ram!.zeroPageExtraCost;
+    const moved = cost - this.#iterationInitialCost;
     // QEMU's: bytes of the window over its wall-clock time. Tried: counting only the time the
     // migration held the thread (not what it yielded to an in-thread vCPU) ran 2x optimistic
     // — the destination, fed by the socket buffers while the vCPU runs, is what bounds the
@@ -549,10 +554,10 @@ export class MigrationState {
     // Ours: the lower of this window's figure and the mean of the last three windows — a
     // window that filled the socket buffers reads up to ~15 % fast, and one such window
     // deciding the switch-over made the downtime pass the limit.
-    this.#windows.push([transferred, spent]);
+    this.#windows.push([moved, spent]);
     if (this.#windows.length > 3) this.#windows.shift();
     const mean = this.#windows.reduce((n, w) => n + w[0], 0) / this.#windows.reduce((n, w) => n + w[1], 0);
-    const bandwidth = Math.min(transferred / spent, mean); // bytes per ms
+    const bandwidth = Math.min(moved / spent, mean); // byte equivalents per ms
     this.#bandwidth = bandwidth;
     this.#thresholdSize = bandwidth * this.#params["downtime-limit"];
     this.#mbps = (transferred * 8) / (spent / 1000) / 1e6;
@@ -563,6 +568,7 @@ export class MigrationState {
     if (transferred > 10000 && bandwidth > 0) this.#expectedDowntime = Math.round(pending / bandwidth);
     this.#iterationStart = now;
     this.#iterationInitialBytes = position;
+    this.#iterationInitialCost = cost;
     this.#iterationInitialPages = pages;
   }
 }

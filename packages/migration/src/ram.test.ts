@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { analyzeMigration, type AnalyzeJson } from "./analyze.ts";
 import { qemuLoadvmState } from "./loadvm.ts";
-import { migratableBlocks } from "./ram.ts";
+import { migratableBlocks, ZERO_PAGE_COST } from "./ram.ts";
 import { qemuSavevmStatePending, qemuSavevmStateSetup } from "./savevm.ts";
 import { MemorySink, QemuFileWriter } from "./qemu-file.ts";
 import { createTinyMachine, populateTinyMachine, QemuFileReader, saveTinyMachineLive, TINY_MACHINE, tinyStreamWithXbzrle } from "./testing.ts";
@@ -49,8 +49,8 @@ describe("the RAM section", () => {
     const m = createTinyMachine({ ramPages: 64 });
     const f = new QemuFileWriter(new MemorySink());
     await qemuSavevmStateSetup(f, m.registry);
-    // 66 dirty pages, all zero: 9 bytes each rather than QEMU's 4096
-    expect(qemuSavevmStatePending(m.registry, false).must_precopy).toBe(66 * 9);
+    // 66 dirty pages, all zero: ZERO_PAGE_COST each rather than QEMU's 4096
+    expect(qemuSavevmStatePending(m.registry, false).must_precopy).toBe(66 * ZERO_PAGE_COST);
     expect(m.ram.counters().remaining).toBe(66 * 4096);
     m.memory.block("riscv_virt_board.ram").bytes.fill(1);
     // the ram pages (64 of 66) are not zero any more: the estimate follows the sample
@@ -70,7 +70,7 @@ describe("the RAM section's pending estimate", () => {
     const dirty = m.memory.dirty("migration");
     for (let p = 0; p < 512; p++) dirty.testAndClear(ram, p); // the pass sent these
     // left: 512 normal pages, then 3072 zero pages (+ the 2 zero mrom pages)
-    const exact = 512 * 4104 + 3074 * 9;
+    const exact = 512 * 4104 + 3074 * ZERO_PAGE_COST;
     const est = qemuSavevmStatePending(m.registry, true).must_precopy;
     expect(Math.abs(est - exact) / exact).toBeLessThan(0.1);
     const quick = qemuSavevmStatePending(m.registry, false).must_precopy;
