@@ -421,7 +421,9 @@ export class MigrationState {
           observeSync();
         }
         lastPending = pending;
-        if (pending === 0 || pending < this.#thresholdSize) break;
+        // ours: not before the first pass is done (the bulk of RAM goes while the guest runs;
+        // a zero-heavy rest would otherwise fit the limit and stretch the downtime)
+        if (pending === 0 || (pending < this.#thresholdSize && ram.bulkStageDone)) break;
         bandwidthLimited = false;
         await qemuSavevmStateIterate(f, registry, ctx);
         observeSync();

@@ -127,6 +127,7 @@ export class RamMigration implements SaveVmHandlers {
   #lastStage = false;
   #dirtyPages = 0;
   #probeSeed = 1;
+  #bulkStageDone = false;
   #memView: Uint8Array | undefined;
   readonly #idstrs = new Map<RamBlock, Uint8Array>();
   #cache: XbzrleCache | undefined;
@@ -169,6 +170,15 @@ export class RamMigration implements SaveVmHandlers {
     return { ...this.#xbzrleCounters };
   }
 
+  /**
+   * Whether the first pass over every block is done (QEMU's end of the bulk stage): until
+   * then the switch-over waits — the first pass has to be sent anyway, better while the
+   * guest runs.
+   */
+  get bulkStageDone(): boolean {
+    return this.#bulkStageDone || this.#dirtyPages === 0;
+  }
+
   /** What the zero pages sent so far weigh beyond their wire bytes (ZERO_PAGE_COST - 9 each). */
   get zeroPageExtraCost(): number {
     return this.#counters.duplicate * (ZERO_PAGE_COST - 9);
@@ -203,6 +213,7 @@ export class RamMigration implements SaveVmHandlers {
     this.#lastPage = 0;
     this.#lastSentBlock = undefined;
     this.#xbzrleEnabled = false;
+    this.#bulkStageDone = false;
     this.#lastStage = false;
     this.#counters = RamMigration.#emptyCounters();
     this.#cache = undefined;
@@ -326,6 +337,7 @@ export class RamMigration implements SaveVmHandlers {
       if (pss.block === this.#blocks.length) {
         pss.block = 0;
         pss.completeRound = true;
+        this.#bulkStageDone = true;
         if (this.#options.xbzrle) this.#xbzrleEnabled = true;
       }
       return { found: false, again: true };
