@@ -45,6 +45,7 @@ import {
   type MachineType,
 } from "./machine-types.ts";
 import { PropertyError, resolveProperties, type DeviceProperties, type GlobalProperty } from "./properties.ts";
+import type { VcpuHost, VcpuWorker, runVcpuWorker } from "./vcpu-worker.ts";
 
 /** QEMU 7.2 hw/riscv/virt.c memory map (the parts this machine has). */
 export const VIRT_MROM = 0x0000_1000;
@@ -130,6 +131,13 @@ export interface MachineOptions {
   onTrap?: (event: TrapEvent) => void;
   /** Each hart reset (power-on, system reset), before it (QEMU's `-d cpu_reset` logs then). */
   onCpuReset?: (event: CpuResetEvent) => void;
+  /**
+   * Where the harts run (QEMU's `-accel tcg,thread=single|multi`): "main" (the default) on this
+   * thread between the device work, "worker" in a worker_threads Worker on the shared memory
+   * while devices, save/load, QMP and migration stay here (see vcpu-worker.ts; Node only, no
+   * icount, no onTrap). Call {@link Machine.dispose} to end the worker.
+   */
+  vcpuThread?: "main" | "worker";
 }
 
 /** A hart about to be reset; `line` is QEMU's first `-d cpu_reset` line ("CPU Reset (CPU 0)"). */
@@ -269,7 +277,19 @@ export async function createMachine(options: MachineOptions = {}): Promise<Machi
   });
   const bus = new SystemBus();
   const cpu = await Cpu.create({ memory: guestMemory.memory, harts, mmio: bus, debug: options.debugCpu ?? false, isa: cpuIsaOf(config.cpu) });
-  return new Machine(options, { guestMemory, bus, cpu, harts, ramSize, config });
+  let vcpu: MachineParts["vcpu"];
+  if (options.vcpuThread === "worker") {
+    if (options.icount !== undefined && options.icount !== false) throw new RangeError("icount is not supported with the vCPU in a worker thread (use thread=single)");
+    if (options.onTrap !== undefined) throw new RangeError("onTrap is not supported with the vCPU in a worker thread (use thread=single)");
+    // Loaded only here: the module needs node:worker_threads.
+    const mod = await import("./vcpu-worker.ts");
+    // Before the Machine resets the harts: the worker's Cpu resets them as it starts.
+    const worker = await mod.VcpuWorker.start(cpu, { bus, isa: cpuIsaOf(config.cpu), slice: options.slice ?? DEFAULT_SLICE, debug: options.debugCpu ?? false });
+    vcpu = { worker, run: mod.runVcpuWorker };
+  } else if (options.vcpuThread !== undefined && options.vcpuThread !== "main") {
+    throw new RangeError(`vcpuThread must be "main" or "worker", not ${JSON.stringify(options.vcpuThread)}`);
+  }
+  return new Machine(options, { guestMemory, bus, cpu, harts, ramSize, config, vcpu });
 }
 
 /** The machine type and every device's resolved properties. */
@@ -346,6 +366,8 @@ interface MachineParts {
   harts: number;
   ramSize: number;
   config: MachineConfig;
+  /** The vCPU worker thread (vcpuThread "worker"). */
+  vcpu?: { worker: VcpuWorker; run: typeof runVcpuWorker } | undefined;
 }
 
 export class Machine {
@@ -401,6 +423,7 @@ export class Machine {
   #paused = false;
   #pauseWaiters: (() => void)[] = [];
   #resumeWake: (() => void) | undefined;
+  #vcpu: MachineParts["vcpu"];
 
   constructor(options: MachineOptions, parts: MachineParts) {
     this.#options = options;
@@ -431,10 +454,28 @@ export class Machine {
       });
     }
     this.cpu.setRegions(gm.cpuRegions());
-    // Harts run on this thread between slices, so a bitmap sync can drop their store TLBs itself.
-    gm.setSyncBarrier(() => {
-      for (let h = 0; h < this.harts; h++) this.cpu.tlbFlushStores(h);
-    });
+    this.#vcpu = parts.vcpu;
+    const vcpu = this.#vcpu?.worker;
+    if (vcpu !== undefined) {
+      // Harts run in the worker: the barrier flags their flush requests and waits for the running one.
+      gm.setSyncBarrier(() => vcpu.barrier());
+      vcpu.attach({
+        onHtif: () => {
+          const r = this.htif?.handleTohost();
+          if (r !== undefined) this.#pending ??= { ...r, cause: "guest-shutdown" };
+        },
+        afterCall: () => {
+          vcpu.clockMoved(this.clock);
+          if (this.#pending !== undefined) vcpu.requestPark();
+          if (this.#pending !== undefined || this.#outLen > 0) this.#wake?.();
+        },
+      });
+    } else {
+      // Harts run on this thread between slices, so a bitmap sync can drop their store TLBs itself.
+      gm.setSyncBarrier(() => {
+        for (let h = 0; h < this.harts; h++) this.cpu.tlbFlushStores(h);
+      });
+    }
 
     this.finisher = new SifiveTest((e, hart) => this.#onFinisher(e, hart));
     // The CLINT's mtime register reads the value the harts' `time` CSR reads (set at each slice
@@ -556,7 +597,18 @@ export class Machine {
     return this.cpu.onTrap;
   }
   set onTrap(fn: ((event: TrapEvent) => void) | undefined) {
+    if (this.#vcpu !== undefined && fn !== undefined) throw new Error("onTrap is not supported with the vCPU in a worker thread (use thread=single)");
     this.cpu.onTrap = fn;
+  }
+
+  /** Where the harts run (see {@link MachineOptions.vcpuThread}). */
+  get vcpuThread(): "main" | "worker" {
+    return this.#vcpu === undefined ? "main" : "worker";
+  }
+
+  /** Ends the vCPU worker thread, if any (the machine cannot run afterwards). */
+  async dispose(): Promise<void> {
+    await this.#vcpu?.worker.terminate();
   }
 
   /** The hart-reset hook (see {@link MachineOptions.onCpuReset}). */
@@ -579,6 +631,7 @@ export class Machine {
     }
     this.#throttle = percent;
     this.#ranMs = 0;
+    this.#vcpu?.worker.setThrottle(percent);
   }
 
   get throttle(): number {
@@ -647,7 +700,7 @@ export class Machine {
   }
 
   get instructions(): number {
-    return this.#instructions;
+    return this.#vcpu?.worker.instructions ?? this.#instructions;
   }
 
   hart(i: number): HartView {
@@ -695,6 +748,7 @@ export class Machine {
     let lastYield = hostStart;
     this.clock.start();
     try {
+      if (this.#vcpu !== undefined) return await this.#vcpu.run(this.#vcpu.worker, this.#vcpuHost(), deadline);
       for (;;) {
         if (this.#pauseRequested || this.#paused) {
           await this.#pausePoint(deadline);
@@ -758,6 +812,21 @@ export class Machine {
         for (const w of this.#pauseWaiters.splice(0)) w();
       }
     }
+  }
+
+  /** The worker-mode run loop's view of this machine's private state. */
+  #vcpuHost(): VcpuHost {
+    return {
+      machine: this,
+      hasPending: () => this.#pending !== undefined,
+      takePending: () => this.#takePending(),
+      pauseWanted: () => this.#pauseRequested || this.#paused,
+      pausePoint: (deadline) => this.#pausePoint(deadline),
+      pumpInput: () => this.#pumpInput(),
+      setWake: (fn) => {
+        this.#wake = fn;
+      },
+    };
   }
 
   /** Hands buffered guest output to `onConsoleOutput`. */

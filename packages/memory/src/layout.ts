@@ -11,7 +11,8 @@
  * 0x0002_0000  memory statics    64 KiB  asc --memoryBase 131072
  * 0x0003_0000  (reserved)        64 KiB  a third AssemblyScript module
  * 0x0004_0000  machine area       4 KiB  mtime, RAM region table, tohost (cpu-wasm's MachineArea)
- * 0x0004_1000  kernel scratch   764 KiB  page buffers the TypeScript side hands to the page kernels
+ * 0x0004_1000  kernel scratch   760 KiB  page buffers the TypeScript side hands to the page kernels
+ * 0x000F_F000  vCPU control       4 KiB  control words and the MMIO mailbox of a vCPU run in a worker
  * 0x0010_0000  hart blocks       64 KiB each, MAX_HARTS of them: hart state, then its soft TLBs
  * ...          dirty bitmaps     per client, per RAM block: 1 bit per target page, u64 words,
  *                                bit i of word w = page 64·w + i (little-endian, as QEMU's).
@@ -37,7 +38,13 @@ export const STATICS_SIZE = 0x1_0000;
 export const MACHINE_AREA_BASE = 0x0004_0000;
 export const MACHINE_AREA_SIZE = 0x1000;
 export const KERNEL_SCRATCH_BASE = 0x0004_1000;
-export const KERNEL_SCRATCH_SIZE = 0x0010_0000 - KERNEL_SCRATCH_BASE;
+/**
+ * The control block of a vCPU worker thread (@ferryvm/devices' vcpu-worker.ts): run/park
+ * words, the wake word, the MMIO mailbox, the published clock. Only that module uses it.
+ */
+export const VCPU_CONTROL_BASE = 0x000f_f000;
+export const VCPU_CONTROL_SIZE = 0x1000;
+export const KERNEL_SCRATCH_SIZE = VCPU_CONTROL_BASE - KERNEL_SCRATCH_BASE;
 export const HART_AREA_BASE = 0x0010_0000;
 export const HART_BLOCK_SIZE = 0x1_0000;
 export const MAX_HARTS = 32;
