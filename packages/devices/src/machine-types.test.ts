@@ -93,5 +93,10 @@ describe("a machine built from a machine type", () => {
     expect(dtb).toContain("rv64ia_zicsr_zifencei_zihintpause_sstc\0");
     const full = new TextDecoder("latin1").decode((await createMachine({ ramSize: 16 << 20 })).buildFdt());
     expect(full).toContain("rv64imac_zicsr_zifencei_zihintpause_sstc\0");
+    expect(full).toContain("riscv,sv48\0");
+    // QEMU 7.2 with -cpu rv64,mmu=off: mmu-type = "riscv,none"
+    const noMmu = new TextDecoder("latin1").decode((await createMachine({ ramSize: 16 << 20, cpuProperties: { mmu: "off" } })).buildFdt());
+    expect(noMmu).toContain("riscv,none\0");
+    expect(noMmu).not.toContain("riscv,sv48\0");
   });
 });

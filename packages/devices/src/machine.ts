@@ -1055,6 +1055,7 @@ export class Machine {
       harts: this.harts,
       // riscv,isa follows the CPU properties (-cpu rv64,c=off → rv64ima_...), as QEMU's.
       isa: isaString(this.cpu.isa(0)),
+      ...(this.cpu.isa(0).mmu ? {} : { mmuType: "riscv,none" }),
       ...(o.bootargs === undefined ? {} : { bootargs: o.bootargs }),
       ...(initrd === undefined ? {} : { initrd: { start: Number(initrd.start), end: Number(initrd.end) } }),
       ...(o.rngSeed === undefined ? {} : { rngSeed: o.rngSeed }),

@@ -31,6 +31,8 @@ export interface VirtFdtOptions {
   rngSeed?: Uint8Array;
   /** riscv,isa of every cpu; default {@link VIRT_ISA_STRING}. */
   isa?: string;
+  /** mmu-type of every cpu; default "riscv,sv48" (QEMU 7.2's for rv64), "riscv,none" with mmu=off. */
+  mmuType?: string;
 }
 
 const VIRTIO_COUNT = 8;
@@ -101,7 +103,7 @@ export function buildVirtFdt(options: VirtFdtOptions): Uint8Array {
       .prop("status", "okay")
       .prop("compatible", "riscv")
       .prop("riscv,isa", isa)
-      .prop("mmu-type", "riscv,sv48");
+      .prop("mmu-type", options.mmuType ?? "riscv,sv48");
     f.begin("interrupt-controller")
       .prop("#interrupt-cells", 1)
       .prop("interrupt-controller")
