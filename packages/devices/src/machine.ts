@@ -566,6 +566,9 @@ export class Machine {
     if (rom !== undefined && options.bios instanceof Uint8Array) {
       rom.bytes.fill(0);
       rom.bytes.set(options.bios);
+      // A write outside the CPU and physicalMemory: mark it, so dirty tracking (and migration's
+      // "never written, so zero" shortcut) sees it.
+      gm.markDirty(rom, 0, rom.usedLength);
     }
     const images = this.#loadImages();
     this.firmwareImage = images.firmware;
