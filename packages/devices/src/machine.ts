@@ -13,7 +13,7 @@
  */
 
 import { Cpu, ExitReason, H_STIMECMP, isaString, type CpuIsa, type HartView, type TrapEvent } from "@ferryvm/cpu-wasm";
-import { GuestMemory, MAX_GUEST_RAM, MAX_HARTS, type MemoryLayout } from "@ferryvm/memory";
+import { DEFAULT_DIRTY_CLIENTS, GuestMemory, MAX_GUEST_RAM, MAX_HARTS, TOUCHED_CLIENT, type MemoryLayout } from "@ferryvm/memory";
 import { SystemBus } from "./bus.ts";
 import { Clint, CLINT_SIZE } from "./clint.ts";
 import { VirtualClock } from "./clock.ts";
@@ -118,7 +118,7 @@ export interface MachineOptions {
   onGuestError?: (message: string) => void;
   /** Deterministic time: mtime advances with retired instructions (true = shift 3, or `{ shift }`). */
   icount?: boolean | { shift: number };
-  /** Dirty-memory client names (at most 4); default `@ferryvm/memory`'s ["migration", "snapshot"]. */
+  /** Dirty-memory client names (at most 4); default ["migration", "snapshot", "touched"] (see `TOUCHED_CLIENT`). */
   dirtyClients?: readonly string[];
   /** Instructions per hart slice; default {@link DEFAULT_SLICE}. */
   slice?: number;
@@ -273,7 +273,9 @@ export async function createMachine(options: MachineOptions = {}): Promise<Machi
         : []),
     ],
     harts,
-    ...(options.dirtyClients === undefined ? {} : { dirtyClients: options.dirtyClients }),
+    // "touched": every write to this machine's RAM is tracked (CPU, devices, loaders, the ROM
+    // fill), so migration may take a never-written page for zero without reading it.
+    dirtyClients: options.dirtyClients ?? [...DEFAULT_DIRTY_CLIENTS, TOUCHED_CLIENT],
   });
   const bus = new SystemBus();
   const cpu = await Cpu.create({ memory: guestMemory.memory, harts, mmio: bus, debug: options.debugCpu ?? false, isa: cpuIsaOf(config.cpu) });

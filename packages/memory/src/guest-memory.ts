@@ -63,6 +63,23 @@ const HASH_OFFSET = KERNEL_SCRATCH_BASE + 0x1000;
 const HASH_CHUNK_PAGES = 0x3000 / 8;
 const XBZRLE_OFFSET = KERNEL_SCRATCH_BASE + 0x4000;
 
+/**
+ * A dirty-memory client that is never synced or cleared: its live bitmap records every page
+ * written since the memory was created (CPU stores, device DMA, loaders, incoming migration).
+ * A fresh `WebAssembly.Memory` is zero, so a page without its bit is known to hold zeros:
+ * migration sends it as a zero page without reading it, and an incoming zero page over it is
+ * skipped. See {@link GuestMemory.touchedBits}.
+ */
+export const TOUCHED_CLIENT = "touched";
+
+/**
+ * The clients a GuestMemory has unless told otherwise. Add {@link TOUCHED_CLIENT} only when
+ * every write to guest RAM goes through the CPU, `write`/`markDirty` or the migration loader —
+ * a write through `RamBlock.bytes` is not tracked, and a page written that way would then be
+ * taken for zero (the `virt` machine opts in).
+ */
+export const DEFAULT_DIRTY_CLIENTS: readonly string[] = Object.freeze(["migration", "snapshot"]);
+
 export class GuestMemory {
   readonly memory: WebAssembly.Memory;
   readonly layout: MemoryLayout;
@@ -73,19 +90,22 @@ export class GuestMemory {
   #dirty: DirtyBitmap[];
   #barrier: SyncBarrier | undefined;
   #xbzrle: Xbzrle | undefined;
+  /** Whether the linear memory was created here (so it started zeroed). */
+  readonly #fresh: boolean;
 
   /** Creates the address space; Node reads the page kernels synchronously. */
   static createSync(options: GuestMemoryOptions): GuestMemory {
     const { layout, memory } = prepare(options);
-    return new GuestMemory(options, layout, memory, loadPageKernelsSync(kernelOptions(options, memory)));
+    return new GuestMemory(options, layout, memory, loadPageKernelsSync(kernelOptions(options, memory)), options.memory === undefined);
   }
 
   static async create(options: GuestMemoryOptions): Promise<GuestMemory> {
     const { layout, memory } = prepare(options);
-    return new GuestMemory(options, layout, memory, await loadPageKernels(kernelOptions(options, memory)));
+    return new GuestMemory(options, layout, memory, await loadPageKernels(kernelOptions(options, memory)), options.memory === undefined);
   }
 
-  private constructor(options: GuestMemoryOptions, layout: MemoryLayout, memory: WebAssembly.Memory, kernels: PageKernelExports) {
+  private constructor(options: GuestMemoryOptions, layout: MemoryLayout, memory: WebAssembly.Memory, kernels: PageKernelExports, fresh: boolean) {
+    this.#fresh = fresh;
     this.memory = memory;
     this.layout = layout;
     this.kernels = kernels;
@@ -97,7 +117,7 @@ export class GuestMemory {
     });
     this.mmioRegions = [...(options.mmio ?? [])];
     checkOverlaps(this.ramBlocks, this.mmioRegions);
-    this.dirtyClients = [...(options.dirtyClients ?? ["migration", "snapshot"])];
+    this.dirtyClients = [...(options.dirtyClients ?? DEFAULT_DIRTY_CLIENTS)];
     this.#dirty = this.dirtyClients.map(
       (name, client) =>
         new DirtyBitmap(name, client, {
@@ -114,6 +134,17 @@ export class GuestMemory {
   get xbzrle(): Xbzrle {
     this.#xbzrle ??= new Xbzrle(this.kernels, this.memory, { scratch: XBZRLE_OFFSET, pageSize: TARGET_PAGE_SIZE });
     return this.#xbzrle;
+  }
+
+  /**
+   * The {@link TOUCHED_CLIENT} live bitmap of `block` (one bit per target page, set once the
+   * page was written), or undefined when this memory cannot tell (no such client, or a linear
+   * memory passed in that may not have started zeroed). A clear bit means the page is zero.
+   */
+  touchedBits(block: RamBlock): Int32Array | undefined {
+    const client = this.dirtyClients.indexOf(TOUCHED_CLIENT);
+    if (client < 0 || !this.#fresh) return undefined;
+    return new Int32Array(this.memory.buffer, block.bitmapOffsets[client]!, block.bitmapSize >> 2);
   }
 
   /** The dirty bitmap of client `name` (e.g. "migration"). */
@@ -238,7 +269,7 @@ function kernelOptions(options: GuestMemoryOptions, memory: WebAssembly.Memory):
 }
 
 function prepare(options: GuestMemoryOptions): { layout: MemoryLayout; memory: WebAssembly.Memory } {
-  const clients = options.dirtyClients?.length ?? 2;
+  const clients = options.dirtyClients?.length ?? DEFAULT_DIRTY_CLIENTS.length;
   if (clients > 4) throw new RangeError(`${clients} dirty-memory clients: the CPU's region table holds at most 4`);
   const layout = computeLayout(
     options.ram.map((r) => ({ idstr: r.idstr, size: r.size })),

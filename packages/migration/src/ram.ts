@@ -141,6 +141,7 @@ export class RamMigration implements SaveVmHandlers {
   #loadIdBytes: Uint8Array | undefined;
   #loadIdBlock: RamBlock | undefined;
   readonly #loadBuf = new Uint8Array(TARGET_PAGE_SIZE);
+  readonly #touchedBits = new Map<RamBlock, Int32Array | undefined>();
 
   constructor(memory: GuestMemory, options: RamMigrationOptions = {}) {
     this.memory = memory;
@@ -381,8 +382,12 @@ export class RamMigration implements SaveVmHandlers {
     if (n === 0) return { pages: 0, next: limit };
     const list = new Uint32Array(this.memory.memory.buffer, RUN_LIST, n);
     const last = list[n - 1]!;
-    k.zero_page_scan(block.pageHostOffset(first), last - first + 1, TARGET_PAGE_SIZE, RUN_ZERO);
     const zeros = new Uint32Array(this.memory.memory.buffer, RUN_ZERO, RUN_PAGES / 32);
+    // Pages never written since the memory was created are zero: no need to read them. A
+    // page written after this check is dirty again (its migration bit was cleared before the
+    // sync that preceded us), so the next pass sends it.
+    if (this.#untouched(block, first, last)) zeros.fill(0xffff_ffff);
+    else k.zero_page_scan(block.pageHostOffset(first), last - first + 1, TARGET_PAGE_SIZE, RUN_ZERO);
     const bits = new Uint32Array(this.memory.memory.buffer, synced, Math.ceil(block.pages / 32));
     const mem = this.#mem();
     let sent = 0;
@@ -431,6 +436,40 @@ export class RamMigration implements SaveVmHandlers {
     }
     this.#transferred(bytes);
     return { pages: sent, next: i === n ? limit : list[i]! };
+  }
+
+  /** Whether no page of `block` in [first, last] was ever written (GuestMemory.touchedBits). */
+  #untouched(block: RamBlock, first: number, last: number): boolean {
+    const bits = this.#touchedOf(block);
+    if (bits === undefined) return false;
+    for (let w = first >>> 5; w <= last >>> 5; w++) {
+      let word = Atomics.load(bits, w);
+      if (w === first >>> 5) word &= ~((1 << (first & 31)) - 1) | 0;
+      if (w === last >>> 5 && (last & 31) !== 31) word &= (1 << ((last & 31) + 1)) - 1;
+      if (word !== 0) return false;
+    }
+    return true;
+  }
+
+  /** Whether page `page` of `block` was ever written (true when the memory cannot tell). */
+  #touched(block: RamBlock, page: number): boolean {
+    const bits = this.#touchedOf(block);
+    return bits === undefined || (Atomics.load(bits, page >>> 5) & (1 << (page & 31))) !== 0;
+  }
+
+  /** Records that the loader wrote page `page` of `block`. */
+  #touch(block: RamBlock, page: number): void {
+    const bits = this.#touchedOf(block);
+    if (bits !== undefined) Atomics.or(bits, page >>> 5, 1 << (page & 31));
+  }
+
+  #touchedOf(block: RamBlock): Int32Array | undefined {
+    let bits = this.#touchedBits.get(block);
+    if (bits === undefined && !this.#touchedBits.has(block)) {
+      bits = this.memory.touchedBits(block);
+      this.#touchedBits.set(block, bits);
+    }
+    return bits;
   }
 
   /** A byte view of the whole linear memory (the buffer never grows: made once). */
@@ -643,15 +682,21 @@ export class RamMigration implements SaveVmHandlers {
       const addr = hi * 0x1_0000_0000 + (lo - flags);
       if (addr >= block.usedLength) return i;
       const host = block.hostOffset + addr;
+      const page = addr / TARGET_PAGE_SIZE;
       if (kind === RamSaveFlag.ZERO) {
         if (j >= n) return i;
         const ch = w[j]!;
         j += 1;
-        // ram_handle_compressed: leave a page that already holds zeros untouched
-        if (ch !== 0 || kernels.buffer_is_zero(host, TARGET_PAGE_SIZE) === 0) mem.fill(ch, host, host + TARGET_PAGE_SIZE);
+        // ram_handle_compressed: leave a page that already holds zeros untouched (one never
+        // written here is zero without reading it)
+        if (ch !== 0 || (this.#touched(block, page) && kernels.buffer_is_zero(host, TARGET_PAGE_SIZE) === 0)) {
+          mem.fill(ch, host, host + TARGET_PAGE_SIZE);
+          this.#touch(block, page);
+        }
       } else {
         if (j + TARGET_PAGE_SIZE > n) return i;
         mem.set(w.subarray(j, j + TARGET_PAGE_SIZE), host);
+        this.#touch(block, page);
         j += TARGET_PAGE_SIZE;
       }
       this.#loadBlock = block;
@@ -693,13 +738,18 @@ export class RamMigration implements SaveVmHandlers {
       case RamSaveFlag.ZERO: {
         const ch = await f.readU8(`ram: fill byte of page ${hex(addr)} of '${block!.idstr}'`);
         const host = block!.pageHostOffset(page);
-        if (ch !== 0 || this.memory.kernels.buffer_is_zero(host, TARGET_PAGE_SIZE) === 0) block!.page(page).fill(ch);
+        if (ch !== 0 || (this.#touched(block!, page) && this.memory.kernels.buffer_is_zero(host, TARGET_PAGE_SIZE) === 0)) {
+          block!.page(page).fill(ch);
+          this.#touch(block!, page);
+        }
         return false;
       }
       case RamSaveFlag.PAGE:
+        this.#touch(block!, page);
         await f.readInto(block!.page(page), `ram: page ${hex(addr)} of '${block!.idstr}'`);
         return false;
       case RamSaveFlag.XBZRLE:
+        this.#touch(block!, page);
         await this.#loadXbzrle(f, block!, page, addr);
         return false;
       case RamSaveFlag.EOS:

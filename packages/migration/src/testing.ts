@@ -59,9 +59,10 @@ export const TINY_MACHINE = "virt";
 
 /** RAM: "riscv_virt_board.mrom" (2 pages) created first, then "riscv_virt_board.ram" (`ramPages`). */
 export function createTinyMachine(
-  options: { ramPages?: number; ram?: RamMigrationOptions; kernelsWasm?: BufferSource } = {},
+  options: { ramPages?: number; ram?: RamMigrationOptions; kernelsWasm?: BufferSource; dirtyClients?: readonly string[] } = {},
 ): TinyMachine {
   const memory = GuestMemory.createSync({
+    ...(options.dirtyClients === undefined ? {} : { dirtyClients: options.dirtyClients }),
     ...(options.kernelsWasm === undefined ? {} : { kernelsWasm: options.kernelsWasm }),
     ram: [
       { idstr: "riscv_virt_board.mrom", size: 2 * 4096, base: 0x1000 },
