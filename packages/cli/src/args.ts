@@ -63,6 +63,11 @@ export interface RunConfig {
   serialChardev?: string;
   /** `-incoming file:PATH|exec:CMD|defer`: wait in `inmigrate` for a migration stream. */
   incoming: string | undefined;
+  /**
+   * `-accel tcg,thread=single|multi` (QEMU's MTTCG switch): "single" runs the harts on the main
+   * thread, "multi" in a worker thread beside the devices, QMP and migration (default single).
+   */
+  tcgThread: "single" | "multi";
   /** `-M help`, `-cpu help`, `-help`, `-version`: print and exit. */
   help: "machine" | "cpu" | "usage" | "version" | "log" | undefined;
 }
@@ -331,6 +336,18 @@ function applyTimeout(cfg: RunConfig, value: string, opt: string): void {
   cfg.timeoutSeconds = n;
 }
 
+/** `-accel tcg[,thread=single|multi]`. */
+function applyAccel(cfg: RunConfig, value: string, opt: string): void {
+  const kv = parseKeyVals(value, "accel", opt);
+  onlyKeys(kv, ["accel", "thread"], opt, "accel");
+  const accel = kv.get("accel");
+  if (accel !== "tcg") throw new UsageError(`${opt} ${value}: accelerator '${accel}' not supported yet (supported: tcg)`);
+  const thread = kv.get("thread");
+  if (thread === undefined) return;
+  if (thread !== "single" && thread !== "multi") throw new UsageError(`${opt}: Invalid 'thread' setting ${thread}`);
+  cfg.tcgThread = thread;
+}
+
 function accept(allowed: readonly string[]): (cfg: RunConfig, value: string, opt: string) => void {
   return (_cfg, value, opt) => {
     if (!allowed.includes(value)) {
@@ -388,7 +405,7 @@ const OPTIONS: Record<string, OptionDef> = {
   vga: { arg: true, apply: accept(["none"]) },
   nic: { arg: true, apply: accept(["none"]) },
   net: { arg: true, apply: accept(["none"]) },
-  accel: { arg: true, apply: accept(["tcg"]) },
+  accel: { arg: true, apply: applyAccel },
   name: {
     arg: true,
     apply: (cfg, v, opt) => {
@@ -449,6 +466,7 @@ export function defaultRunConfig(): RunConfig {
     logFile: undefined,
     chardevs: new Map(),
     incoming: undefined,
+    tcgThread: "single",
     help: undefined,
   };
 }

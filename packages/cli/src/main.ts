@@ -114,7 +114,9 @@ export const RUN_USAGE = `usage: vm-cli run [options]   (QEMU's spelling; --opt 
   --timeout SECONDS     stop a guest still running after SECONDS (exit status ${EXIT_TIMEOUT})
   --signature FILE      at exit, write [begin_signature, end_signature) as Spike does (riscv-arch-test)
   --signature-granularity N   bytes per signature line (default 4)
-  -display none, -nic none, -accel tcg: accepted
+  -accel tcg[,thread=single|multi]   multi: the vCPU runs in a worker thread (devices, QMP and
+                        migration stay on the main thread); default single; no -icount, -d int
+  -display none, -nic none: accepted
 
 The guest's exit status becomes vm-cli's: the sifive_test finisher at 0x100000 or HTIF
 tohost (riscv-tests: 1 = pass, (n << 1) | 1 = test n failed; exit status n).
@@ -248,6 +250,7 @@ async function run(cfg: RunConfig, io: CliIo, virt?: VirtCliOptions): Promise<nu
       onTrap: cfg.log.has("int") ? (e) => log.write(`${formatTrapQemu(e)}\n`) : undefined,
       onCpuReset: cfg.log.has("cpu_reset") ? (e) => log.write(`${e.line}\n`) : undefined,
       icount: cfg.icountShift === undefined ? undefined : { shift: cfg.icountShift },
+      vcpuThread: cfg.tcgThread === "multi" ? "worker" : "main",
     }, virt, io.readFile);
   } catch (e) {
     log.close();

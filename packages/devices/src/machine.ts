@@ -282,7 +282,7 @@ export async function createMachine(options: MachineOptions = {}): Promise<Machi
   let vcpu: MachineParts["vcpu"];
   if (options.vcpuThread === "worker") {
     if (options.icount !== undefined && options.icount !== false) throw new RangeError("icount is not supported with the vCPU in a worker thread (use thread=single)");
-    if (options.onTrap !== undefined) throw new RangeError("onTrap is not supported with the vCPU in a worker thread (use thread=single)");
+    if (options.onTrap !== undefined) throw new RangeError("tracing traps (onTrap, -d int) is not supported with the vCPU in a worker thread (use thread=single)");
     // Loaded only here: the module needs node:worker_threads.
     const mod = await import("./vcpu-worker.ts");
     // Before the Machine resets the harts: the worker's Cpu resets them as it starts.
@@ -602,7 +602,7 @@ export class Machine {
     return this.cpu.onTrap;
   }
   set onTrap(fn: ((event: TrapEvent) => void) | undefined) {
-    if (this.#vcpu !== undefined && fn !== undefined) throw new Error("onTrap is not supported with the vCPU in a worker thread (use thread=single)");
+    if (this.#vcpu !== undefined && fn !== undefined) throw new Error("tracing traps (onTrap, -d int) is not supported with the vCPU in a worker thread (use thread=single)");
     this.cpu.onTrap = fn;
   }
 

@@ -128,9 +128,9 @@ describe.skipIf(!built)("the vCPU in a worker thread", () => {
 
   it("refuses icount and onTrap, which need the harts on the main thread", async () => {
     await expect(boot("spin", { ...W, icount: true })).rejects.toThrow(/icount is not supported with the vCPU in a worker thread/);
-    await expect(boot("spin", { ...W, onTrap: () => {} })).rejects.toThrow(/onTrap is not supported/);
+    await expect(boot("spin", { ...W, onTrap: () => {} })).rejects.toThrow(/tracing traps \(onTrap, -d int\) is not supported/);
     const { m } = await boot("spin", W);
-    expect(() => (m.onTrap = () => {})).toThrow(/onTrap is not supported/);
+    expect(() => (m.onTrap = () => {})).toThrow(/tracing traps \(onTrap, -d int\) is not supported/);
   });
 
   it("reports the worker's guest stores and device writes in the migration dirty bitmap", async () => {

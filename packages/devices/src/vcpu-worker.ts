@@ -184,6 +184,8 @@ export class VcpuWorker {
   resume(): void {
     const g = Atomics.load(this.#i32, C.W_CTL);
     if ((g & 1) === 0) {
+      // A running machine keeps the process alive (its harts may be all the work there is).
+      this.#worker.ref();
       Atomics.store(this.#i32, C.W_CTL, g + 1);
       Atomics.notify(this.#i32, C.W_CTL);
     }
@@ -218,6 +220,7 @@ export class VcpuWorker {
       if (w.async) await w.value;
     }
     for (let h = 0; h < this.harts; h++) this.#cpu.hart(h).stopRequest = false;
+    this.#worker.unref();
   }
 
   /**
