@@ -21,7 +21,12 @@ export const QEMU_FILE_BUFFER_SIZE = 65536;
 
 /** Where a writer's bytes go. A returned promise holds the writer back until it settles. */
 export interface ByteSink {
-  write(chunk: Uint8Array): void | Promise<void>;
+  /**
+   * Takes `chunk`. A sink that can tell when it no longer references the chunk (a Node
+   * stream's write callback) calls `release` then, and the writer reuses the buffer; a sink
+   * that keeps chunks (MemorySink) never calls it.
+   */
+  write(chunk: Uint8Array, release?: () => void): void | Promise<void>;
   close?(): void | Promise<void>;
 }
 
@@ -100,11 +105,21 @@ export class QemuFileWriter implements VMStateOutput {
   #error: MigrationError | undefined;
   #tail: Promise<void> = Promise.resolve();
 
+  /** Buffers the sink released, for reuse (no garbage per chunk on a socket). */
+  readonly #free: Uint8Array[] = [];
+  readonly #ours = new WeakSet<ArrayBuffer>();
+
   constructor(sink: ByteSink, options: { bufferSize?: number } = {}) {
     this.#sink = sink;
     this.#size = Math.max(64, options.bufferSize ?? QEMU_FILE_BUFFER_SIZE);
-    this.#buf = new Uint8Array(this.#size);
+    this.#buf = this.#newBuffer();
     this.#view = new DataView(this.#buf.buffer);
+  }
+
+  #newBuffer(): Uint8Array {
+    const b = new Uint8Array(this.#size);
+    this.#ours.add(b.buffer);
+    return b;
   }
 
   /** Bytes put so far. */
@@ -126,7 +141,7 @@ export class QemuFileWriter implements VMStateOutput {
     if (this.#len === 0) return;
     this.#queue.push(this.#buf.subarray(0, this.#len));
     this.#queued += this.#len;
-    this.#buf = new Uint8Array(this.#size);
+    this.#buf = this.#free.pop() ?? this.#newBuffer();
     this.#view = new DataView(this.#buf.buffer);
     this.#len = 0;
   }
@@ -177,6 +192,25 @@ export class QemuFileWriter implements VMStateOutput {
     return { buf: this.#buf, view: this.#view, at };
   }
 
+  /**
+   * {@link reserve} without the result object, for per-page loops: returns the offset in
+   * {@link buffer} / {@link view}, which stay valid until the next put.
+   */
+  reserveOffset(n: number): number {
+    if (n > this.#size) throw new RangeError(`QEMUFile: reserve(${n}) exceeds the buffer of ${this.#size} bytes`);
+    return this.#reserve(n);
+  }
+
+  /** The buffer the last {@link reserveOffset} points into. */
+  get buffer(): Uint8Array {
+    return this.#buf;
+  }
+
+  /** A DataView of {@link buffer}. */
+  get view(): DataView {
+    return this.#view;
+  }
+
   /** Copies `bytes` (the caller may reuse its array at once). */
   putBytes(bytes: Uint8Array): void {
     if (bytes.length >= this.#size >> 1) {
@@ -214,8 +248,10 @@ export class QemuFileWriter implements VMStateOutput {
       }
       const chunk = this.#queue.shift()!;
       this.#queued -= chunk.length;
+      const whole = chunk.buffer as ArrayBuffer;
+      const release = this.#ours.has(whole) ? () => void (this.#free.length < 32 && this.#free.push(new Uint8Array(whole))) : undefined;
       try {
-        await this.#sink.write(chunk);
+        await this.#sink.write(chunk, release);
       } catch (e) {
         this.#error = new MigrationError(`QEMUFile: write failed: ${describe(e)}`, { cause: e });
       }

@@ -413,7 +413,9 @@ export class RamMigration implements SaveVmHandlers {
       const id = block === this.#lastSentBlock ? undefined : this.#idstrBytes(block);
       const header = id === undefined ? 8 : 9 + id.length;
       const flags = (zero ? RamSaveFlag.ZERO : RamSaveFlag.PAGE) | (id === undefined ? RamSaveFlag.CONTINUE : 0);
-      const { buf, view, at } = f.reserve(header + (zero ? 1 : TARGET_PAGE_SIZE));
+      const at = f.reserveOffset(header + (zero ? 1 : TARGET_PAGE_SIZE));
+      const buf = f.buffer;
+      const view = f.view;
       view.setUint32(at, Math.floor(offset / 0x1_0000_0000));
       view.setUint32(at + 4, (offset >>> 0) | flags);
       if (id !== undefined) {

@@ -103,9 +103,10 @@ export function writableSink(stream: Writable): ByteSink {
     if (stream.destroyed) throw new Error("the connection was closed");
   };
   return {
-    write(chunk) {
+    write(chunk, release) {
       check();
-      if (stream.write(chunk)) return;
+      // The callback runs once the stream no longer holds the chunk: the writer may reuse it.
+      if (stream.write(chunk, release === undefined ? undefined : () => release())) return;
       return new Promise<void>((resolve, reject) => {
         const done = (): void => {
           stream.off("drain", done);
