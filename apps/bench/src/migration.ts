@@ -13,6 +13,7 @@ import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import type { BenchContext, BenchGroup, BenchResult } from "./harness.ts";
+import { precopyMips } from "./precopy-mips.ts";
 
 const here = dirname(fileURLToPath(import.meta.url));
 const repo = join(here, "../../..");
@@ -110,7 +111,7 @@ export const migration: BenchGroup = {
   name: "migration",
   async run(ctx: BenchContext): Promise<BenchResult[]> {
     if (!existsSync(CLI)) throw new Error(`${CLI} is missing: build the workspace first`);
-    const results: BenchResult[] = [];
+    const results: BenchResult[] = await precopyMips(ctx);
     for (const s of SCENARIOS) {
       ctx.log(`migration: ${s.name} on FerryVM`);
       const ours = await migrateOnce("ferryvm", s);
