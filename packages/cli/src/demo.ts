@@ -3,8 +3,8 @@
  * live-migrates it to a second process and back, showing the guest's console continue across
  * the moves ("[A] tick 3", "[B] tick 4", ...) and each hop's figures.
  *
- * Every child runs with a QMP unix socket in a temporary directory; the destination waits with
- * `-incoming tcp:127.0.0.1:PORT`. Children are always ended (quit, then SIGKILL) and the
+ * Every child runs with a QMP unix socket in a temporary directory and its vCPU in a worker
+ * thread (`-accel tcg,thread=multi`); the destination waits with `-incoming tcp:127.0.0.1:PORT`. Children are always ended (quit, then SIGKILL) and the
  * directory removed, whatever happens.
  *
  * @module
@@ -112,8 +112,9 @@ class Vm {
   constructor(name: string, dir: string, args: DemoArgs, incoming: string | undefined, out: (line: string) => void) {
     this.name = name;
     this.qmpPath = join(dir, `${name.replaceAll("'", "p")}.qmp`);
+    // The vCPU in a worker thread: the guest keeps its speed while the migration sends its RAM.
     const argv = [VM_CLI, "run", "-M", "virt", "-m", args.ram, "-bios", "none", "-kernel", args.guest, "-nographic",
-      "-qmp", `unix:${this.qmpPath},server=on,wait=off`];
+      "-accel", "tcg,thread=multi", "-qmp", `unix:${this.qmpPath},server=on,wait=off`];
     if (incoming !== undefined) argv.push("-incoming", incoming);
     this.child = spawn(process.execPath, argv, { stdio: ["ignore", "pipe", "pipe"] });
     this.child.stdout!.setEncoding("utf8");
