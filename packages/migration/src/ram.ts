@@ -21,7 +21,7 @@
  * @module
  */
 
-import { KERNEL_SCRATCH_BASE, MEMORY_SCRATCH_SIZE, qemuRamResize, XbzrleCache, xbzrleEncode, type DirtyBitmap, type GuestMemory, type RamBlock } from "@ferryvm/memory";
+import { KERNEL_SCRATCH_BASE, MEMORY_SCRATCH_SIZE, qemuRamResize, XbzrleCache, type DirtyBitmap, type GuestMemory, type RamBlock } from "@ferryvm/memory";
 import { MigrationError } from "@ferryvm/vmstate";
 import { ENCODING_FLAG_XBZRLE, RamSaveFlag, TARGET_PAGE_SIZE } from "./constants.ts";
 import { hex, printable } from "./errors.ts";
@@ -49,6 +49,8 @@ const RUN_PAGES = 256;
 /** Kernel scratch of the RAM section (main thread): the run's dirty pages (u32), its zero bitmap. */
 const RUN_LIST = KERNEL_SCRATCH_BASE + MEMORY_SCRATCH_SIZE;
 const RUN_ZERO = RUN_LIST + RUN_PAGES * 4;
+/** A snapshot of the page XBZRLE encodes (page-aligned, after the run lists). */
+const XBZRLE_SNAPSHOT = RUN_LIST + 0x1000;
 /** Most pages probed per block when sampling (a sparse dirty set gets fewer samples). */
 const MAX_PROBES = 1 << 16;
 
@@ -131,7 +133,6 @@ export class RamMigration implements SaveVmHandlers {
   #memView: Uint8Array | undefined;
   readonly #idstrs = new Map<RamBlock, Uint8Array>();
   #cache: XbzrleCache | undefined;
-  readonly #encoded = new Uint8Array(TARGET_PAGE_SIZE);
   readonly #zeroPage = new Uint8Array(TARGET_PAGE_SIZE);
   #counters: RamCounters = RamMigration.#emptyCounters();
   #xbzrleCounters: XbzrleCounters = { "cache-size": 0, bytes: 0, pages: 0, "cache-miss": 0, "cache-miss-rate": 0, "encoding-rate": 0, overflow: 0 };
@@ -538,8 +539,15 @@ export class RamMigration implements SaveVmHandlers {
     }
     x.pages++;
     const prev = cache.get(addr)!;
-    const snapshot = current.slice();
-    const len = xbzrleEncode(prev, snapshot, this.#encoded);
+    // QEMU encodes a copy of the page (XBZRLE.current_buf): a running vCPU may change it meanwhile.
+    const mem = this.#mem();
+    const host = block.hostOffset + offset;
+    mem.copyWithin(XBZRLE_SNAPSHOT, host, host + TARGET_PAGE_SIZE);
+    const snapshot = mem.subarray(XBZRLE_SNAPSHOT, XBZRLE_SNAPSHOT + TARGET_PAGE_SIZE);
+    void current;
+    // The SIMD encoder (byte-identical with QEMU's xbzrle.c): undefined when it overflows a page.
+    const encoded = this.memory.xbzrle.encode(prev, XBZRLE_SNAPSHOT);
+    const len = encoded === undefined ? -1 : encoded.length;
     let data: Uint8Array = snapshot;
     if (!this.#lastStage && len !== 0) {
       prev.set(snapshot);
@@ -554,7 +562,7 @@ export class RamMigration implements SaveVmHandlers {
     let bytes = this.#savePageHeader(f, block, offset, RamSaveFlag.XBZRLE);
     f.putU8(ENCODING_FLAG_XBZRLE);
     f.putBe16(len);
-    f.putBytes(this.#encoded.subarray(0, len));
+    f.putBytes(encoded!);
     bytes += len + 3;
     x.bytes += bytes - 8;
     this.#transferred(bytes);
