@@ -4,7 +4,7 @@
 import { existsSync, readFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { describe, expect, it } from "vitest";
-import { parseRunArgs, UsageError } from "./args.ts";
+import { parseRunArgs, tcgThreadOf, UsageError } from "./args.ts";
 import { main, type CliIo } from "./main.ts";
 
 const fixtures = fileURLToPath(new URL("../../devices/test-fixtures/", import.meta.url));
@@ -21,14 +21,21 @@ const run = (kernel: string, ...extra: string[]) =>
   ["run", "-M", "virt", "-m", "128M", "-bios", "none", "-kernel", fixtures + kernel, "-nographic", ...extra];
 
 describe("-accel", () => {
-  it("takes tcg with thread=single or multi (default single) and refuses anything else", () => {
-    expect(parseRunArgs(["-kernel", "k"]).tcgThread).toBe("single");
-    expect(parseRunArgs(["-accel", "tcg", "-kernel", "k"]).tcgThread).toBe("single");
+  it("takes tcg with thread=single or multi and refuses anything else", () => {
+    expect(parseRunArgs(["-accel", "tcg", "-kernel", "k"]).tcgThread).toBe(undefined);
     expect(parseRunArgs(["-accel", "tcg,thread=multi", "-kernel", "k"]).tcgThread).toBe("multi");
     expect(parseRunArgs(["-accel", "tcg,thread=single", "-kernel", "k"]).tcgThread).toBe("single");
     expect(() => parseRunArgs(["-accel", "tcg,thread=many"])).toThrow("-accel: Invalid 'thread' setting many");
     expect(() => parseRunArgs(["-accel", "kvm"])).toThrow(UsageError);
     expect(() => parseRunArgs(["-accel", "tcg,tb-size=4"])).toThrow(/property 'tb-size' is not supported/);
+  });
+
+  it("runs the vCPU in a worker by default (QEMU's riscv64 MTTCG default), on the main thread with -icount or -d int", () => {
+    expect(tcgThreadOf(parseRunArgs(["-kernel", "k"]))).toBe("multi");
+    expect(tcgThreadOf(parseRunArgs(["-kernel", "k", "-icount", "3"]))).toBe("single");
+    expect(tcgThreadOf(parseRunArgs(["-kernel", "k", "-d", "int"]))).toBe("single");
+    expect(tcgThreadOf(parseRunArgs(["-kernel", "k", "-d", "guest_errors"]))).toBe("multi");
+    expect(tcgThreadOf(parseRunArgs(["-kernel", "k", "-accel", "tcg,thread=single"]))).toBe("single");
   });
 
   it.skipIf(!WORKER_BUILT)("runs guests with thread=multi to the same exit status and output", async () => {

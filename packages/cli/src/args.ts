@@ -65,9 +65,10 @@ export interface RunConfig {
   incoming: string | undefined;
   /**
    * `-accel tcg,thread=single|multi` (QEMU's MTTCG switch): "single" runs the harts on the main
-   * thread, "multi" in a worker thread beside the devices, QMP and migration (default single).
+   * thread, "multi" in a worker thread beside the devices, QMP and migration. Undefined (not
+   * given): see {@link tcgThreadOf}.
    */
-  tcgThread: "single" | "multi";
+  tcgThread: "single" | "multi" | undefined;
   /** `-M help`, `-cpu help`, `-help`, `-version`: print and exit. */
   help: "machine" | "cpu" | "usage" | "version" | "log" | undefined;
 }
@@ -336,6 +337,16 @@ function applyTimeout(cfg: RunConfig, value: string, opt: string): void {
   cfg.timeoutSeconds = n;
 }
 
+/**
+ * The TCG thread mode a run uses: the one given, else "multi" (as QEMU's riscv64 default)
+ * unless something needs the harts on the main thread — -icount (QEMU too falls back to
+ * single-threaded TCG then) or -d int (our trap tracing hook).
+ */
+export function tcgThreadOf(cfg: RunConfig): "single" | "multi" {
+  if (cfg.tcgThread !== undefined) return cfg.tcgThread;
+  return cfg.icountShift !== undefined || cfg.log.has("int") ? "single" : "multi";
+}
+
 /** `-accel tcg[,thread=single|multi]`. */
 function applyAccel(cfg: RunConfig, value: string, opt: string): void {
   const kv = parseKeyVals(value, "accel", opt);
@@ -466,7 +477,7 @@ export function defaultRunConfig(): RunConfig {
     logFile: undefined,
     chardevs: new Map(),
     incoming: undefined,
-    tcgThread: "single",
+    tcgThread: undefined,
     help: undefined,
   };
 }

@@ -8,7 +8,7 @@
 import { closeSync, openSync, readFileSync, writeFileSync, writeSync } from "node:fs";
 import { formatTrapQemu } from "@ferryvm/cpu-wasm";
 import { CPU_EXTENSION_PROPERTIES, type Machine } from "@ferryvm/devices";
-import { CPUS, LOG_HELP, MACHINES, parseRunArgs, UsageError, type RunConfig } from "./args.ts";
+import { CPUS, LOG_HELP, MACHINES, parseRunArgs, tcgThreadOf, UsageError, type RunConfig } from "./args.ts";
 import { createVirtMachine, dumpDtb, splitVirtOptions, type VirtCliOptions } from "./virt-options.ts";
 import { formatAddress } from "./chardev.ts";
 import { ConsoleEscape, MUX_HELP } from "./console.ts";
@@ -114,8 +114,9 @@ export const RUN_USAGE = `usage: vm-cli run [options]   (QEMU's spelling; --opt 
   --timeout SECONDS     stop a guest still running after SECONDS (exit status ${EXIT_TIMEOUT})
   --signature FILE      at exit, write [begin_signature, end_signature) as Spike does (riscv-arch-test)
   --signature-granularity N   bytes per signature line (default 4)
-  -accel tcg[,thread=single|multi]   multi: the vCPU runs in a worker thread (devices, QMP and
-                        migration stay on the main thread); default single; no -icount, -d int
+  -accel tcg[,thread=single|multi]   multi (the default, as QEMU's): the vCPU runs in a worker
+                        thread, devices, QMP and migration on the main thread; single: one thread
+                        (the default with -icount or -d int, which multi does not support)
   -display none, -nic none: accepted
 
 The guest's exit status becomes vm-cli's: the sifive_test finisher at 0x100000 or HTIF
@@ -250,7 +251,7 @@ async function run(cfg: RunConfig, io: CliIo, virt?: VirtCliOptions): Promise<nu
       onTrap: cfg.log.has("int") ? (e) => log.write(`${formatTrapQemu(e)}\n`) : undefined,
       onCpuReset: cfg.log.has("cpu_reset") ? (e) => log.write(`${e.line}\n`) : undefined,
       icount: cfg.icountShift === undefined ? undefined : { shift: cfg.icountShift },
-      vcpuThread: cfg.tcgThread === "multi" ? "worker" : "main",
+      vcpuThread: tcgThreadOf(cfg) === "multi" ? "worker" : "main",
     }, virt, io.readFile);
   } catch (e) {
     log.close();
