@@ -153,6 +153,24 @@ export const QMP_COMMANDS: Record<string, QmpCommand> = {
   "query-name": { args: {}, run: (ctx): JsonValue => (ctx.name === undefined ? {} : { name: ctx.name }) },
   "query-kvm": { args: {}, run: () => ({ enabled: false, present: false }) },
   "query-target": { args: {}, run: () => ({ arch: "riscv64" }) },
+  // QEMU's getfd takes a descriptor passed with SCM_RIGHTS on the QMP socket; Node.js cannot
+  // receive one (no API without a native addon), so there is never one to take: QEMU's error
+  // for that case, and what to do instead.
+  "getfd": {
+    args: { fdname: { type: "str" } },
+    run: () => {
+      throw new QmpError(
+        "GenericError",
+        "No file descriptor supplied via SCM_RIGHTS (FerryVM cannot receive descriptors over QMP: give the process the descriptor at start and use fd:N)",
+      );
+    },
+  },
+  "closefd": {
+    args: { fdname: { type: "str" } },
+    run: (_ctx, args) => {
+      throw new QmpError("GenericError", `File descriptor named '${String(args["fdname"])}' not found`);
+    },
+  },
   // QEMU's device-list-properties: a device type's properties (defaults as of the newest machine type).
   "device-list-properties": {
     args: { typename: { type: "str" } },

@@ -72,3 +72,15 @@ describe("QMP machine types and device properties", () => {
     expect(bad).toEqual({ error: { class: "GenericError", desc: "Device 'e1000' not found" } });
   });
 });
+
+describe("QMP getfd", () => {
+  it("answers QEMU's no-descriptor error and says to use fd:N (Node.js cannot receive SCM_RIGHTS)", async () => {
+    const out: JsonValue[] = [];
+    const session = new QmpSession(context(), (v) => out.push(v));
+    await session.feed('{"execute":"qmp_capabilities"}{"execute":"getfd","arguments":{"fdname":"mig"}}{"execute":"closefd","arguments":{"fdname":"mig"}}\n');
+    const [, getfd, closefd] = out.filter((v) => typeof v === "object" && v !== null && !Array.isArray(v) && !("event" in v)) as { error: { class: string; desc: string } }[];
+    expect(getfd!.error.class).toBe("GenericError");
+    expect(getfd!.error.desc).toMatch(/^No file descriptor supplied via SCM_RIGHTS .*fd:N/);
+    expect(closefd!.error.desc).toBe("File descriptor named 'mig' not found");
+  });
+});
