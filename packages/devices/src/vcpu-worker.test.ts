@@ -5,6 +5,7 @@
 import { readFileSync } from "node:fs";
 import { afterEach, describe, expect, it } from "vitest";
 import { createMachine, type Machine, type MachineOptions } from "./machine.ts";
+import { MemoryBlockBackend } from "./virtio-blk.ts";
 import { vcpuWorkerAvailable } from "./vcpu-worker.ts";
 
 const built = vcpuWorkerAvailable();
@@ -59,6 +60,41 @@ describe.skipIf(!built)("the vCPU in a worker thread", () => {
       expect(await done, mode).toEqual(EXIT0);
       expect(text(), mode).toBe("> ABCZ");
     }
+  });
+
+  it("runs the guests/virt payload under OpenSBI (virtio-blk, rng, console, UART interrupt) to the same output as the main thread", async () => {
+    const payload: Record<string, string> = {};
+    for (const mode of ["main", "worker"] as const) {
+      const disk = new Uint8Array(65536);
+      disk.set(new TextEncoder().encode("FerryVM test disk: hello from sector 0\n"));
+      let out = "";
+      let vcon = "";
+      let sent = false;
+      const m = await createMachine({
+        bios: "default",
+        kernel: readFileSync(new URL("../../../guests/virt/virt.elf", import.meta.url)),
+        vcpuThread: mode,
+        virtio: [
+          { type: "virtio-blk-device", backend: new MemoryBlockBackend(disk) },
+          { type: "virtio-rng-device" },
+          { type: "virtio-serial-device", onOutput: (b) => (vcon += new TextDecoder().decode(b)) },
+        ],
+        onConsoleOutput: (b) => {
+          out += new TextDecoder().decode(b);
+          if (!sent && out.includes("uart: waiting for input")) {
+            sent = true;
+            m.sendConsoleInput(new TextEncoder().encode("x"));
+          }
+        },
+      });
+      live.push(m);
+      expect(await m.run({ timeoutMs: 20_000 }), `${mode}: ${out.slice(-300)}`).toEqual(EXIT0);
+      expect(vcon, mode).toBe("hello through virtio-console transmitq0\n!\n");
+      payload[mode] = out.slice(out.indexOf("virt: S-mode payload")).replace(/\r/g, "");
+      expect(payload[mode], mode).toContain("virt: all passed");
+      expect(disk.subarray(1024, 1536), mode).toEqual(new Uint8Array(512).map((_, i) => (i * 7 + 3) & 255));
+    }
+    expect(payload["worker"]).toBe(payload["main"]);
   });
 
   it("runs several harts round-robin (-smp 4)", async () => {

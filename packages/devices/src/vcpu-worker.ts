@@ -343,11 +343,22 @@ export async function runVcpuWorker(vcpu: VcpuWorker, host: VcpuHost, deadline: 
     if (e !== undefined) throw e;
     return host.hasPending() ? host.takePending() : r;
   };
+  // A wake (input, stop, pause, a served call that needs this loop) is remembered until the
+  // loop looks again, so one that comes before the loop sleeps is not lost.
+  let kicked = false;
+  let endSleep: (() => void) | undefined;
+  const kick = (): void => {
+    kicked = true;
+    endSleep?.();
+  };
+  host.setWake(kick);
+  vcpu.onKick = kick;
   readMip();
   vcpu.publishClock(m.clock);
   vcpu.resume();
   try {
     for (;;) {
+      kicked = false;
       if (vcpu.error !== undefined) return await end({ kind: "stopped" });
       if (host.pauseWanted()) {
         await vcpu.park();
@@ -368,7 +379,7 @@ export async function runVcpuWorker(vcpu: VcpuWorker, host: VcpuHost, deadline: 
       if (now >= deadline) return await end({ kind: "timeout" });
       let ms = Math.min(deviceDeadlineMs(m), deadline - now);
       if (!vcpu.idle) ms = Math.min(ms, POLL_MS);
-      if (ms <= 0) {
+      if (ms <= 0 || kicked) {
         await yieldToEventLoop();
         continue;
       }
@@ -376,12 +387,10 @@ export async function runVcpuWorker(vcpu: VcpuWorker, host: VcpuHost, deadline: 
         const timer = ms === Infinity ? undefined : setTimeout(done, Math.min(Math.ceil(ms), 0x7fff_ffff));
         function done(): void {
           if (timer !== undefined) clearTimeout(timer);
-          host.setWake(undefined);
-          vcpu.onKick = undefined;
+          endSleep = undefined;
           resolve();
         }
-        host.setWake(done);
-        vcpu.onKick = done;
+        endSleep = done;
       });
     }
   } finally {
