@@ -476,8 +476,10 @@ export class MigrationState {
         }
         if (r.shut !== 0) throw new MigrationError(`RP: Sibling indicated error ${r.shut}`);
       }
-      await channel.close();
+      // QEMU's downtime ends with migration_completion (after the return path's SHUT, when it
+      // is on), before the channel is shut down (migrate_fd_cleanup).
       const end = performance.now();
+      await channel.close();
       this.#downtime = Math.round(end - downtimeStart);
       this.#switchover.downtimeBytes = f.position - this.#switchover.stoppedAt;
       this.#totalTime = Math.round(Date.now() - this.#startTime);
