@@ -180,7 +180,7 @@ export const VIRT_DEVICE_CLASSES: readonly DeviceClass[] = [
   VIRTIO_SERIAL_CLASS,
 ];
 
-/** A class by driver name or any parent name it answers globals for. */
+/** A class by its driver name (a parent name such as "riscv-cpu" names no class here). */
 export function findDeviceClass(driver: string): DeviceClass | undefined {
   return VIRT_DEVICE_CLASSES.find((c) => c.driver === driver);
 }
