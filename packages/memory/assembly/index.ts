@@ -20,3 +20,4 @@ export {
   zero_page_records,
 } from "./bitmap";
 export { read_pass, copy_pass } from "./bandwidth";
+export { load_zero_records } from "./records";

@@ -194,3 +194,46 @@ describe("zero-page records", () => {
     expect(view.getUint8(36)).toBe(0xcc); // nothing past the last record
   });
 });
+
+describe("incoming zero-page records", () => {
+  function records(pages: number[], flags = 0x22, fill = 0): Uint8Array {
+    const out = new Uint8Array(pages.length * 9);
+    const v = new DataView(out.buffer);
+    pages.forEach((p, i) => {
+      v.setBigUint64(i * 9, (BigInt(p) * 4096n) | BigInt(flags));
+      out[i * 9 + 8] = fill;
+    });
+    return out;
+  }
+
+  it("clears written pages that are not zero, leaves never-written ones unread, and stops before anything else", () => {
+    const host = kb.slot(5); // 4 pages of "RAM"
+    const touched = kb.slot(3);
+    const src = kb.slot(4);
+    u8.fill(0, touched, touched + 8);
+    u8.fill(0x11, host, host + 4 * 4096); // page contents: junk everywhere
+    u8[touched] = 0b0101; // pages 0 and 2 were written; 1 and 3 never (their junk proves they are not read)
+    const recs = records([0, 1, 2, 3]);
+    u8.set(recs, src);
+    expect(k.load_zero_records(src, recs.length, host, 4, touched, 0x22)).toBe(36);
+    expect(u8.subarray(host, host + 4096).every((b) => b === 0)).toBe(true);
+    expect(u8[host + 4096]).toBe(0x11);
+    expect(u8.subarray(host + 8192, host + 12288).every((b) => b === 0)).toBe(true);
+    expect(u8[host + 3 * 4096]).toBe(0x11);
+    // touched = 0: the memory cannot tell, every page is checked
+    u8.fill(0x11, host, host + 4 * 4096);
+    expect(k.load_zero_records(src, recs.length, host, 4, 0, 0x22)).toBe(36);
+    expect(u8.subarray(host, host + 4 * 4096).every((b) => b === 0)).toBe(true);
+    // stops: another flag, a fill byte, a page outside the block, a record cut short
+    const stops: [Uint8Array, number][] = [
+      [new Uint8Array([...records([0]), ...records([1], 0x02)]), 9],
+      [new Uint8Array([...records([0]), ...records([1], 0x22, 7)]), 9],
+      [new Uint8Array([...records([0]), ...records([4])]), 9],
+      [records([0, 1]).subarray(0, 17), 9],
+    ];
+    for (const [bytes, used] of stops) {
+      u8.set(bytes, src);
+      expect(k.load_zero_records(src, bytes.length, host, 4, 0, 0x22)).toBe(used);
+    }
+  });
+});

@@ -28,6 +28,7 @@ export interface PageKernelExports {
   test_and_clear_bit(bitmap: number, bit: number): number;
   set_bit_range(bitmap: number, start: number, count: number): number;
   zero_page_records(bitmap: number, list: number, n: number, flags: number, out: number): number;
+  load_zero_records(src: number, len: number, host: number, pages: number, touched: number, flags: number): number;
   read_pass(ptr: number, len: number): bigint;
   copy_pass(dst: number, src: number, len: number): void;
 }

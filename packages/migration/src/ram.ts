@@ -53,6 +53,9 @@ const RUN_ZERO = RUN_LIST + RUN_PAGES * 4;
 const XBZRLE_SNAPSHOT = RUN_LIST + 0x1000;
 /** Zero-page records of a run, 9 bytes a page (after the snapshot). */
 const RUN_RECORDS = RUN_LIST + 0x2000;
+/** The incoming side's slice of zero-page records for load_zero_records (512 records). */
+const LOAD_RUN = RUN_LIST + 0x3000;
+const LOAD_RUN_BYTES = 512 * 9;
 /** Most pages probed per block when sampling (a sparse dirty set gets fewer samples). */
 const MAX_PROBES = 1 << 16;
 
@@ -693,8 +696,22 @@ export class RamMigration implements SaveVmHandlers {
         return i + 8;
       }
       if (kind !== RamSaveFlag.ZERO && kind !== RamSaveFlag.PAGE) return i;
-      let j = i + 8;
       let block = this.#loadBlock;
+      if (flags === (RamSaveFlag.ZERO | RamSaveFlag.CONTINUE) && block !== undefined && block.migratable) {
+        // A run of zero pages of the current block (an idle guest's RAM): the kernel applies
+        // as many as it can, a slice of the window at a time.
+        const take = Math.min(n - i, LOAD_RUN_BYTES);
+        mem.set(w.subarray(i, i + take), LOAD_RUN);
+        const touched = this.#touchedOf(block);
+        const used = kernels.load_zero_records(
+          LOAD_RUN, take, block.hostOffset, block.usedLength / TARGET_PAGE_SIZE, touched === undefined ? 0 : touched.byteOffset, flags,
+        );
+        if (used > 0) {
+          i += used;
+          continue;
+        }
+      }
+      let j = i + 8;
       if ((flags & RamSaveFlag.CONTINUE) === 0) {
         if (j >= n) return i;
         const len = w[j]!;
