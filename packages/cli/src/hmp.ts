@@ -7,6 +7,7 @@
  * @module
  */
 
+import type { DeviceProperties, MachineConfig } from "@ferryvm/devices";
 import { ControllerError, type VmController } from "./controller.ts";
 import { QEMU_VERSION } from "./qmp/version.ts";
 import { MigrationCommandError, type MigrationManager } from "./snapshot/migration.ts";
@@ -24,6 +25,27 @@ export interface MonitorContext {
   readPhys?: (addr: bigint, length: number) => Uint8Array | undefined;
   /** Save/restore (QMP migrate, migrate-incoming, query-migrate; HMP migrate, info migrate). */
   migration?: MigrationManager;
+  /** The machine type and device properties, for `info qtree` (a Machine's `config`). */
+  machineConfig?: MachineConfig;
+}
+
+/** `info qtree`, in QEMU's shape as far as this board goes: each device with its properties. */
+function formatQtree(config: MachineConfig | undefined): string {
+  if (config === undefined) return "";
+  const props = (p: DeviceProperties, indent: string): string =>
+    p.entries().map((e) => {
+      const v = e.value;
+      const text = typeof v === "boolean" ? String(v) : typeof v === "string" ? `"${v}"` : `${v} (0x${v.toString(16)})`;
+      return `${indent}${e.name} = ${text}${e.origin === "default" ? "" : `   [${e.origin}]`}\n`;
+    }).join("");
+  let text = `machine: ${config.machineType.name}\n${props(config.machine, "  ")}`;
+  text += `bus: main-system-bus\n  type System\n  dev: ${config.cpu.deviceClass.driver}, id ""\n${props(config.cpu, "    ")}`;
+  text += `  dev: virtio-mmio, id "" (x8)\n${props(config.virtioMmio, "    ")}`;
+  for (const p of config.virtio) {
+    if (p === undefined) continue;
+    text += `    bus: virtio-bus\n      dev: ${p.deviceClass.driver}, id ""\n${props(p, "        ")}`;
+  }
+  return text;
 }
 
 /** `xp`'s remembered format and size (QEMU's default_fmt_format/size). */
@@ -334,6 +356,7 @@ const INFO: HmpCommand[] = [
   },
   { names: ["status"], params: "", help: "show the current VM status (running|paused)", run: formatStatus },
   { names: ["migrate"], params: "", help: "show migration status", run: formatInfoMigrate },
+  { names: ["qtree"], params: "", help: "show device tree", run: (ctx) => formatQtree(ctx.machineConfig) },
   {
     names: ["migrate_capabilities"],
     params: "",

@@ -282,6 +282,7 @@ async function run(cfg: RunConfig, io: CliIo, virt?: VirtCliOptions): Promise<nu
     hart: (i) => machine.hart(i),
     readPhys: (addr, length) => machine.physicalMemory.view(addr, length),
     migration,
+    machineConfig: machine.config,
   };
 
   const servers: { close(): Promise<void>; waitForClient(): Promise<void>; wait: boolean; address: string }[] = [];

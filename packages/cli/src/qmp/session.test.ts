@@ -84,3 +84,21 @@ describe("QMP getfd", () => {
     expect(closefd!.error.desc).toBe("File descriptor named 'mig' not found");
   });
 });
+
+describe("HMP info qtree", () => {
+  it("shows the machine type and every device's properties, with where a non-default value came from", async () => {
+    const { resolveMachineConfig } = await import("@ferryvm/devices");
+    const { executeHmp } = await import("../hmp.ts");
+    const machineConfig = resolveMachineConfig({
+      machineType: "virt-1.0",
+      cpuProperties: { c: "off" },
+      virtio: [{ type: "virtio-rng-device", properties: { "max-bytes": "1024" } }],
+    });
+    const text = await executeHmp("info qtree", { ...context(), machineConfig });
+    expect(text).toMatch(/^machine: virt-1\.0\n/);
+    expect(text).toContain("    c = false   [option]\n");
+    expect(text).toContain("      dev: virtio-rng-device, id \"\"\n");
+    expect(text).toContain("        max-bytes = 1024 (0x400)   [option]\n");
+    expect(text).toContain("        x-migrate-quota = false   [compat virt-1.0]\n");
+  });
+});
