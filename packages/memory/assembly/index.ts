@@ -20,4 +20,4 @@ export {
   zero_page_records,
 } from "./bitmap";
 export { read_pass, copy_pass } from "./bandwidth";
-export { load_zero_records } from "./records";
+export { load_zero_records, page_run_records } from "./records";

@@ -29,3 +29,38 @@ export function load_zero_records(src: usize, len: u32, host: usize, pages: u32,
   }
   return i;
 }
+
+/**
+ * The RAM section's records for `n` listed pages of one block (u32 page indices at `list`, each
+ * set in `bitmap`; bit `page - first` of `zeros` says the page is zero): clears each page's bit
+ * and writes, at `out`, a zero-page record (be64 offset | `zeroFlags`, fill byte 0) or a page
+ * record (be64 offset | `pageFlags`, the 4096 bytes, copied with memory.copy). Stores the
+ * number of page records at `normals`; returns the bytes written.
+ */
+export function page_run_records(
+  bitmap: usize, list: usize, n: u32, zeros: usize, first: u32, host: usize,
+  zeroFlags: u32, pageFlags: u32, out: usize, normals: usize,
+): u32 {
+  let o = out;
+  let normal: u32 = 0;
+  for (let i: u32 = 0; i < n; i++) {
+    const page = load<u32>(list + (<usize>i << 2));
+    const wp = bitmap + (<usize>(page >> 5) << 2);
+    store<u32>(wp, load<u32>(wp) & ~(<u32>1 << (page & 31)));
+    const rel = page - first;
+    const zero = (load<u32>(zeros + (<usize>(rel >> 5) << 2)) >> (rel & 31)) & 1;
+    store<u32>(o, 0);
+    if (zero != 0) {
+      store<u32>(o + 4, bswap<u32>((page << 12) | zeroFlags));
+      store<u8>(o + 8, 0);
+      o += 9;
+    } else {
+      store<u32>(o + 4, bswap<u32>((page << 12) | pageFlags));
+      memory.copy(o + 8, host + (<usize>page << 12), 4096);
+      o += 4104;
+      normal++;
+    }
+  }
+  store<u32>(normals, normal);
+  return <u32>(o - out);
+}

@@ -237,3 +237,31 @@ describe("incoming zero-page records", () => {
     }
   });
 });
+
+describe("page-run records", () => {
+  it("writes a zero record or a page record (with the page's bytes) per listed page, clears their bits and counts the pages", () => {
+    const bitmap = kb.slot(3);
+    const list = kb.slot(1);
+    const zeros = kb.slot(1) + 0x800;
+    const host = kb.slot(5); // 4 pages
+    const out = kb.slot(6);
+    const normals = kb.slot(1) + 0xc00;
+    u8.fill(0, bitmap, bitmap + 64);
+    for (let p = 0; p < 4; p++) u8.fill(p + 1, host + p * 4096, host + (p + 1) * 4096);
+    const pages = [1, 2, 3]; // first = 1: zeros bit 0 = page 1
+    new Uint32Array(u8.buffer, list, 3).set(pages);
+    u8[bitmap] = 0b1111; // pages 0..3 dirty; 0 is not listed
+    new Uint32Array(u8.buffer, zeros, 1)[0] = 0b010; // page 2 is zero
+    const len = k.page_run_records(bitmap, list, 3, zeros, 1, host, 0x22, 0x28, out, normals);
+    expect(len).toBe(4104 + 9 + 4104);
+    expect(new Uint32Array(u8.buffer, normals, 1)[0]).toBe(2);
+    expect(u8[bitmap]).toBe(0b0001);
+    const v = new DataView(u8.buffer, out, len);
+    expect(v.getBigUint64(0)).toBe((1n * 4096n) | 0x28n);
+    expect(u8.subarray(out + 8, out + 4104).every((b) => b === 2)).toBe(true);
+    expect(v.getBigUint64(4104)).toBe((2n * 4096n) | 0x22n);
+    expect(v.getUint8(4112)).toBe(0);
+    expect(v.getBigUint64(4113)).toBe((3n * 4096n) | 0x28n);
+    expect(u8.subarray(out + 4121, out + 4121 + 4096).every((b) => b === 4)).toBe(true);
+  });
+});

@@ -29,6 +29,10 @@ export interface PageKernelExports {
   set_bit_range(bitmap: number, start: number, count: number): number;
   zero_page_records(bitmap: number, list: number, n: number, flags: number, out: number): number;
   load_zero_records(src: number, len: number, host: number, pages: number, touched: number, flags: number): number;
+  page_run_records(
+    bitmap: number, list: number, n: number, zeros: number, first: number, host: number,
+    zeroFlags: number, pageFlags: number, out: number, normals: number,
+  ): number;
   read_pass(ptr: number, len: number): bigint;
   copy_pass(dst: number, src: number, len: number): void;
 }

@@ -56,6 +56,13 @@ const RUN_RECORDS = RUN_LIST + 0x2000;
 /** The incoming side's slice of zero-page records for load_zero_records (512 records). */
 const LOAD_RUN = RUN_LIST + 0x3000;
 const LOAD_RUN_BYTES = 512 * 9;
+/**
+ * page_run_records' count of page records, and its staging area: STAGE_PAGES pages a call,
+ * the rate limit's granularity (as the per-page loop checks it every 16 pages).
+ */
+const RUN_COUNT = RUN_LIST + 0x4400;
+const PAGE_STAGE = RUN_LIST + 0x5000;
+const STAGE_PAGES = 16;
 /** Most pages probed per block when sampling (a sparse dirty set gets fewer samples). */
 const MAX_PROBES = 1 << 16;
 
@@ -406,8 +413,30 @@ export class RamMigration implements SaveVmHandlers {
     }
     if (untouched) zeros.fill(0xffff_ffff);
     else k.zero_page_scan(block.pageHostOffset(first), last - first + 1, TARGET_PAGE_SIZE, RUN_ZERO);
-    const bits = new Uint32Array(this.memory.memory.buffer, synced, Math.ceil(block.pages / 32));
     const mem = this.#mem();
+    if (!this.#xbzrleEnabled && block === this.#lastSentBlock) {
+      // Pages of the block sent last: the kernel builds the records (page bytes copied with
+      // memory.copy) in a staging area, STAGE_PAGES at a time, and each slice is one put.
+      let done = 0;
+      while (done < n) {
+        const m = Math.min(n - done, STAGE_PAGES);
+        const len = k.page_run_records(
+          synced, RUN_LIST + done * 4, m, RUN_ZERO, first, block.hostOffset,
+          RamSaveFlag.ZERO | RamSaveFlag.CONTINUE, RamSaveFlag.PAGE | RamSaveFlag.CONTINUE, PAGE_STAGE, RUN_COUNT,
+        );
+        const normal = new Uint32Array(this.memory.memory.buffer, RUN_COUNT, 1)[0]!;
+        f.putBytes(mem.subarray(PAGE_STAGE, PAGE_STAGE + len));
+        this.#dirtyPages -= m;
+        this.#counters.normal += normal;
+        this.#counters["normal-bytes"] += normal * TARGET_PAGE_SIZE;
+        this.#counters.duplicate += m - normal;
+        this.#transferred(len);
+        done += m;
+        if (done < n && ctx !== undefined && ctx.rateLimited()) break;
+      }
+      return { pages: done, next: done === n ? limit : list[done]! };
+    }
+    const bits = new Uint32Array(this.memory.memory.buffer, synced, Math.ceil(block.pages / 32));
     let sent = 0;
     let bytes = 0;
     let i = 0;
