@@ -185,22 +185,3 @@ export function set_bit_range(bitmap: usize, start: u32, count: u32): u32 {
   }
   return fresh;
 }
-
-/**
- * The RAM section's zero-page records for the `n` pages listed at `list` (u32 page indices,
- * each set in `bitmap`): clears each page's bit and writes QEMU's record — be64 (page offset
- * | flags), then the fill byte 0 — at `out`, 9 bytes each. Page offsets fit 32 bits (wasm32),
- * so the first four bytes are zero. Returns the bytes written. No SIMD: one store per field.
- */
-export function zero_page_records(bitmap: usize, list: usize, n: u32, flags: u32, out: usize): u32 {
-  for (let i: u32 = 0; i < n; i++) {
-    const page = load<u32>(list + (<usize>i << 2));
-    const wp = bitmap + (<usize>(page >> 5) << 2);
-    store<u32>(wp, load<u32>(wp) & ~(<u32>1 << (page & 31)));
-    const o = out + <usize>i * 9;
-    store<u32>(o, 0);
-    store<u32>(o + 4, bswap<u32>((page << 12) | flags));
-    store<u8>(o + 8, 0);
-  }
-  return n * 9;
-}

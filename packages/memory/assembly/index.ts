@@ -17,7 +17,6 @@ export {
   sync_bitmap,
   test_and_clear_bit,
   set_bit_range,
-  zero_page_records,
 } from "./bitmap";
 export { read_pass, copy_pass } from "./bandwidth";
 export { load_zero_records, page_run_records } from "./records";

@@ -167,34 +167,6 @@ describe("XXH64 page hash", () => {
   });
 });
 
-describe("zero-page records", () => {
-  it("clears the listed bits and writes QEMU's ZERO records (be64 offset | flags, fill byte 0)", () => {
-    const bitmap = kb.slot(4); // 64 KiB: bits for 512 Ki pages
-    const list = kb.slot(1);
-    const out = kb.slot(2);
-    u8.fill(0, bitmap, bitmap + 0x1_0000);
-    u8.fill(0xcc, out, out + 64);
-    const pages = [3, 31, 32, 500_000];
-    const words = new Uint32Array(u8.buffer, bitmap, 0x4000);
-    const ids = new Uint32Array(u8.buffer, list, pages.length);
-    pages.forEach((p, i) => {
-      ids[i] = p;
-      words[p >>> 5]! |= 1 << (p & 31);
-    });
-    words[0]! |= 1 << 4; // not listed: stays
-    expect(k.zero_page_records(bitmap, list, pages.length, 0x22, out)).toBe(36);
-    expect(words[0]).toBe(1 << 4);
-    expect(words[1]).toBe(0);
-    expect(words[500_000 >>> 5]).toBe(0);
-    const view = new DataView(u8.buffer, out, 37);
-    pages.forEach((p, i) => {
-      expect(view.getBigUint64(i * 9)).toBe((BigInt(p) * 4096n) | 0x22n);
-      expect(view.getUint8(i * 9 + 8)).toBe(0);
-    });
-    expect(view.getUint8(36)).toBe(0xcc); // nothing past the last record
-  });
-});
-
 describe("incoming zero-page records", () => {
   function records(pages: number[], flags = 0x22, fill = 0): Uint8Array {
     const out = new Uint8Array(pages.length * 9);

@@ -27,7 +27,6 @@ export interface PageKernelExports {
   sync_bitmap(live: number, synced: number, words: number): number;
   test_and_clear_bit(bitmap: number, bit: number): number;
   set_bit_range(bitmap: number, start: number, count: number): number;
-  zero_page_records(bitmap: number, list: number, n: number, flags: number, out: number): number;
   load_zero_records(src: number, len: number, host: number, pages: number, touched: number, flags: number): number;
   page_run_records(
     bitmap: number, list: number, n: number, zeros: number, first: number, host: number,

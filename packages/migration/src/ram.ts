@@ -51,8 +51,6 @@ const RUN_LIST = KERNEL_SCRATCH_BASE + MEMORY_SCRATCH_SIZE;
 const RUN_ZERO = RUN_LIST + RUN_PAGES * 4;
 /** A snapshot of the page XBZRLE encodes (page-aligned, after the run lists). */
 const XBZRLE_SNAPSHOT = RUN_LIST + 0x1000;
-/** Zero-page records of a run, 9 bytes a page (after the snapshot). */
-const RUN_RECORDS = RUN_LIST + 0x2000;
 /** The incoming side's slice of zero-page records for load_zero_records (512 records). */
 const LOAD_RUN = RUN_LIST + 0x3000;
 const LOAD_RUN_BYTES = 512 * 9;
@@ -400,26 +398,18 @@ export class RamMigration implements SaveVmHandlers {
     // page written after this check is dirty again (its migration bit was cleared before the
     // sync that preceded us), so the next pass sends it.
     const untouched = this.#untouched(block, first, last);
-    if (untouched && !this.#xbzrleEnabled && block === this.#lastSentBlock) {
-      // All zero pages of the block sent last: the kernel clears their bits and writes the
-      // records in one call (an idle guest's RAM goes at memory speed, not at a JS loop's).
-      const mem = this.#mem();
-      const len = k.zero_page_records(synced, RUN_LIST, n, RamSaveFlag.ZERO | RamSaveFlag.CONTINUE, RUN_RECORDS);
-      f.putBytes(mem.subarray(RUN_RECORDS, RUN_RECORDS + len));
-      this.#dirtyPages -= n;
-      this.#counters.duplicate += n;
-      this.#transferred(len);
-      return { pages: n, next: limit };
-    }
     if (untouched) zeros.fill(0xffff_ffff);
     else k.zero_page_scan(block.pageHostOffset(first), last - first + 1, TARGET_PAGE_SIZE, RUN_ZERO);
     const mem = this.#mem();
     if (!this.#xbzrleEnabled && block === this.#lastSentBlock) {
       // Pages of the block sent last: the kernel builds the records (page bytes copied with
-      // memory.copy) in a staging area, STAGE_PAGES at a time, and each slice is one put.
+      // memory.copy) in a staging area, STAGE_PAGES at a time, and each slice is one put. A
+      // never-written run is all zero-page records (9 bytes each): one slice (an idle guest's
+      // RAM goes at memory speed).
+      const slice = untouched ? n : STAGE_PAGES;
       let done = 0;
       while (done < n) {
-        const m = Math.min(n - done, STAGE_PAGES);
+        const m = Math.min(n - done, slice);
         const len = k.page_run_records(
           synced, RUN_LIST + done * 4, m, RUN_ZERO, first, block.hostOffset,
           RamSaveFlag.ZERO | RamSaveFlag.CONTINUE, RamSaveFlag.PAGE | RamSaveFlag.CONTINUE, PAGE_STAGE, RUN_COUNT,
