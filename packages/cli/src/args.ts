@@ -452,6 +452,17 @@ for (const name of [
   OPTIONS[name] = UNSUPPORTED;
 }
 
+/** The machine-shaping part of a run configuration, as createMachine takes it (vm-cli run and the golden checks build the same machine from it). */
+export function machineShape(cfg: RunConfig): {
+  machineType: string;
+  machineProperties: Record<string, string>;
+  cpuProperties: Record<string, string>;
+  ramSize: number;
+  harts: number;
+} {
+  return { machineType: cfg.machine, machineProperties: cfg.machineProperties, cpuProperties: cfg.cpuProperties, ramSize: cfg.ramSize, harts: cfg.smp };
+}
+
 export function defaultRunConfig(): RunConfig {
   return {
     machine: "virt",

@@ -8,7 +8,7 @@
 import { closeSync, openSync, readFileSync, writeFileSync, writeSync } from "node:fs";
 import { formatTrapQemu } from "@ferryvm/cpu-wasm";
 import { CPU_EXTENSION_PROPERTIES, type Machine } from "@ferryvm/devices";
-import { CPUS, LOG_HELP, MACHINES, parseRunArgs, tcgThreadOf, UsageError, type RunConfig } from "./args.ts";
+import { CPUS, LOG_HELP, MACHINES, machineShape, parseRunArgs, tcgThreadOf, UsageError, type RunConfig } from "./args.ts";
 import { createVirtMachine, dumpDtb, splitVirtOptions, type VirtCliOptions } from "./virt-options.ts";
 import { formatAddress } from "./chardev.ts";
 import { ConsoleEscape, MUX_HELP } from "./console.ts";
@@ -237,11 +237,7 @@ async function run(cfg: RunConfig, io: CliIo, virt?: VirtCliOptions): Promise<nu
   const log = openLog(cfg, io);
   try {
     machine = await createVirtMachine({
-      machineType: cfg.machine,
-      machineProperties: cfg.machineProperties,
-      cpuProperties: cfg.cpuProperties,
-      ramSize: cfg.ramSize,
-      harts: cfg.smp,
+      ...machineShape(cfg),
       bios,
       kernel,
       onConsoleOutput: consoleOn ? io.stdout : undefined,

@@ -21,7 +21,7 @@ import { fileURLToPath } from "node:url";
 import { gunzipSync } from "node:zlib";
 import type { Machine } from "@ferryvm/devices";
 import { checkVmdescCompat, findVmdesc, parseVmdescJson, type CompatIssue, type Vmdesc } from "@ferryvm/migration";
-import { parseRunArgs } from "../args.ts";
+import { machineShape, parseRunArgs } from "../args.ts";
 import { createVirtMachine, splitVirtOptions } from "../virt-options.ts";
 import { loadMachine, saveMachine } from "../snapshot/vm-state.ts";
 
@@ -87,11 +87,7 @@ export async function machineFromArgs(args: readonly string[], onConsoleOutput?:
   const kernel = cfg.kernel === undefined ? undefined : new Uint8Array(readFileSync(cfg.kernel));
   return createVirtMachine(
     {
-      machineType: cfg.machine,
-      machineProperties: cfg.machineProperties,
-      cpuProperties: cfg.cpuProperties,
-      ramSize: cfg.ramSize,
-      harts: cfg.smp,
+      ...machineShape(cfg),
       bios: "none",
       kernel,
       ...(onConsoleOutput === undefined ? {} : { onConsoleOutput }),
