@@ -17,6 +17,14 @@ class FakeMachine implements ControlledMachine {
   reset(): void {
     this.resets++;
   }
+  paused = false;
+  pause(): Promise<void> {
+    this.paused = true;
+    return Promise.resolve();
+  }
+  resume(): void {
+    this.paused = false;
+  }
   finish(r: RunResult): void {
     const end = this.#end;
     this.#end = undefined;
@@ -112,7 +120,14 @@ describe("VmController", () => {
 
   it("keeps a machine that throws in internal-error when asked", async () => {
     const errors: unknown[] = [];
-    const m: ControlledMachine = { run: () => Promise.reject(new Error("boom")), stop: () => {}, reset: () => {} };
+    const m: ControlledMachine = {
+      run: () => Promise.reject(new Error("boom")),
+      stop: () => {},
+      reset: () => {},
+      pause: () => Promise.resolve(),
+      resume: () => {},
+      paused: false,
+    };
     const c = new VmController(m, { keepOnError: true, onError: (e) => errors.push(e) });
     const events: string[] = [];
     c.onEvent((e) => events.push(e.event));
@@ -186,5 +201,36 @@ describe("VmController", () => {
     await c.exclusive(async () => c.fail("bad stream"));
     expect(await outcome).toEqual({ kind: "error", message: "bad stream" });
     expect(m.runs).toBe(0);
+  });
+
+  it("pauses the vCPUs in the run for a live migration's switch-over, and resumes them in it after a failure", async () => {
+    const { m, c, events, outcome } = setup();
+    await tick();
+    expect(m.runs).toBe(1);
+    await c.pauseForMigration("finish-migrate");
+    expect(c.state).toBe("finish-migrate");
+    expect(m.paused).toBe(true);
+    expect(m.inRun).toBe(true); // the run was not ended and restarted
+    await c.resumeAfterMigration();
+    expect(c.state).toBe("running");
+    expect(m.paused).toBe(false);
+    expect(m.runs).toBe(1);
+    // A success leaves it postmigrate; cont runs the guest again, unpaused.
+    await c.pauseForMigration("finish-migrate");
+    c.setRunState("postmigrate");
+    await c.cont();
+    await tick();
+    expect(c.state).toBe("running");
+    expect(m.paused).toBe(false);
+    expect(m.inRun).toBe(true);
+    expect(m.runs).toBe(2);
+    // Not running: as requestStop (the state is set, no STOP).
+    await c.stop();
+    await c.pauseForMigration("finish-migrate");
+    expect(c.state).toBe("finish-migrate");
+    expect(m.paused).toBe(false);
+    await c.quit();
+    await outcome;
+    expect(events).toEqual(["STOP", "RESUME", "STOP", "RESUME", "STOP", 'SHUTDOWN {"guest":false,"reason":"host-qmp-quit"}']);
   });
 });

@@ -33,6 +33,10 @@ export interface ControlledMachine {
   run(): Promise<RunResult>;
   stop(): void;
   reset(): void;
+  /** Pauses the vCPUs inside the run (which goes on, paused); a run started while paused waits. */
+  pause(): Promise<void>;
+  resume(): void;
+  readonly paused: boolean;
 }
 
 export interface VmControllerOptions {
@@ -200,6 +204,30 @@ export class VmController {
   /** QEMU's vm_start from outside the loop (a failed or cancelled live migration, an incoming one). */
   requestStart(): Promise<void> {
     return this.#post({ kind: "vmstart" });
+  }
+
+  /**
+   * QEMU's vm_stop_force_state from the migration thread at the switch-over: the vCPUs pause
+   * where they are (Machine.pause: the run goes on, paused) and the state becomes `state`
+   * with STOP — no round trip through this loop, whose run would otherwise end and restart
+   * (a millisecond of the downtime). Not running: as {@link requestStop}.
+   */
+  async pauseForMigration(state: RunState): Promise<void> {
+    if (!this.#inRun || this.#state !== "running") return this.requestStop(state);
+    await this.#machine.pause();
+    // A request that came meanwhile may have ended the run (then the machine stays paused
+    // until this loop runs it again) or changed the state: vm_stop of a stopped VM sets it.
+    this.#vmStop(state);
+  }
+
+  /**
+   * QEMU's vm_start after a failed or cancelled migration: the vCPUs that
+   * {@link pauseForMigration} paused go on in the same run (RESUME).
+   */
+  async resumeAfterMigration(): Promise<void> {
+    if (!this.#inRun || !this.#machine.paused) return this.requestStart();
+    this.vmStart();
+    this.#machine.resume();
   }
 
   /** Sends an event to the listeners (MIGRATION events of the migration code). */
@@ -371,6 +399,8 @@ export class VmController {
       }
       if (this.#state === "running") {
         let result: RunResult;
+        // paused by pauseForMigration and since restarted by a request (cont, vm_start)
+        if (this.#machine.paused) this.#machine.resume();
         this.#inRun = true;
         try {
           result = await this.#machine.run();

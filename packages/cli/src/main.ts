@@ -326,6 +326,8 @@ async function run(cfg: RunConfig, io: CliIo, virt?: VirtCliOptions): Promise<nu
   };
   const signals: NodeJS.Signals[] = io.handleSignals ? ["SIGINT", "SIGTERM", "SIGHUP"] : [];
   for (const s of signals) process.on(s, onSignal);
+  // With a monitor this VM may be migrated: compile the switch-over's device save meanwhile.
+  const stopWarmUp = cfg.monitors.length > 0 ? migration.warmUp() : () => {};
   try {
     if (cfg.incoming !== undefined && cfg.incoming !== "defer") {
       try {
@@ -359,6 +361,7 @@ async function run(cfg: RunConfig, io: CliIo, virt?: VirtCliOptions): Promise<nu
     if (timer !== undefined) clearTimeout(timer);
     for (const s of signals) process.off(s, onSignal);
     detach();
+    stopWarmUp();
     migration.close();
     // Let responses already queued (quit's {"return": {}}) reach the sockets first.
     await new Promise((r) => setImmediate(r));

@@ -655,6 +655,15 @@ export class Machine {
       return Promise.resolve();
     }
     this.#pauseRequested = true;
+    if (this.#vcpu?.worker.parkIfAsleep()) {
+      // Every hart slept in WFI and stays parked: paused now, without a round trip through
+      // the run loop (which reaches its pause point next and waits there).
+      this.#pausedEarly = true;
+      this.flushOutput();
+      this.clock.stop();
+      this.#wake?.();
+      return Promise.resolve();
+    }
     for (let i = 0; i < this.harts; i++) this.cpu.hart(i).stopRequest = true;
     const p = new Promise<void>((resolve) => this.#pauseWaiters.push(resolve));
     this.#wake?.();
@@ -663,6 +672,7 @@ export class Machine {
 
   /** Lets paused vCPUs run again (a pending pause() is cancelled after it settles). */
   resume(): void {
+    this.#pausedEarly = false;
     if (this.#pauseRequested && !this.#paused) {
       // Not reached the pause point yet: it pauses, settles pause(), then resumes at once.
       this.#resumeAfterPause = true;
@@ -674,10 +684,12 @@ export class Machine {
 
   /** True while the vCPUs are paused (see {@link pause}). */
   get paused(): boolean {
-    return this.#paused;
+    return this.#paused || this.#pausedEarly;
   }
 
   #resumeAfterPause = false;
+  /** pause() parked sleeping harts at once; the run loop has not reached its pause point yet. */
+  #pausedEarly = false;
 
   /** Instructions retired by all harts since creation. */
   /**
@@ -812,6 +824,7 @@ export class Machine {
         // The run ended before its pause point: the harts are stopped all the same.
         for (let i = 0; i < this.harts; i++) this.cpu.hart(i).stopRequest = false;
         this.#pauseRequested = false;
+        this.#pausedEarly = false;
         this.#paused = !this.#resumeAfterPause;
         this.#resumeAfterPause = false;
         for (const w of this.#pauseWaiters.splice(0)) w();
@@ -872,6 +885,7 @@ export class Machine {
     for (let i = 0; i < this.harts; i++) this.cpu.hart(i).stopRequest = false;
     this.#pauseRequested = false;
     this.#paused = true;
+    this.#pausedEarly = false;
     this.flushOutput();
     this.clock.stop();
     for (const w of this.#pauseWaiters.splice(0)) w();

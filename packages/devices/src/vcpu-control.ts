@@ -35,6 +35,10 @@ export const W_RUN_SEQ = 11;
 export const W_RUN_HART = 12;
 export const W_THROTTLE = 13;
 export const W_IDLE = 14;
+/** W_IDLE: every hart sleeps in WFI (the worker waits on W_WAKE). */
+export const IDLE_ASLEEP = 1;
+/** W_IDLE: the main thread parked the harts during that sleep (without waiting for an ack). */
+export const IDLE_CLAIMED = 2;
 export const W_CLOCK_SEQ = 15;
 export const WORDS = 16;
 

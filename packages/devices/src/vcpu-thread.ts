@@ -147,8 +147,10 @@ function idleSleep(wake0: number, roundMtime: bigint): void {
     }
   }
   if (ms <= 0) return;
-  Atomics.store(i32, C.W_IDLE, 1);
+  Atomics.store(i32, C.W_IDLE, C.IDLE_ASLEEP);
   Atomics.wait(i32, C.W_WAKE, wake0, ms);
+  // IDLE_CLAIMED: the main thread parked the harts while they slept and went on without an
+  // ack; the generation check that follows (runGeneration's loop) sees the park.
   Atomics.store(i32, C.W_IDLE, 0);
 }
 

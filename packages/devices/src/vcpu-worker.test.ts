@@ -3,6 +3,7 @@
 // throttle), and the dirty bitmap misses no store of the worker's harts.
 // The worker loads dist/vcpu-thread.js: skipped until the package is built (`pnpm test` builds).
 import { readFileSync } from "node:fs";
+import { patchElfU64 } from "@ferryvm/cpu-wasm";
 import { afterEach, describe, expect, it } from "vitest";
 import { createMachine, type Machine, type MachineOptions } from "./machine.ts";
 import { MemoryBlockBackend } from "./virtio-blk.ts";
@@ -19,8 +20,12 @@ function fixture(name: string): Uint8Array {
 }
 
 async function boot(name: string, options: MachineOptions = {}) {
+  return bootElf(fixture(name), options);
+}
+
+async function bootElf(kernel: Uint8Array, options: MachineOptions = {}) {
   const out: number[] = [];
-  const m = await createMachine({ bios: "none", kernel: fixture(name), onConsoleOutput: (b) => out.push(...b), ...options });
+  const m = await createMachine({ bios: "none", kernel, onConsoleOutput: (b) => out.push(...b), ...options });
   live.push(m);
   return { m, text: () => new TextDecoder().decode(Uint8Array.from(out)) };
 }
@@ -144,6 +149,42 @@ describe.skipIf(!built)("the vCPU in a worker thread", () => {
     m.resume();
     await new Promise((r) => setTimeout(r, 30));
     expect(m.instructions).toBeGreaterThan(n);
+    m.stop();
+    expect(await run).toEqual({ kind: "stopped" });
+  });
+
+  it("pauses harts asleep in WFI at once (the sleep is claimed, the thread not woken) and resumes them", async () => {
+    // guests/hello with a tick every 10 ms of guest time: between ticks the hart sleeps in WFI
+    const hello = readFileSync(new URL("../../../guests/hello/hello.elf", import.meta.url));
+    const { m, text } = await bootElf(patchElfU64(new Uint8Array(hello), "hello_interval", 100_000n), W);
+    const run = m.run({ timeoutMs: 10_000 });
+    const until = async (test: () => boolean): Promise<void> => {
+      for (let i = 0; i < 500 && !test(); i++) await new Promise((r) => setTimeout(r, 5));
+      expect(test()).toBe(true);
+    };
+    await until(() => text().includes("tick 2\n"));
+    let fast = false;
+    for (let i = 0; i < 50 && !fast; i++) {
+      await new Promise((r) => setTimeout(r, 3));
+      const p = m.pause();
+      fast = m.paused; // paused before any await: no round trip through the run loop
+      await p;
+      if (!fast) m.resume();
+    }
+    expect(fast).toBe(true);
+    const n = m.instructions;
+    const out = text();
+    // five tick periods: the worker's own sleep ends meanwhile, and it must not run the hart
+    await new Promise((r) => setTimeout(r, 50));
+    expect(m.instructions).toBe(n);
+    expect(text()).toBe(out);
+    m.resume();
+    const ticks = (): number => text().split("\n").filter((l) => l.startsWith("tick ")).length;
+    const before = ticks();
+    await until(() => ticks() >= before + 2);
+    // every line once, in order, across the pause
+    const lines = text().split("\n").filter((l) => l.startsWith("tick "));
+    expect(lines).toEqual(lines.map((_, i) => `tick ${i + 1}`));
     m.stop();
     expect(await run).toEqual({ kind: "stopped" });
   });

@@ -188,6 +188,8 @@ export class VcpuWorker {
       this.#worker.ref();
       Atomics.store(this.#i32, C.W_CTL, g + 1);
       Atomics.notify(this.#i32, C.W_CTL);
+      // a worker still asleep from a claimed park: what it slept for may have changed
+      this.wake();
     }
   }
 
@@ -199,20 +201,48 @@ export class VcpuWorker {
 
   /** Asks the worker to park (harts stop at their next safe point); returns the park generation. */
   requestPark(): number {
+    const g = this.#setPark();
+    this.wake();
+    return g;
+  }
+
+  /** The park request without the wake: the generation (even) the worker is to ack. */
+  #setPark(): number {
     let g = Atomics.load(this.#i32, C.W_CTL);
     if ((g & 1) === 1) {
       g++;
       Atomics.store(this.#i32, C.W_CTL, g);
       Atomics.notify(this.#i32, C.W_CTL);
       for (let h = 0; h < this.harts; h++) this.#cpu.hart(h).stopRequest = true;
-      this.wake();
     }
     return g;
   }
 
+  /** The park generation whose sleep {@link parkIfAsleep} claimed. */
+  #claimed = -1;
+
+  /**
+   * Requests a park and, when every hart sleeps in WFI, completes it at once: the sleep is
+   * claimed instead of the thread woken (once awake — at its timer, or at resume's wake — it
+   * sees the park before it runs anything), so a switch-over neither waits for the OS to
+   * schedule that thread nor competes with it. False: the park is requested; {@link park}
+   * waits for it.
+   */
+  parkIfAsleep(): boolean {
+    const g = this.#setPark();
+    if (this.#claimed === g) return true;
+    if (Atomics.compareExchange(this.#i32, C.W_IDLE, C.IDLE_ASLEEP, C.IDLE_CLAIMED) !== C.IDLE_ASLEEP) return false;
+    this.#claimed = g;
+    for (let h = 0; h < this.harts; h++) this.#cpu.hart(h).stopRequest = false;
+    this.#worker.unref();
+    return true;
+  }
+
   /** Parks the worker: resolves once no hart runs (calls are served meanwhile). */
   async park(): Promise<void> {
-    const g = this.requestPark();
+    if (this.parkIfAsleep()) return;
+    const g = Atomics.load(this.#i32, C.W_CTL);
+    this.wake();
     for (;;) {
       const ack = Atomics.load(this.#i32, C.W_ACK);
       if (ack === g || this.#exited) break;

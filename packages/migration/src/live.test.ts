@@ -10,7 +10,10 @@ import { createMachine } from "@ferryvm/devices";
 import type { IncomingChannel, OutgoingChannel } from "./channel.ts";
 import { MigrationIncoming } from "./incoming.ts";
 import type { MigrationEvent } from "./migration-state.ts";
+import { SaveVmRegistry } from "./handlers.ts";
 import { MigrationState } from "./outgoing.ts";
+import { QemuFileWriter } from "./qemu-file.ts";
+import { savevmStateCompletePrecopyNonIterable } from "./savevm.ts";
 import { InThreadMachineVm } from "./testing/machine-vm.ts";
 import { connectOutgoing, listenIncoming } from "./transport-node.ts";
 
@@ -126,7 +129,30 @@ describe("live precopy migration of the a-b guest", () => {
     expect(info.downtime).toBeGreaterThanOrEqual(0);
     expect(info["total-time"]).toBeGreaterThanOrEqual(info.downtime!);
     expect(info.ram!.remaining).toBeUndefined();
+    // migration_calculate_complete: the whole stream (RAM plus a few KiB of headers and
+    // device state) over the time after setup
+    const afterSetup = info["total-time"]! - info["setup-time"]!;
+    expect(info.ram!.mbps / ((info.ram!.transferred * 8) / afterSetup / 1000)).toBeGreaterThanOrEqual(1);
+    expect(info.ram!.mbps / ((info.ram!.transferred * 8) / afterSetup / 1000)).toBeLessThan(1.05);
     await checkMoved(src, dst);
+  });
+
+  it("prepare() compiles the switch-over's device save without changing what it saves", async () => {
+    const g = await guest();
+    const save = async (): Promise<Uint8Array> => {
+      const chunks: Uint8Array[] = [];
+      const registry = new SaveVmRegistry();
+      g.vm.registerDevices(registry);
+      const f = new QemuFileWriter({ write: (b) => void chunks.push(b.slice()) });
+      savevmStateCompletePrecopyNonIterable(f, registry);
+      await f.flush();
+      return Uint8Array.from(chunks.flatMap((c) => [...c]));
+    };
+    const before = await save();
+    const ms = new MigrationState(g.vm);
+    ms.prepare(3);
+    expect(await save()).toEqual(before);
+    expect(before.length).toBeGreaterThan(1000);
   });
 
   it("sends MIGRATION and MIGRATION_PASS events with the events capability, and autostarts the destination", async () => {

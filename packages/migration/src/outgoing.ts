@@ -303,23 +303,19 @@ export class MigrationState {
     let registry: SaveVmRegistry | undefined;
     let rp: Promise<ReturnPathResult> | undefined;
     let rpEarly: ReturnPathResult | undefined;
+    let opening: Promise<OutgoingChannel> | undefined;
     try {
-      let channel: OutgoingChannel;
+      // The connection opens (a TCP handshake, a child process) while this thread builds the
+      // handlers and warms their save: neither needs the channel.
       try {
-        channel = await connect();
+        opening = connect();
       } catch (e) {
-        if (this.#cancelRequested) throw new Cancelled();
-        throw new MigrationError(describe(e), { cause: e });
+        opening = Promise.reject(e);
       }
-      this.#channel = channel;
-      if (this.#cancelRequested) {
-        channel.abort();
-        throw new Cancelled();
-      }
+      opening.catch(() => {}); // awaited below; not "unhandled" meanwhile
+      // Node starts a TCP connect to an address on the next tick: let it go out first.
+      await yieldNow();
       const caps = this.#caps;
-      if (caps["return-path"] && channel.returnPath === undefined) {
-        throw new MigrationError("Unable to open return-path for postcopy");
-      }
       // migrate_fd_connect + migration_thread
       registry = new SaveVmRegistry();
       const ram = new RamMigration(vm.memory, {
@@ -333,6 +329,22 @@ export class MigrationState {
       registerGlobalState(registry, globalState);
       vm.registerDevices(registry);
       this.#ram = ram;
+      this.#warmDeviceSave(registry);
+      let channel: OutgoingChannel;
+      try {
+        channel = await opening;
+      } catch (e) {
+        if (this.#cancelRequested) throw new Cancelled();
+        throw new MigrationError(describe(e), { cause: e });
+      }
+      this.#channel = channel;
+      if (this.#cancelRequested) {
+        channel.abort();
+        throw new Cancelled();
+      }
+      if (caps["return-path"] && channel.returnPath === undefined) {
+        throw new MigrationError("Unable to open return-path for postcopy");
+      }
       const f = new QemuFileWriter(channel.sink, { bufferSize: WRITE_CHUNK });
       const config = {
         machineName: vm.machineName,
@@ -388,14 +400,6 @@ export class MigrationState {
       await qemuSavevmStateSetup(f, registry);
       observeSync();
       await f.flush();
-      // Warm the device-state save (JIT) while the guest still runs, so the downtime is not
-      // spent compiling it (2-3 ms cold, 0.3 ms warm): every pre_save only copies device state
-      // into its section object, rewritten at the real save, and these bytes go nowhere.
-      try {
-        savevmStateCompletePrecopyNonIterable(new QemuFileWriter({ write: () => {} }), registry);
-      } catch {
-        // the real save reports whatever this hit
-      }
       this.#checkCancel();
       this.#setupTime = Math.round(Date.now() - this.#startTime);
       this.#setState("setup", "active");
@@ -492,8 +496,9 @@ export class MigrationState {
       this.#downtime = Math.round(end - downtimeStart);
       this.#switchover.downtimeBytes = f.position - this.#switchover.stoppedAt;
       this.#totalTime = Math.round(Date.now() - this.#startTime);
-      const elapsed = Math.max(1, this.#totalTime);
-      this.#mbps = (ram.counters().transferred * 8) / elapsed / 1000;
+      // migration_calculate_complete: the whole stream over the time after setup
+      const transferTime = this.#totalTime - this.#setupTime;
+      if (transferTime > 0) this.#mbps = (f.position * 8) / transferTime / 1000;
       this.#setThrottle(0);
       vm.setRunState("postmigrate");
       this.#setState(undefined, "completed");
@@ -507,6 +512,8 @@ export class MigrationState {
         if (r?.shut !== undefined && r.shut !== 0) reason = `RP: Sibling indicated error ${r.shut}`;
       }
       this.#channel?.abort();
+      // failed before the channel was taken: close it whenever it opens
+      if (this.#channel === undefined) void opening?.then((c) => c.abort(), () => {});
       this.#continue = undefined;
       this.#setThrottle(0);
       if (stoppedState !== undefined) {
@@ -523,6 +530,31 @@ export class MigrationState {
     } finally {
       if (registry !== undefined) qemuSavevmStateCleanup(registry);
       this.#channel = undefined;
+    }
+  }
+
+  /**
+   * Runs the switch-over's device-state save into nowhere `rounds` times, so that a later
+   * migration's downtime is not spent in the JIT's lower tiers (cold 2-4 ms, 0.5 ms after one
+   * round, 0.15 ms after ~30). Harmless while the guest runs: every pre_save only copies
+   * device state into its section object, rewritten at the real save. A host that may
+   * migrate calls it when idle (vm-cli does, spread over its first second with a monitor);
+   * a no-op while a migration runs.
+   */
+  prepare(rounds = 1): void {
+    if (migrationIsRunning(this.#status)) return;
+    const registry = new SaveVmRegistry();
+    registerGlobalState(registry, new GlobalState());
+    this.vm.registerDevices(registry);
+    for (let i = 0; i < rounds; i++) this.#warmDeviceSave(registry);
+  }
+
+  /** One round of {@link prepare} on `registry`. */
+  #warmDeviceSave(registry: SaveVmRegistry): void {
+    try {
+      savevmStateCompletePrecopyNonIterable(new QemuFileWriter({ write: () => {} }), registry);
+    } catch {
+      // the real save reports whatever this hit
     }
   }
 

@@ -16,6 +16,8 @@
 
 import { MigrationError, ShortReadError, type VMStateInput, type VMStateOutput } from "@ferryvm/vmstate";
 
+const utf8 = new TextEncoder();
+
 /** Default buffer size of readers and writers (QEMU's IO_BUF_SIZE is 32 KiB). */
 export const QEMU_FILE_BUFFER_SIZE = 65536;
 
@@ -226,7 +228,7 @@ export class QemuFileWriter implements VMStateOutput {
 
   /** u8 length + bytes; fails on strings longer than 255 bytes. */
   putStr8(str: string): void {
-    const bytes = new TextEncoder().encode(str);
+    const bytes = utf8.encode(str);
     if (bytes.length > 255) throw new RangeError(`QEMUFile: string of ${bytes.length} bytes does not fit a str8`);
     this.putU8(bytes.length);
     this.putBytes(bytes);

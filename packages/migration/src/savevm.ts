@@ -28,6 +28,8 @@ import { withContext } from "./errors.ts";
 import type { PendingBytes, SaveStateEntry, SaveVmIterateContext, SaveVmRegistry } from "./handlers.ts";
 import type { QemuFileWriter } from "./qemu-file.ts";
 
+const utf8 = new TextEncoder();
+
 /** Writes a section header (save_section_header). */
 export function saveSectionHeader(f: QemuFileWriter, se: SaveStateEntry, type: number): void {
   f.putU8(type);
@@ -172,7 +174,7 @@ export function savevmStateCompletePrecopyNonIterable(
   vmdesc.endObject();
   const text = vmdesc.toString();
   if ((options.sendVmdesc ?? true) && !options.inPostcopy) {
-    const bytes = new TextEncoder().encode(text);
+    const bytes = utf8.encode(text);
     if (bytes.includes(0)) throw new MigrationError("savevm: vmdesc contains a NUL byte");
     f.putU8(QEMU_VM_VMDESCRIPTION);
     f.putBe32(bytes.length);

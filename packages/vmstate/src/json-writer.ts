@@ -17,12 +17,16 @@ const ESCAPES: Record<number, string> = {
   0x09: "\\t",
 };
 
+const NEEDS_ESCAPE = /[^\x20\x21\x23-\x5b\x5d-\x7e]/;
+
 function hex4(v: number): string {
   return v.toString(16).toUpperCase().padStart(4, "0");
 }
 
 /** `str` quoted as QEMU's `quoted_str` does. */
 export function quoteJsonString(str: string): string {
+  // the common case (names, types): printable ASCII without '"' or '\\'
+  if (!NEEDS_ESCAPE.test(str)) return `"${str}"`;
   let out = '"';
   for (const ch of str) {
     let cp = ch.codePointAt(0)!;

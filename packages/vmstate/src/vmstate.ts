@@ -293,14 +293,34 @@ function descName(vmsd: Desc, field: Field): string {
   return same > 1 ? `${field.name}[${index}]` : field.name;
 }
 
+/** A field's vmdesc facts, computed once (a save in the downtime writes them all again). */
+interface FieldDesc {
+  vmsd: Desc;
+  name: string;
+  compress: boolean;
+  type: string;
+}
+const fieldDescs = new WeakMap<Field, FieldDesc>();
+
+function fieldDesc(vmsd: Desc, field: Field): FieldDesc {
+  let d = fieldDescs.get(field);
+  // a Field object could be shared by two descriptions: its vmdesc name depends on the one
+  if (d === undefined || d.vmsd !== vmsd) {
+    d = { vmsd, name: descName(vmsd, field), compress: canCompress(field), type: typeName(field) };
+    fieldDescs.set(field, d);
+  }
+  return d;
+}
+
 function descFieldStart(vmdesc: JsonWriter, vmsd: Desc, field: Field, i: number, n: number): void {
+  const d = fieldDesc(vmsd, field);
   vmdesc.startObject();
-  vmdesc.str("name", descName(vmsd, field));
+  vmdesc.str("name", d.name);
   if (n > 1) {
-    if (canCompress(field)) vmdesc.int("array_len", n);
+    if (d.compress) vmdesc.int("array_len", n);
     else vmdesc.int("index", i);
   }
-  vmdesc.str("type", typeName(field));
+  vmdesc.str("type", d.type);
   if (field.layout.kind === "struct" && field.layout.structVersion === undefined) vmdesc.startObject("struct");
 }
 
@@ -370,7 +390,7 @@ function saveField(out: VMStateOutput, vmsd: Desc, field: Field, obj: Obj, vmdes
         const arr = layout.count === undefined ? undefined : arrayMember(obj, layout.key);
         if (arr !== undefined) checkFits(layout, arr, n);
         let loopDesc = vmdesc;
-        const compress = canCompress(field);
+        const compress = fieldDesc(vmsd, field).compress;
         for (i = 0; i < n; i++) {
           const at = out.position;
           if (loopDesc !== undefined) descFieldStart(loopDesc, vmsd, field, i, n);

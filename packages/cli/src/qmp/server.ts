@@ -152,6 +152,8 @@ export class QmpServer {
   #pretty: boolean;
   #server: net.Server | undefined;
   #sockets = new Set<net.Socket>();
+  /** Each connection's queued-output flush (see #accept). */
+  #flushers = new Map<net.Socket, () => void>();
   #sessions = new Set<QmpSession>();
   #address: SocketAddress | undefined;
   #firstClient: Promise<void>;
@@ -183,9 +185,22 @@ export class QmpServer {
   #accept(socket: net.Socket): void {
     this.#sockets.add(socket);
     this.#gotClient();
-    const write = (v: JsonValue): void => {
-      if (!socket.destroyed && socket.writable) socket.write(formatJson(v, this.#pretty).replace(/\n/g, "\r\n") + "\r\n");
+    // Output goes out from the event loop, in order (QEMU's monitor buffers it and its loop
+    // flushes it): an event that a live migration's switch-over emits (STOP) is queued, not
+    // formatted, inside the downtime.
+    let queued: JsonValue[] = [];
+    const flush = (): void => {
+      const values = queued;
+      queued = [];
+      if (values.length === 0 || socket.destroyed || !socket.writable) return;
+      let text = "";
+      for (const v of values) text += formatJson(v, this.#pretty).replace(/\n/g, "\r\n") + "\r\n";
+      socket.write(text);
     };
+    const write = (v: JsonValue): void => {
+      if (queued.push(v) === 1) setImmediate(flush);
+    };
+    this.#flushers.set(socket, flush);
     const session = new QmpSession(this.#ctx, write);
     this.#sessions.add(session);
     write(session.greeting());
@@ -198,12 +213,14 @@ export class QmpServer {
       session.close();
       this.#sessions.delete(session);
       this.#sockets.delete(socket);
+      this.#flushers.delete(socket);
     });
   }
 
   /** Stops listening and ends every connection after what was written to it. */
   async close(): Promise<void> {
     this.#unsubscribe();
+    for (const flush of this.#flushers.values()) flush();
     const closing = [...this.#sockets].map(
       (s) =>
         new Promise<void>((resolve) => {

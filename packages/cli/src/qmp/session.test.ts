@@ -13,6 +13,9 @@ function idleMachine() {
     run: () => new Promise<RunResult>((r) => (end = r)),
     stop: () => end?.({ kind: "stopped" }),
     reset: () => {},
+    pause: () => Promise.resolve(),
+    resume: () => {},
+    paused: false,
   };
 }
 

@@ -42,11 +42,11 @@ export class ControllerVm implements MigratableVm {
   }
 
   stop(state: MigrationRunState): Promise<void> {
-    return this.#controller.requestStop(state as RunState);
+    return this.#controller.pauseForMigration(state as RunState);
   }
 
   resume(): Promise<void> {
-    return this.#controller.requestStart();
+    return this.#controller.resumeAfterMigration();
   }
 
   setRunState(state: MigrationRunState): void {

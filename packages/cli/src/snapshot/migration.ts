@@ -129,6 +129,34 @@ export class MigrationManager {
     this.#live = new MigrationState(new ControllerVm(controller, machine), { onEvent: (e) => controller.emit(e) });
   }
 
+  /**
+   * Compiles the live migration's switch-over path ahead of time (MigrationState.prepare):
+   * `rounds` rounds, one every `everyMs` after `delayMs`, on timers that never keep the
+   * process alive. Returns a function that cancels what is left.
+   */
+  warmUp(rounds = 32, delayMs = 500, everyMs = 20): () => void {
+    let left = rounds;
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const step = (): void => {
+      timer = undefined;
+      try {
+        this.#live.prepare();
+      } catch {
+        return; // a device that cannot save now reports it at a real migration
+      }
+      if (--left > 0) schedule(everyMs);
+    };
+    const schedule = (ms: number): void => {
+      timer = setTimeout(step, ms);
+      timer.unref?.();
+    };
+    schedule(delayMs);
+    return () => {
+      if (timer !== undefined) clearTimeout(timer);
+      left = 0;
+    };
+  }
+
   /** The outgoing status. */
   get status(): MigrationStatus {
     return this.#lastLive ? this.#live.status : this.#status;
