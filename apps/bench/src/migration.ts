@@ -113,7 +113,17 @@ async function migrateOnce(engine: Engine, s: Scenario): Promise<Summary | undef
       { encoding: "utf8", timeout: s.timeoutMs ?? 120_000, killSignal: "SIGINT" });
     // SIGINT: vm-cli migrate cancels the migration and exits 130.
     if (r.status === 130 || r.signal !== null) throw new NotConverged(`${engine} ${s.name}: did not converge within ${(s.timeoutMs ?? 120_000) / 1000} s (cancelled)`);
-    if (r.status !== 0) throw new Error(`${engine} ${s.name}: vm-cli migrate exited ${r.status}: ${r.stderr.trim().split("\n").pop()}`);
+    if (r.status !== 0) {
+      // --json puts the final query-migrate (status, error-desc) on stdout
+      let why = r.stderr.trim().split("\n").pop() ?? "";
+      try {
+        const info = JSON.parse(r.stdout) as { status?: string; "error-desc"?: string };
+        why = `migration ${info.status}${info["error-desc"] ? `: ${info["error-desc"]}` : ""}`;
+      } catch {
+        // not JSON: stderr says why
+      }
+      throw new Error(`${engine} ${s.name}: vm-cli migrate exited ${r.status}: ${why}`);
+    }
     const out = JSON.parse(r.stdout) as { summary: Summary };
     return out.summary;
   } finally {
