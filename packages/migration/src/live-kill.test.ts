@@ -2,67 +2,23 @@
 // stream (setup, active, device), and migrate_cancel in the `device` state. The destination
 // "dies" through a transport wrapper that cuts the stream after a chosen byte count and
 // destroys the socket (as the kernel closes a killed process's socket: unread data → RST).
-import { readFileSync } from "node:fs";
 import type { Socket } from "node:net";
 import { describe, expect, it } from "vitest";
-import { createMachine } from "@ferryvm/devices";
 import type { IncomingChannel } from "./channel.ts";
 import { MigrationIncoming } from "./incoming.ts";
 import type { MigrationEvent, MigrationStatus } from "./migration-state.ts";
 import { MigrationState } from "./outgoing.ts";
-import { InThreadMachineVm } from "./testing/machine-vm.ts";
+import { abGuest, count, keepsRunning, ramHashes, waitFor, type AbGuest } from "./testing/ab-guest.ts";
 import { connectOutgoing, listenIncoming } from "./transport-node.ts";
 
-const KERNEL = new Uint8Array(readFileSync(new URL("../../../guests/migration/a-b.elf", import.meta.url)));
-const MIG_START = 0x80100000n;
-const MIG_END_ADDR = 0x80004020;
-const RAM = 32 << 20;
 /** The stream's setup part (header, configuration, the RAM section's block list) is ~120 bytes. */
 const SETUP_BYTES = 101;
 const SEED = Number(process.env.FERRYVM_KILL_SEED ?? 0x5eed6);
 
-interface Guest {
-  vm: InThreadMachineVm;
-  out(): string;
-}
+type Guest = AbGuest;
 
-async function guest(): Promise<Guest> {
-  let text = "";
-  const machine = await createMachine({
-    ramSize: RAM,
-    kernel: KERNEL,
-    onConsoleOutput: (b) => {
-      text += new TextDecoder().decode(b);
-    },
-  });
-  const end = new Uint8Array(8);
-  new DataView(end.buffer).setBigUint64(0, MIG_START + BigInt(8 << 20), true);
-  machine.guestMemory.write(MIG_END_ADDR, end);
-  return { vm: new InThreadMachineVm(machine), out: () => text };
-}
-
-async function waitFor(cond: () => boolean, ms = 10_000): Promise<void> {
-  const t0 = performance.now();
-  while (!cond()) {
-    if (performance.now() - t0 > ms) throw new Error("timed out waiting");
-    await new Promise((r) => setTimeout(r, 5));
-  }
-}
-
-function count(s: string, c: string): number {
-  return s.split(c).length - 1;
-}
-
-async function keepsRunning(g: Guest): Promise<void> {
-  const before = count(g.out(), "B");
-  await waitFor(() => count(g.out(), "B") > before + 2);
-  expect(g.out()).not.toContain("E");
-  expect(g.vm.runState).toBe("running");
-}
-
-function ramHashes(g: Guest): bigint[] {
-  const m = g.vm.memory;
-  return m.ramBlocks.map((b) => m.hashBlock(b));
+function guest(): Promise<Guest> {
+  return abGuest();
 }
 
 /** Records the RAM when the migration stops the source and when it resumes it. */

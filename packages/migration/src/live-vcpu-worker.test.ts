@@ -3,18 +3,14 @@
 // destination gets the same RAM and runs on (B, never E), the stopped source's RAM does not
 // change, and a cancelled or failed migration leaves the source running.
 // The worker loads the devices package's dist/: skipped until it is built (`pnpm test` builds).
-import { existsSync, readFileSync } from "node:fs";
+import { existsSync } from "node:fs";
 import { afterAll, describe, expect, it } from "vitest";
-import { createMachine, type Machine } from "@ferryvm/devices";
+import type { Machine } from "@ferryvm/devices";
 import { MigrationIncoming } from "./incoming.ts";
 import { MigrationState } from "./outgoing.ts";
-import { InThreadMachineVm } from "./testing/machine-vm.ts";
+import { abGuest, keepsRunning, ramHashes, waitFor, type AbGuest } from "./testing/ab-guest.ts";
 import { connectOutgoing, listenIncoming } from "./transport-node.ts";
 
-const KERNEL = new Uint8Array(readFileSync(new URL("../../../guests/migration/a-b.elf", import.meta.url)));
-const MIG_START = 0x80100000n;
-const MIG_END_ADDR = 0x80004020;
-const RAM = 32 << 20;
 const WORKER_BUILT = existsSync(new URL("../../devices/dist/vcpu-thread.js", import.meta.url));
 
 const machines: Machine[] = [];
@@ -22,56 +18,20 @@ afterAll(async () => {
   for (const m of machines) await m.dispose();
 });
 
-interface Guest {
-  vm: InThreadMachineVm;
-  out(): string;
-}
+type Guest = AbGuest;
 
-async function guest(vcpuThread: "main" | "worker", span = 8 << 20): Promise<Guest> {
-  let text = "";
-  const machine = await createMachine({
-    ramSize: RAM,
-    kernel: KERNEL,
-    vcpuThread,
-    onConsoleOutput: (b) => {
-      text += new TextDecoder().decode(b);
-    },
-  });
-  machines.push(machine);
-  const end = new Uint8Array(8);
-  new DataView(end.buffer).setBigUint64(0, MIG_START + BigInt(span), true);
-  machine.guestMemory.write(MIG_END_ADDR, end);
+async function guest(vcpuThread: "main" | "worker"): Promise<Guest> {
   // Long runs: the worker keeps the harts going between them, the event loop stays free.
-  return { vm: new InThreadMachineVm(machine, { sliceMs: 250 }), out: () => text };
+  const g = await abGuest({ vcpuThread, sliceMs: 250 });
+  machines.push(g.machine);
+  return g;
 }
-
-async function waitFor(cond: () => boolean, ms = 10_000): Promise<void> {
-  const t0 = performance.now();
-  while (!cond()) {
-    if (performance.now() - t0 > ms) throw new Error("timed out waiting");
-    await new Promise((r) => setTimeout(r, 5));
-  }
-}
-
-const count = (s: string, c: string): number => s.split(c).length - 1;
 
 async function running(): Promise<Guest> {
   const g = await guest("worker");
   await g.vm.resume();
   await waitFor(() => g.out().includes("AB"));
   return g;
-}
-
-async function keepsRunning(g: Guest): Promise<void> {
-  const before = count(g.out(), "B");
-  await waitFor(() => count(g.out(), "B") > before + 2);
-  expect(g.out()).not.toContain("E");
-  expect(g.vm.runState).toBe("running");
-}
-
-function ramHashes(g: Guest): bigint[] {
-  const m = g.vm.memory;
-  return m.ramBlocks.map((b) => m.hashBlock(b));
 }
 
 describe.skipIf(!WORKER_BUILT)("live migration with the source's vCPU in a worker thread", () => {

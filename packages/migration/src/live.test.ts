@@ -2,11 +2,10 @@
 // every transport, xbzrle, auto-converge, a migration that cannot converge, cancel in each
 // state, bad and vanishing destinations, a return-path SHUT failure.
 import { execFileSync } from "node:child_process";
-import { closeSync, constants, mkdtempSync, openSync, readFileSync, rmSync } from "node:fs";
+import { closeSync, constants, mkdtempSync, openSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
-import { createMachine } from "@ferryvm/devices";
 import type { IncomingChannel, OutgoingChannel } from "./channel.ts";
 import { MigrationIncoming } from "./incoming.ts";
 import type { MigrationEvent } from "./migration-state.ts";
@@ -14,35 +13,19 @@ import { SaveVmRegistry } from "./handlers.ts";
 import { MigrationState } from "./outgoing.ts";
 import { QemuFileWriter } from "./qemu-file.ts";
 import { savevmStateCompletePrecopyNonIterable } from "./savevm.ts";
+import { abGuest, count, keepsRunning, ramHashes, runningAbGuest, waitFor, type AbGuest } from "./testing/ab-guest.ts";
 import { InThreadMachineVm } from "./testing/machine-vm.ts";
 import { connectOutgoing, listenIncoming } from "./transport-node.ts";
 
-const KERNEL = new Uint8Array(readFileSync(new URL("../../../guests/migration/a-b.elf", import.meta.url)));
-const MIG_START = 0x80100000n;
-const MIG_END_ADDR = 0x80004020;
 const RAM = 32 << 20;
 const dir = mkdtempSync(join(tmpdir(), "ferryvm-live-"));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-interface Guest {
-  vm: InThreadMachineVm;
-  out(): string;
-}
+type Guest = AbGuest;
 
 /** A machine with a-b loaded, dirtying `span` bytes from RAM + 1 MiB; not started. */
-async function guest(span = 8 << 20, options: { uuid?: Uint8Array; ramSize?: number } = {}): Promise<Guest> {
-  let text = "";
-  const machine = await createMachine({
-    ramSize: options.ramSize ?? RAM,
-    kernel: KERNEL,
-    onConsoleOutput: (b) => {
-      text += new TextDecoder().decode(b);
-    },
-  });
-  const end = new Uint8Array(8);
-  new DataView(end.buffer).setBigUint64(0, MIG_START + BigInt(span), true);
-  machine.guestMemory.write(MIG_END_ADDR, end);
-  return { vm: new InThreadMachineVm(machine, options), out: () => text };
+function guest(span = 8 << 20, options: { uuid?: Uint8Array; ramSize?: number } = {}): Promise<Guest> {
+  return abGuest({ span, ...options });
 }
 
 const DEBUG = process.env.LIVE_DEBUG !== undefined;
@@ -50,36 +33,8 @@ const debugTimer = DEBUG ? setInterval(() => console.log(debugState()), 1000) : 
 let debugState: () => unknown = () => "";
 afterAll(() => clearInterval(debugTimer));
 
-async function waitFor(cond: () => boolean, ms = 10_000): Promise<void> {
-  const t0 = performance.now();
-  while (!cond()) {
-    if (performance.now() - t0 > ms) throw new Error("timed out waiting");
-    await new Promise((r) => setTimeout(r, 5));
-  }
-}
-
-function count(s: string, c: string): number {
-  return s.split(c).length - 1;
-}
-
-async function running(span?: number): Promise<Guest> {
-  const g = await guest(span);
-  await g.vm.resume();
-  await waitFor(() => g.out().includes("AB"));
-  return g;
-}
-
-/** The guest keeps printing B (and never E). */
-async function keepsRunning(g: Guest): Promise<void> {
-  const before = count(g.out(), "B");
-  await waitFor(() => count(g.out(), "B") > before + 2);
-  expect(g.out()).not.toContain("E");
-  expect(g.vm.runState).toBe("running");
-}
-
-function ramHashes(g: Guest): bigint[] {
-  const m = g.vm.memory;
-  return m.ramBlocks.map((b) => m.hashBlock(b));
+function running(span?: number): Promise<Guest> {
+  return runningAbGuest({ span });
 }
 
 /** Migrates `src` over `uri`; the destination stays paused (autostart off) so RAM can be compared. */
