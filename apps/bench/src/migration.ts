@@ -9,11 +9,11 @@
  */
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { patchElfU64 } from "@ferryvm/cpu-wasm";
+import { freePort } from "./free-port.ts";
 import type { BenchContext, BenchGroup, BenchResult } from "./harness.ts";
 import { precopyMips } from "./precopy-mips.ts";
 
@@ -68,16 +68,6 @@ function vmCommand(engine: Engine, s: Scenario, extra: string[], guest = s.guest
     : [QEMU, [...common, "-display", "none", "-monitor", "none", "-serial", "null", "-nic", "none", ...extra]];
 }
 
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.once("error", reject);
-    srv.listen(0, "127.0.0.1", () => {
-      const addr = srv.address();
-      srv.close(() => resolve(typeof addr === "object" && addr !== null ? addr.port : 0));
-    });
-  });
-}
 
 async function waitFor(test: () => boolean, ms: number, what: string): Promise<void> {
   const end = Date.now() + ms;

@@ -16,12 +16,12 @@
  */
 import { spawn } from "node:child_process";
 import { existsSync } from "node:fs";
-import { createServer } from "node:net";
 import { dirname, join } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import { readFileSync } from "node:fs";
 import { patchElfU64 } from "@ferryvm/cpu-wasm";
 import { createMachine, type Machine } from "@ferryvm/devices";
+import { freePort } from "./free-port.ts";
 import type { BenchContext, BenchResult } from "./harness.ts";
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -91,16 +91,6 @@ class BenchVm {
   }
 }
 
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.once("error", reject);
-    srv.listen(0, "127.0.0.1", () => {
-      const addr = srv.address();
-      srv.close(() => resolve(typeof addr === "object" && addr !== null ? addr.port : 0));
-    });
-  });
-}
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
