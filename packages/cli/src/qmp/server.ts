@@ -151,9 +151,8 @@ export class QmpServer {
   #ctx: MonitorContext;
   #pretty: boolean;
   #server: net.Server | undefined;
-  #sockets = new Set<net.Socket>();
-  /** Each connection's queued-output flush (see #accept). */
-  #flushers = new Map<net.Socket, () => void>();
+  /** Each connection, with the flush of its queued output (see #accept). */
+  #sockets = new Map<net.Socket, () => void>();
   #sessions = new Set<QmpSession>();
   #address: SocketAddress | undefined;
   #firstClient: Promise<void>;
@@ -183,7 +182,6 @@ export class QmpServer {
   }
 
   #accept(socket: net.Socket): void {
-    this.#sockets.add(socket);
     this.#gotClient();
     // Output goes out from the event loop, in order (QEMU's monitor buffers it and its loop
     // flushes it): an event that a live migration's switch-over emits (STOP) is queued, not
@@ -200,7 +198,7 @@ export class QmpServer {
     const write = (v: JsonValue): void => {
       if (queued.push(v) === 1) setImmediate(flush);
     };
-    this.#flushers.set(socket, flush);
+    this.#sockets.set(socket, flush);
     const session = new QmpSession(this.#ctx, write);
     this.#sessions.add(session);
     write(session.greeting());
@@ -213,15 +211,14 @@ export class QmpServer {
       session.close();
       this.#sessions.delete(session);
       this.#sockets.delete(socket);
-      this.#flushers.delete(socket);
     });
   }
 
   /** Stops listening and ends every connection after what was written to it. */
   async close(): Promise<void> {
     this.#unsubscribe();
-    for (const flush of this.#flushers.values()) flush();
-    const closing = [...this.#sockets].map(
+    for (const flush of this.#sockets.values()) flush();
+    const closing = [...this.#sockets.keys()].map(
       (s) =>
         new Promise<void>((resolve) => {
           const t = setTimeout(() => {
