@@ -20,6 +20,36 @@ export class UsageError extends Error {
   }
 }
 
+/**
+ * The arguments of a subcommand (`vm-cli migrate`, `vm-cli compat-check`) in order, a
+ * `--name=value` split into name and value. `value()` is that inline value, or takes the next
+ * argument; a missing one is a UsageError with the text `missing(name)`.
+ */
+export function* subcommandArgs(
+  argv: readonly string[],
+  missing: (name: string) => string,
+): Generator<{ name: string; value(): string }> {
+  for (let i = 0; i < argv.length; i++) {
+    let name = argv[i]!;
+    let inline: string | undefined;
+    const eq = name.startsWith("--") ? name.indexOf("=") : -1;
+    if (eq > 0) {
+      inline = name.slice(eq + 1);
+      name = name.slice(0, eq);
+    }
+    const option = name;
+    yield {
+      name,
+      value: (): string => {
+        if (inline !== undefined) return inline;
+        const v = argv[++i];
+        if (v === undefined) throw new UsageError(missing(option));
+        return v;
+      },
+    };
+  }
+}
+
 export type SerialBackend = "mon:stdio" | "stdio" | "null" | "none";
 
 export interface RunConfig {

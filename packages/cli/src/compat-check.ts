@@ -20,7 +20,7 @@
 import { readFileSync } from "node:fs";
 import { gunzipSync } from "node:zlib";
 import { checkVmdescCompat, findVmdesc, parseVmdescJson, type CompatIssue, type Vmdesc } from "@ferryvm/migration";
-import { UsageError } from "./args.ts";
+import { subcommandArgs, UsageError } from "./args.ts";
 
 export const COMPAT_CHECK_USAGE = `usage: vm-cli compat-check -s SRC -d DEST [--same-state] [--reverse] [--json]
 
@@ -60,20 +60,7 @@ export function parseCompatCheckArgs(argv: readonly string[]): CompatCheckArgs |
   let src: string | undefined;
   let dest: string | undefined;
   const args = { sameState: false, reverse: false, json: false };
-  for (let i = 0; i < argv.length; i++) {
-    let a = argv[i]!;
-    let value: string | undefined;
-    const eq = a.startsWith("--") ? a.indexOf("=") : -1;
-    if (eq > 0) {
-      value = a.slice(eq + 1);
-      a = a.slice(0, eq);
-    }
-    const next = (): string => {
-      if (value !== undefined) return value;
-      const v = argv[++i];
-      if (v === undefined) throw new UsageError(`compat-check: ${a} needs a file`);
-      return v;
-    };
+  for (const { name: a, value: next } of subcommandArgs(argv, (a) => `compat-check: ${a} needs a file`)) {
     switch (a) {
       case "-h": case "--help": case "-help": return undefined;
       case "-s": case "--src": src = next(); break;

@@ -12,7 +12,7 @@
  */
 
 import net from "node:net";
-import { UsageError } from "./args.ts";
+import { subcommandArgs, UsageError } from "./args.ts";
 
 /** A JSON value as QMP sends it. */
 export type Json = null | boolean | number | string | Json[] | { [key: string]: Json };
@@ -375,20 +375,7 @@ export function parseMigrateArgs(argv: readonly string[]): MigrateArgs | undefin
   let uri: string | undefined;
   let json = false;
   const options: MigrateOptions = {};
-  for (let i = 0; i < argv.length; i++) {
-    let a = argv[i]!;
-    let value: string | undefined;
-    const eq = a.startsWith("--") ? a.indexOf("=") : -1;
-    if (eq > 0) {
-      value = a.slice(eq + 1);
-      a = a.slice(0, eq);
-    }
-    const next = (): string => {
-      if (value !== undefined) return value;
-      const v = argv[++i];
-      if (v === undefined) throw new UsageError(`migrate: ${a} needs a value`);
-      return v;
-    };
+  for (const { name: a, value: next } of subcommandArgs(argv, (a) => `migrate: ${a} needs a value`)) {
     switch (a) {
       case "-h": case "--help": case "-help": return undefined;
       case "--qmp": case "-qmp": qmp = parseQmpAddress(next()); break;
