@@ -60,6 +60,15 @@ async function vm(name: string, machineType: string, incoming: string) {
   return { status, qmp, out: t.out, err: t.err, cleanup };
 }
 
+/** Quits each VM (one already gone is fine), waits for its end and removes its files. */
+async function quitAll(vms: Awaited<ReturnType<typeof vm>>[]): Promise<void> {
+  for (const v of vms) {
+    await v.qmp.execute("quit").catch(() => undefined);
+    await v.status;
+    v.cleanup();
+  }
+}
+
 describe("live migration between releases with the same machine type", () => {
   it("B (-M virt-1.0, loaded from A's golden stream) migrates over TCP to C (-M virt-1.0); the guest runs on", async () => {
     const file = join(dir, "a.mig");
@@ -78,11 +87,7 @@ describe("live migration between releases with the same machine type", () => {
       expect(b.out() + c.out()).not.toMatch(/E/);
       expect(c.err()).toBe("");
     } finally {
-      for (const v of [b, c]) {
-        await v.qmp.execute("quit").catch(() => undefined);
-        await v.status;
-        v.cleanup();
-      }
+      await quitAll([b, c]);
     }
   }, 60_000);
 
@@ -107,11 +112,7 @@ describe("live migration between releases with the same machine type", () => {
       await until(() => (b.out().match(/B/g) ?? []).length > before + 2, "B's guest to run on");
       expect(await b.qmp.execute("query-status")).toMatchObject({ status: "running" });
     } finally {
-      for (const v of [b, c]) {
-        await v.qmp.execute("quit").catch(() => undefined);
-        await v.status;
-        v.cleanup();
-      }
+      await quitAll([b, c]);
     }
   }, 60_000);
 });
