@@ -30,6 +30,24 @@ function trapOf(isa: Partial<CpuIsa>, emit: (a: A.Asm) => void): { m: TestMachin
   return { m, at, trap: csrs(m, "mcause", "mepc", "mtval") };
 }
 
+/**
+ * Runs `insn` alone, mtvec set by the host: for an ISA without the CSRs the prologue writes
+ * (zicsr, pmp). Returns where it sat and its trap.
+ */
+function trapWithoutPrologue(isa: Partial<CpuIsa>, insn: number): { at: bigint; trap: bigint[] } {
+  let at = 0n;
+  const m = makeMachine();
+  m.code(CODE, (a) => {
+    at = a.here();
+    a.emit(insn);
+  });
+  m.code(HANDLER, (a) => a.emit(...A.li(31, TOHOST), A.sd(0, 31, 0)));
+  m.cpu.setIsa(0, isa);
+  m.cpu.hart(0).setCsr("mtvec", HANDLER);
+  expect(m.runToHtif()).toBe(2);
+  return { at, trap: csrs(m, "mcause", "mepc", "mtval") };
+}
+
 const MISA_FULL = 0x8000_0000_0014_1105n;
 
 describe("CPU ISA configuration", () => {
@@ -206,17 +224,8 @@ describe("zifencei=off", () => {
 describe("zicsr=off", () => {
   it("every CSR instruction is illegal", () => {
     for (const insn of [A.csrrs(5, L.CSR_MSTATUS, 0), A.csrrwi(0, L.CSR_MSCRATCH, 1), A.csrrs(5, L.CSR_CYCLE, 0)]) {
-      let at = 0n;
-      const m = makeMachine();
-      m.code(CODE, (a) => {
-        at = a.here();
-        a.emit(insn);
-      });
-      m.code(HANDLER, (a) => a.emit(...A.li(31, TOHOST), A.sd(0, 31, 0)));
-      m.cpu.setIsa(0, { zicsr: false, sstc: false, pmp: false, mmu: false });
-      m.cpu.hart(0).setCsr("mtvec", HANDLER);
-      expect(m.runToHtif()).toBe(2);
-      expect(csrs(m, "mcause", "mepc", "mtval")).toEqual([2n, at, BigInt(insn >>> 0)]);
+      const { at, trap } = trapWithoutPrologue({ zicsr: false, sstc: false, pmp: false, mmu: false }, insn);
+      expect(trap).toEqual([2n, at, BigInt(insn >>> 0)]);
     }
   });
 });
@@ -274,17 +283,8 @@ describe("mmu=off", () => {
 describe("pmp=off", () => {
   it("pmpcfg and pmpaddr are illegal", () => {
     for (const insn of [A.csrrs(5, L.CSR_PMPCFG0, 0), A.csrrw(0, L.CSR_PMPADDR0 + 3, 5)]) {
-      let at = 0n;
-      const m = makeMachine();
-      m.code(CODE, (a) => {
-        at = a.here();
-        a.emit(insn);
-      });
-      m.code(HANDLER, (a) => a.emit(...A.li(31, TOHOST), A.sd(0, 31, 0)));
-      m.cpu.setIsa(0, { pmp: false });
-      m.cpu.hart(0).setCsr("mtvec", HANDLER);
-      expect(m.runToHtif()).toBe(2);
-      expect(csrs(m, "mcause", "mepc", "mtval")).toEqual([2n, at, BigInt(insn >>> 0)]);
+      const { at, trap } = trapWithoutPrologue({ pmp: false }, insn);
+      expect(trap).toEqual([2n, at, BigInt(insn >>> 0)]);
     }
     expect(() => makeMachine().cpu.hart(0).csr("pmpcfg0")).not.toThrow();
   });
