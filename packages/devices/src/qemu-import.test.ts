@@ -4,7 +4,7 @@
  * blocks, each section we model through our descriptions, the others skipped by their
  * footers) into a fresh machine, which then goes on printing B. Skipped without QEMU.
  */
-import { spawn, spawnSync } from "node:child_process";
+import { spawnSync } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -12,33 +12,22 @@ import { fileURLToPath } from "node:url";
 import { describe, expect, it } from "vitest";
 import { ByteReader, loadState } from "@ferryvm/vmstate";
 import { createMachine, type Machine } from "./machine.ts";
+import { qemuSaveStream, sleep } from "./testing/qemu-hmp.ts";
 
 const hasQemu = spawnSync("qemu-system-riscv64", ["--version"]).status === 0;
 const elfPath = fileURLToPath(new URL("../../../guests/migration/a-b.elf", import.meta.url));
 
 async function qemuStream(dir: string): Promise<Uint8Array> {
-  const file = join(dir, "a-b.mig");
-  const qemu = spawn("qemu-system-riscv64", [
+  const args = [
     "-M", "virt", "-cpu", "rv64,f=off,d=off,h=off,debug=off", "-m", "128M", "-bios", "none", "-nic", "none",
-    "-display", "none", "-serial", "null", "-monitor", "stdio", "-S", "-kernel", elfPath,
-  ], { stdio: ["pipe", "pipe", "inherit"] });
-  let monitor = "";
-  qemu.stdout.on("data", (b: Buffer) => (monitor += b.toString("latin1")));
-  const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-  const done = new Promise<void>((r) => qemu.on("exit", () => r()));
-  await sleep(300);
-  qemu.stdin.write("cont\n");
-  await sleep(1000); // past the guest's "A" and a few passes, even on a loaded machine
-  qemu.stdin.write("stop\n");
-  qemu.stdin.write(`migrate "exec:cat > ${file}"\n`);
-  qemu.stdin.write("info migrate\n");
-  for (let i = 0; i < 100 && !/Migration status: completed/.test(monitor); i++) {
-    await sleep(100);
-    qemu.stdin.write("info migrate\n");
-  }
-  qemu.stdin.write("quit\n");
-  await done;
-  return new Uint8Array(readFileSync(file));
+    "-display", "none", "-serial", "null", "-S", "-kernel", elfPath,
+  ];
+  return qemuSaveStream(args, join(dir, "a-b.mig"), async (hmp) => {
+    await sleep(300);
+    hmp("cont");
+    await sleep(1000); // past the guest's "A" and a few passes, even on a loaded machine
+    hmp("stop");
+  });
 }
 
 /** Reads a QEMU 7.2 stream into the machine (the part of qemu_loadvm_state this needs). */

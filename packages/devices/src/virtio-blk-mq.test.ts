@@ -3,8 +3,8 @@
  * config num_queues, a request's completion on the queue it came from), the request list's
  * queue index on the wire, and a stream from a device with another queue count failing.
  */
-import { spawn, spawnSync } from "node:child_process";
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { spawnSync } from "node:child_process";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
@@ -12,6 +12,7 @@ import { ByteReader, loadState, loadStateFromBytes, saveStateToBytes } from "@fe
 import { PhysicalMemory } from "./physical-memory.ts";
 import { MemoryBlockBackend, VIRTIO_BLK_F_MQ, VIRTIO_BLK_T_IN, VirtioBlk } from "./virtio-blk.ts";
 import { VIRTIO_F_VERSION_1, VirtioMmio } from "./virtio-mmio.ts";
+import { qemuSaveStream } from "./testing/qemu-hmp.ts";
 import { VirtioState, vmstateVirtioDevice, type VirtioDeviceSectionState } from "./virtio-vmstate.ts";
 
 const RAM = 0x8000_0000;
@@ -226,26 +227,13 @@ const hasQemu = spawnSync("qemu-system-riscv64", ["--version"]).status === 0;
 
 /** An idle, stopped QEMU 7.2 `virt` with a 4-queue virtio-blk-device on virtio-mmio-bus.0, saved to a file. */
 async function qemuFourQueueStream(dir: string): Promise<Uint8Array> {
-  const file = join(dir, "mq.mig");
   writeFileSync(join(dir, "disk.img"), new Uint8Array(1 << 20));
-  const qemu = spawn("qemu-system-riscv64", [
+  return qemuSaveStream([
     "-M", "virt", "-m", "64M", "-bios", "none", "-nic", "none", "-display", "none", "-serial", "null",
-    "-monitor", "stdio", "-S", "-global", "virtio-mmio.force-legacy=false",
+    "-S", "-global", "virtio-mmio.force-legacy=false",
     "-drive", `file=${join(dir, "disk.img")},format=raw,if=none,id=d0`,
     "-device", "virtio-blk-device,drive=d0,num-queues=4,bus=virtio-mmio-bus.0",
-  ], { stdio: ["pipe", "pipe", "inherit"] });
-  let monitor = "";
-  qemu.stdout.on("data", (b: Buffer) => (monitor += b.toString("latin1")));
-  const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-  const done = new Promise<void>((r) => qemu.on("exit", () => r()));
-  qemu.stdin.write(`migrate "exec:cat > ${file}"\n`);
-  for (let i = 0; i < 100 && !/Migration status: completed/.test(monitor); i++) {
-    await sleep(100);
-    qemu.stdin.write("info migrate\n");
-  }
-  qemu.stdin.write("quit\n");
-  await done;
-  return new Uint8Array(readFileSync(file));
+  ], join(dir, "mq.mig"));
 }
 
 describe.skipIf(!hasQemu)("QEMU 7.2's num-queues=4 virtio-blk-device section", () => {
