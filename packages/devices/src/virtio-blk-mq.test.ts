@@ -14,6 +14,7 @@ import { MemoryBlockBackend, VIRTIO_BLK_F_MQ, VIRTIO_BLK_T_IN, VirtioBlk } from 
 import { VIRTIO_F_VERSION_1, VirtioMmio } from "./virtio-mmio.ts";
 import { qemuSaveStream } from "./testing/qemu-hmp.ts";
 import { VirtioState, vmstateVirtioDevice, type VirtioDeviceSectionState } from "./virtio-vmstate.ts";
+import { negotiateFeatures } from "./testing/virtio-driver.ts";
 
 const RAM = 0x8000_0000;
 const N = 8;
@@ -43,13 +44,7 @@ function driver(numQueues: number, memory = new PhysicalMemory(), ram = new Uint
     t, blk, backend, ram, dv, irqs, memory, w32, r32,
     /** Status handshake accepting `features`, then every queue in `queues` set up. */
     init(features: bigint, queues: number[]) {
-      w32(0x70, 0);
-      w32(0x70, 3);
-      w32(0x24, 1);
-      w32(0x20, Number(features >> 32n));
-      w32(0x24, 0);
-      w32(0x20, Number(features & 0xffff_ffffn));
-      w32(0x70, 11);
+      negotiateFeatures(w32, features);
       for (const q of queues) {
         const r = ring(q);
         w32(0x30, q);

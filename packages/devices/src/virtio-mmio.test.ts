@@ -4,6 +4,7 @@ import { MemoryBlockBackend, VirtioBlk } from "./virtio-blk.ts";
 import { VirtioConsole } from "./virtio-console.ts";
 import { VIRTIO_CONFIG_S_NEEDS_RESET, VirtioMmio, type VirtioDevice } from "./virtio-mmio.ts";
 import { VirtioRng } from "./virtio-rng.ts";
+import { negotiateFeatures } from "./testing/virtio-driver.ts";
 
 const RAM = 0x8000_0000;
 const DESC = RAM + 0x1000;
@@ -29,13 +30,7 @@ function setup(device: VirtioDevice | undefined, opts: { legacy?: boolean } = {}
   return {
     t, ram, dv, irqs, errors, dirty, w32, r32,
     init(features: bigint = 1n << 32n, queue = 0) {
-      w32(0x70, 0);
-      w32(0x70, 3);
-      w32(0x24, 1);
-      w32(0x20, Number(features >> 32n));
-      w32(0x24, 0);
-      w32(0x20, Number(features & 0xffff_ffffn));
-      w32(0x70, 11);
+      negotiateFeatures(w32, features);
       w32(0x30, queue);
       w32(0x38, N);
       w32(0x80, DESC);

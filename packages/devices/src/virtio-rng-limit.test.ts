@@ -9,6 +9,7 @@ import { PhysicalMemory } from "./physical-memory.ts";
 import { VIRTIO_F_VERSION_1, VirtioMmio } from "./virtio-mmio.ts";
 import { VirtioRng, type VirtioRngOptions } from "./virtio-rng.ts";
 import { VirtioState, vmstateVirtioDevice, type VirtioDeviceSectionState } from "./virtio-vmstate.ts";
+import { negotiateFeatures } from "./testing/virtio-driver.ts";
 
 const RAM = 0x8000_0000;
 const DESC = RAM + 0x1000;
@@ -41,13 +42,7 @@ function driver(options: VirtioRngOptions, time: { ns: number }, memory = new Ph
     },
     init() {
       const features = 1n << BigInt(VIRTIO_F_VERSION_1);
-      w32(0x70, 0);
-      w32(0x70, 3);
-      w32(0x24, 1);
-      w32(0x20, Number(features >> 32n));
-      w32(0x24, 0);
-      w32(0x20, 0);
-      w32(0x70, 11);
+      negotiateFeatures(w32, features);
       w32(0x30, 0);
       w32(0x38, N);
       w32(0x80, DESC);
