@@ -214,12 +214,15 @@ describe("live precopy migration of the a-b guest", () => {
 });
 
 describe("migrations that do not complete", () => {
-  /** A destination that accepts and loads; returns how it ended. */
-  async function destination(): Promise<{ uri: string; inc: MigrationIncoming; done: Promise<string>; dst: Guest }> {
+  /** A destination that accepts and loads; `done` says how it ended, `kill` drops its connection. */
+  async function destination(): Promise<{ uri: string; inc: MigrationIncoming; done: Promise<string>; dst: Guest; kill(): void }> {
     const dst = await guest();
     const listener = await listenIncoming("tcp:127.0.0.1:0");
     const inc = new MigrationIncoming(dst.vm, { autostart: false });
-    return { uri: listener.uri, inc, done: inc.incoming(() => listener.accept()), dst };
+    let channel: IncomingChannel | undefined;
+    const done = inc.incoming(async () => (channel = await listener.accept()));
+    const kill = (): void => (channel!.source as unknown as { destroy(): void }).destroy();
+    return { uri: listener.uri, inc, done, dst, kill };
   }
 
   it("throttles the guest with auto-converge from the second evaluation, between initial and max, and cancels cleanly", async () => {
@@ -322,19 +325,15 @@ describe("migrations that do not complete", () => {
 
   it("fails when the destination dies mid-stream; the source keeps running and a second migration succeeds", async () => {
     const src = await running();
-    const dst = await guest();
-    const listener = await listenIncoming("tcp:127.0.0.1:0");
-    let channel: IncomingChannel | undefined;
-    const inc = new MigrationIncoming(dst.vm);
-    const incDone = inc.incoming(async () => (channel = await listener.accept()));
+    const d = await destination();
     const ms = new MigrationState(src.vm);
     ms.setParameters({ "max-bandwidth": 20_000_000 });
-    const done = ms.migrate(() => connectOutgoing(listener.uri));
+    const done = ms.migrate(() => connectOutgoing(d.uri));
     await waitFor(() => ms.status === "active" && ms.query().ram!.transferred > 1_000_000);
-    (channel!.source as unknown as { destroy(): void }).destroy();
+    d.kill();
     expect(await done).toBe("failed");
     expect(ms.errorDesc).toMatch(/write failed|reset|closed|Broken pipe/);
-    expect(await incDone).toBe("failed");
+    expect(await d.done).toBe("failed");
     await keepsRunning(src);
     const { dst: dst2 } = await migrateOver(src, "", "tcp:127.0.0.1:0");
     await checkMoved(src, dst2);
@@ -351,18 +350,14 @@ describe("migrations that do not complete", () => {
 
   it("fails when the destination dies after the source stopped (device state), and restarts the source", async () => {
     const src = await running();
-    const dst = await guest();
-    const listener = await listenIncoming("tcp:127.0.0.1:0");
-    let channel: IncomingChannel | undefined;
-    const inc = new MigrationIncoming(dst.vm);
-    const incDone = inc.incoming(async () => (channel = await listener.accept()));
+    const d = await destination();
     const ms = new MigrationState(src.vm);
     ms.setCapabilities([
       { capability: "pause-before-switchover", state: true },
       { capability: "return-path", state: true },
     ]);
     ms.setParameters({ "max-bandwidth": 10_000_000_000, "downtime-limit": 30_000 });
-    const done = ms.migrate(() => connectOutgoing(listener.uri));
+    const done = ms.migrate(() => connectOutgoing(d.uri));
     await waitFor(() => ms.status === "pre-switchover");
     const stoppedHashes = ramHashes(src);
     let resumedHashes: bigint[] = [];
@@ -371,10 +366,10 @@ describe("migrations that do not complete", () => {
       resumedHashes = ramHashes(src);
       return resume();
     };
-    (channel!.source as unknown as { destroy(): void }).destroy();
+    d.kill();
     ms.continue("pre-switchover");
     expect(await done).toBe("failed");
-    expect(await incDone).toBe("failed");
+    expect(await d.done).toBe("failed");
     expect(resumedHashes).toEqual(stoppedHashes);
     await keepsRunning(src);
     await src.vm.stop("paused");
