@@ -543,11 +543,16 @@ export class MigrationState {
    */
   prepare(rounds = 1): void {
     if (migrationIsRunning(this.#status)) return;
-    const registry = new SaveVmRegistry();
-    registerGlobalState(registry, new GlobalState());
-    this.vm.registerDevices(registry);
-    for (let i = 0; i < rounds; i++) this.#warmDeviceSave(registry);
+    if (this.#prepared === undefined) {
+      this.#prepared = new SaveVmRegistry();
+      registerGlobalState(this.#prepared, new GlobalState());
+      this.vm.registerDevices(this.#prepared);
+    }
+    for (let i = 0; i < rounds; i++) this.#warmDeviceSave(this.#prepared);
   }
+
+  /** The device sections {@link prepare} saves, built at its first call. */
+  #prepared: SaveVmRegistry | undefined;
 
   /** One round of {@link prepare} on `registry`. */
   #warmDeviceSave(registry: SaveVmRegistry): void {
