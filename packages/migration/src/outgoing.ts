@@ -101,6 +101,9 @@ export interface MigrationStateOptions {
  * One VM's outgoing migration state (QEMU's MigrationState: `migrate_get_current()`).
  * Holds capabilities and parameters across migrations.
  */
+/** Where the warm-up saves go. */
+const NULL_SINK = { write: (): void => {} };
+
 export class MigrationState {
   readonly vm: MigratableVm;
   readonly #onEvent: ((event: MigrationEvent) => void) | undefined;
@@ -451,6 +454,9 @@ export class MigrationState {
           await yieldNow();
         }
       }
+      // One more warm round while the guest still runs: after the precopy passes, the device
+      // save's code and data are out of the CPU caches (0.35 ms in the downtime, 0.2 after).
+      this.#warmDeviceSave(registry);
       // migration_completion
       this.#switchover = {
         pendingBytes: lastPending,
@@ -554,10 +560,18 @@ export class MigrationState {
   /** The device sections {@link prepare} saves, built at its first call. */
   #prepared: SaveVmRegistry | undefined;
 
+  /**
+   * The last warm-up's writer. Kept because V8 drops optimized code at a full GC once no
+   * live object has a hidden class it embeds: without a QemuFileWriter alive between
+   * migrations, the put* methods the switch-over runs went back to the interpreter.
+   */
+  #warmWriter: QemuFileWriter | undefined;
+
   /** One round of {@link prepare} on `registry`. */
   #warmDeviceSave(registry: SaveVmRegistry): void {
     try {
-      savevmStateCompletePrecopyNonIterable(new QemuFileWriter({ write: () => {} }), registry);
+      this.#warmWriter = new QemuFileWriter(NULL_SINK);
+      savevmStateCompletePrecopyNonIterable(this.#warmWriter, registry);
     } catch {
       // the real save reports whatever this hit
     }
