@@ -19,8 +19,10 @@ import { precopyMips } from "./precopy-mips.ts";
 
 const here = dirname(fileURLToPath(import.meta.url));
 const repo = join(here, "../../..");
-const CLI = join(repo, "packages/cli/dist/cli.js");
+const CLI = join(repo, "packages/cli/bin/vm-cli.js");
 const QEMU = "qemu-system-riscv64";
+/** How long both VMs run before a migration (see migrateOnce). */
+const SETTLE_MS = 12_000;
 
 interface Scenario {
   name: string;
@@ -96,8 +98,11 @@ async function migrateOnce(engine: Engine, s: Scenario): Promise<Summary | undef
     const [scmd, sargs] = vmCommand(engine, s, ["-qmp", `unix:${sock},server=on,wait=off`], guest);
     children.push(spawn(scmd, sargs, { stdio: ["ignore", "ignore", "ignore"] }));
     await waitFor(() => existsSync(sock), 20_000, `${engine}'s QMP socket`);
-    // Let the guest run (and, for a-b, dirty its pages) before the migration starts.
-    await new Promise((r) => setTimeout(r, 1000));
+    // Let the guest run (and, for a-b, dirty its pages) before the migration starts, long
+    // enough to be a VM that has run a while: idle, V8's memory reducer has collected (it
+    // drops optimized code whose objects died) and the caches have gone cold. A migration one
+    // second after start hid costs that every later one paid.
+    await new Promise((r) => setTimeout(r, SETTLE_MS));
     const r = spawnSync(process.execPath, [CLI, "migrate", "--qmp", `unix:${sock}`, "--json",
       "--max-bandwidth", "10000000000", ...(s.migrate ?? []), `tcp:127.0.0.1:${port}`],
       { encoding: "utf8", timeout: s.timeoutMs ?? 120_000, killSignal: "SIGINT" });

@@ -26,7 +26,7 @@ import type { BenchContext, BenchResult } from "./harness.ts";
 
 const here = dirname(fileURLToPath(import.meta.url));
 const repo = join(here, "../../..");
-const CLI = join(repo, "packages/cli/dist/cli.js");
+const CLI = join(repo, "packages/cli/bin/vm-cli.js");
 const MIGRATION = join(repo, "packages/migration/dist/mod.js");
 const MIGRATION_NODE = join(repo, "packages/migration/dist/node.js");
 const BENCH_ELF = join(repo, "guests/bench/bench.elf");
