@@ -79,6 +79,30 @@ async function waitFor(test: () => boolean, ms: number, what: string): Promise<v
   }
 }
 
+/**
+ * Runs `vm-cli migrate` and sends it SIGINT after `timeoutMs`, reading its output to the end
+ * (spawnSync's timeout stops reading the pipes: the cancelled migration's report then failed
+ * with EPIPE and the run read as "exited 1").
+ */
+function runMigrate(args: string[], timeoutMs: number): Promise<{ status: number | null; signal: NodeJS.Signals | null; stdout: string; stderr: string }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, args, { stdio: ["ignore", "pipe", "pipe"] });
+    let stdout = "";
+    let stderr = "";
+    child.stdout.setEncoding("utf8").on("data", (d: string) => (stdout += d));
+    child.stderr.setEncoding("utf8").on("data", (d: string) => (stderr += d));
+    const timer = setTimeout(() => child.kill("SIGINT"), timeoutMs);
+    child.on("error", (e) => {
+      clearTimeout(timer);
+      reject(e);
+    });
+    child.on("close", (status, signal) => {
+      clearTimeout(timer);
+      resolve({ status, signal, stdout, stderr });
+    });
+  });
+}
+
 /** One migration; undefined when the engine is not installed. */
 async function migrateOnce(engine: Engine, s: Scenario): Promise<Summary | undefined> {
   if (engine === "qemu" && spawnSync(QEMU, ["-version"]).error !== undefined) return undefined;
@@ -103,9 +127,8 @@ async function migrateOnce(engine: Engine, s: Scenario): Promise<Summary | undef
     // drops optimized code whose objects died) and the caches have gone cold. A migration one
     // second after start hid costs that every later one paid.
     await new Promise((r) => setTimeout(r, SETTLE_MS));
-    const r = spawnSync(process.execPath, [CLI, "migrate", "--qmp", `unix:${sock}`, "--json",
-      "--max-bandwidth", "10000000000", ...(s.migrate ?? []), `tcp:127.0.0.1:${port}`],
-      { encoding: "utf8", timeout: s.timeoutMs ?? 120_000, killSignal: "SIGINT" });
+    const r = await runMigrate([CLI, "migrate", "--qmp", `unix:${sock}`, "--json",
+      "--max-bandwidth", "10000000000", ...(s.migrate ?? []), `tcp:127.0.0.1:${port}`], s.timeoutMs ?? 120_000);
     // SIGINT: vm-cli migrate cancels the migration and exits 130.
     if (r.status === 130 || r.signal !== null) throw new NotConverged(`${engine} ${s.name}: did not converge within ${(s.timeoutMs ?? 120_000) / 1000} s (cancelled)`);
     if (r.status !== 0) {
