@@ -97,13 +97,13 @@ export interface MigrationStateOptions {
   onEvent?: (event: MigrationEvent) => void;
 }
 
+/** Where the warm-up saves go. */
+const NULL_SINK = { write: (): void => {} };
+
 /**
  * One VM's outgoing migration state (QEMU's MigrationState: `migrate_get_current()`).
  * Holds capabilities and parameters across migrations.
  */
-/** Where the warm-up saves go. */
-const NULL_SINK = { write: (): void => {} };
-
 export class MigrationState {
   readonly vm: MigratableVm;
   readonly #onEvent: ((event: MigrationEvent) => void) | undefined;
