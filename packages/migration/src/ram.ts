@@ -191,6 +191,15 @@ export class RamMigration implements SaveVmHandlers {
     return this.#bulkStageDone || this.#dirtyPages === 0;
   }
 
+  /**
+   * Whether pages go through the XBZRLE cache now (from the second pass on). Each then costs
+   * a read of its cached copy and a write of its slot, memory time that its few wire bytes
+   * do not show: the switch-over counts pages for it (see MigrationState).
+   */
+  get xbzrleActive(): boolean {
+    return this.#xbzrleEnabled;
+  }
+
   /** What the zero pages sent so far weigh beyond their wire bytes (ZERO_PAGE_COST - 9 each). */
   get zeroPageExtraCost(): number {
     return this.#counters.duplicate * (ZERO_PAGE_COST - 9);
