@@ -97,6 +97,17 @@ export interface MigrationStateOptions {
   onEvent?: (event: MigrationEvent) => void;
 }
 
+/**
+ * Adds a window's [amount, ms] to the last three kept in `windows` and returns the lower of
+ * its rate and theirs together (a window that filled the socket buffers reads fast).
+ */
+function windowRate(windows: [number, number][], amount: number, ms: number): number {
+  windows.push([amount, ms]);
+  if (windows.length > 3) windows.shift();
+  const mean = windows.reduce((n, w) => n + w[0], 0) / windows.reduce((n, w) => n + w[1], 0);
+  return Math.min(amount / ms, mean);
+}
+
 /** Where the warm-up saves go. */
 const NULL_SINK = { write: (): void => {} };
 
@@ -646,22 +657,16 @@ export class MigrationState {
     // Ours: the lower of this window's figure and the mean of the last three windows — a
     // window that filled the socket buffers reads up to ~15 % fast, and one such window
     // deciding the switch-over made the downtime pass the limit.
-    this.#windows.push([moved, spent]);
-    if (this.#windows.length > 3) this.#windows.shift();
-    const mean = this.#windows.reduce((n, w) => n + w[0], 0) / this.#windows.reduce((n, w) => n + w[1], 0);
-    const bandwidth = Math.min(moved / spent, mean); // byte equivalents per ms
+    const bandwidth = windowRate(this.#windows, moved, spent); // byte equivalents per ms
     this.#bandwidth = bandwidth;
     this.#thresholdSize = bandwidth * this.#params["downtime-limit"];
     this.#mbps = (transferred * 8) / (spent / 1000) / 1e6;
     const c = this.#ram!.counters();
     const pages = c.normal + c.duplicate + this.#ram!.xbzrleCounters().pages;
-    this.#pagesPerSecond = Math.round((pages - this.#iterationInitialPages) / (spent / 1000));
+    const pagesSent = pages - this.#iterationInitialPages;
+    this.#pagesPerSecond = Math.round(pagesSent / (spent / 1000));
+    this.#pageRate = windowRate(this.#pageWindows, pagesSent, spent);
     // ours: what is left on the wire (zero pages and XBZRLE counted), not dirty × 4096
-    const pageWindow = pages - this.#iterationInitialPages;
-    this.#pageWindows.push([pageWindow, spent]);
-    if (this.#pageWindows.length > 3) this.#pageWindows.shift();
-    const pageMean = this.#pageWindows.reduce((n, w) => n + w[0], 0) / this.#pageWindows.reduce((n, w) => n + w[1], 0);
-    this.#pageRate = Math.min(pageWindow / spent, pageMean);
     if (transferred > 10000 && bandwidth > 0) this.#expectedDowntime = this.#expectedFor(pending);
     this.#iterationStart = now;
     this.#iterationInitialBytes = position;
