@@ -7,6 +7,7 @@
  * @module
  */
 
+import type { MonitorFdContext } from "./qmp/fds.ts";
 import type { DeviceProperties, MachineConfig } from "@ferryvm/devices";
 import { ControllerError, type VmController } from "./controller.ts";
 import { QEMU_VERSION } from "./qmp/version.ts";
@@ -27,6 +28,8 @@ export interface MonitorContext {
   migration?: MigrationManager;
   /** The machine type and device properties, for `info qtree` (a Machine's `config`). */
   machineConfig?: MachineConfig;
+  /** Descriptors passed to this monitor (QMP getfd, closefd; `fd:NAME` in migrate). */
+  fds?: MonitorFdContext;
 }
 
 /** `info qtree`, in QEMU's shape as far as this board goes: each device with its properties. */
@@ -258,7 +261,7 @@ async function hmpMigrate(ctx: MonitorContext, text: string, opts: HmpOptions): 
   if (f.flags.has("b") || f.flags.has("i")) return "Error: QEMU compiled without old-style (blk/-b, inc/-i) block migration\n";
   if (f.flags.has("r")) return "Error: Cannot resume if there is no paused migration\n";
   const m = ctx.migration;
-  const out = await migrationCommand(() => m.migrate(s.value));
+  const out = await migrationCommand(() => m.migrate(s.value, ctx.fds?.named));
   if (out !== "" || f.flags.has("d")) return out;
   if (!opts.interactive) return "terminal does not allow synchronous migration, continuing detached\n";
   await m.done;
@@ -274,7 +277,7 @@ async function hmpMigrateIncoming(ctx: MonitorContext, text: string): Promise<st
   if (s.rest.trim() !== "") return usage("migrate_incoming", "migrate_incoming: extraneous characters at the end of line");
   if (ctx.migration === undefined) return "Error: migration is not available on this monitor\n";
   const m = ctx.migration;
-  return migrationCommand(() => m.incoming(s.value));
+  return migrationCommand(() => m.incoming(s.value, false, ctx.fds?.named));
 }
 
 /** `info migrate` (hmp_info_migrate, the members the non-live case fills). */

@@ -11,6 +11,7 @@
  * @module
  */
 
+import { sendWithFds } from "./qmp/scm-rights.ts";
 import net from "node:net";
 import { subcommandArgs, UsageError } from "./args.ts";
 
@@ -169,6 +170,27 @@ export class QmpClient {
     return new Promise<Json>((resolve, reject) => {
       this.#pending.push({ command, resolve, reject });
       this.#socket.write(JSON.stringify(args === undefined ? { execute: command } : { execute: command, arguments: args }) + "\n");
+    });
+  }
+
+  /**
+   * Sends a command with descriptors attached (SCM_RIGHTS, so a unix socket only), as a client
+   * passes one before `getfd`: `executeWithFds("getfd", { fdname: "mig" }, [fd])`. Our
+   * descriptors stay open; the VM gets its own.
+   */
+  async executeWithFds(command: string, args: JsonObject | undefined, fds: readonly number[]): Promise<Json> {
+    if (this.#closed !== undefined) throw this.#closed;
+    // sendmsg goes around the socket's queue: let what is queued go first.
+    if (this.#socket.writableLength > 0) await new Promise((r) => this.#socket.once("drain", r));
+    const text = JSON.stringify(args === undefined ? { execute: command } : { execute: command, arguments: args }) + "\n";
+    return new Promise<Json>((resolve, reject) => {
+      const entry = { command, resolve, reject };
+      this.#pending.push(entry);
+      sendWithFds(this.#socket, text, fds).catch((e: unknown) => {
+        const at = this.#pending.indexOf(entry);
+        if (at >= 0) this.#pending.splice(at, 1);
+        reject(e instanceof Error ? e : new Error(String(e)));
+      });
     });
   }
 

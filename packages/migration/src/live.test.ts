@@ -2,7 +2,7 @@
 // every transport, xbzrle, auto-converge, a migration that cannot converge, cancel in each
 // state, bad and vanishing destinations, a return-path SHUT failure.
 import { execFileSync } from "node:child_process";
-import { closeSync, constants, mkdtempSync, openSync, rmSync } from "node:fs";
+import { closeSync, constants, mkdtempSync, openSync, readFileSync, readSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
@@ -187,6 +187,26 @@ describe("live precopy migration of the a-b guest", () => {
         }
       }
     }
+  });
+
+  it("moves the guest through a regular file given as fd:N, written then read at the descriptor's offset", async () => {
+    const src = await running();
+    const file = join(dir, "by-fd.bin");
+    // Something before the stream: fd: writes and reads where the descriptor stands.
+    writeFileSync(file, "header\n");
+    const wfd = openSync(file, "a");
+    const ms = new MigrationState(src.vm);
+    ms.setParameters({ "max-bandwidth": 10_000_000_000 });
+    debugState = () => ms.query();
+    expect(await ms.migrate(() => connectOutgoing(`fd:${wfd}`))).toBe("completed");
+    expect(readFileSync(file).subarray(0, 11).toString("latin1")).toBe("header\nQEVM");
+    const rfd = openSync(file, "r");
+    readSync(rfd, Buffer.alloc(7), 0, 7, null);
+    const dst = await guest();
+    const inc = new MigrationIncoming(dst.vm, { autostart: false });
+    const listener = await listenIncoming(`fd:${rfd}`);
+    expect(await inc.incoming(() => listener.accept())).toBe("completed");
+    await checkMoved(src, dst);
   });
 
   it("sends pages of later passes as XBZRLE deltas with the xbzrle capability", async () => {

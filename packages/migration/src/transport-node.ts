@@ -9,7 +9,7 @@
  */
 
 import { spawn, type ChildProcess } from "node:child_process";
-import { createReadStream, createWriteStream, fstatSync, unlinkSync, type WriteStream } from "node:fs";
+import { createReadStream, createWriteStream, fstatSync, unlinkSync, type ReadStream, type WriteStream } from "node:fs";
 import { createServer, Socket, type Server, type SocketConstructorOpts } from "node:net";
 import type { Readable, Writable } from "node:stream";
 import type { IncomingChannel, OutgoingChannel } from "./channel.ts";
@@ -32,11 +32,22 @@ function socketOptions(options: SocketConstructorOpts): SocketConstructorOpts {
   return { ...options, writableHighWaterMark: HIGH_WATER_MARK } as SocketConstructorOpts;
 }
 
-/** An fd socket is two-way; another fd (a pipe, a FIFO) only goes one way and is not read from. */
-function fdSocket(fd: number, direction: "out" | "in"): { socket: Socket; twoWay: boolean } {
-  const twoWay = fstatSync(fd).isSocket();
+/**
+ * What `fd:N` refers to (QEMU's qio_channel_new_fd): a socket is two-way; a pipe or FIFO
+ * only goes one way and is not read from; a regular file or a device is written or read at
+ * its current offset (QIOChannelFile), as `virsh save` passes a file.
+ */
+type FdChannel = { kind: "socket"; socket: Socket; twoWay: boolean } | { kind: "file"; stream: WriteStream | ReadStream };
+
+function fdChannel(fd: number, direction: "out" | "in"): FdChannel {
+  const st = fstatSync(fd);
+  if (st.isFile() || st.isCharacterDevice() || st.isBlockDevice()) {
+    const stream = direction === "out" ? createWriteStream("", { fd, highWaterMark: HIGH_WATER_MARK }) : createReadStream("", { fd, highWaterMark: HIGH_WATER_MARK });
+    return { kind: "file", stream };
+  }
+  const twoWay = st.isSocket();
   const socket = new Socket(socketOptions({ fd, readable: twoWay || direction === "in", writable: twoWay || direction === "out" }));
-  return { socket, twoWay };
+  return { kind: "socket", socket, twoWay };
 }
 
 const ERRNO_TEXT: Readonly<Record<string, string>> = {
@@ -80,7 +91,7 @@ export function parseMigrationUri(uri: string): MigrationUri {
       if (rest === "") throw new QmpError("exec: command is empty");
       return { transport: "exec", command: rest };
     case "fd": {
-      if (!/^\d+$/.test(rest)) throw new QmpError(`Parameter 'fd' expects a file descriptor number, got '${rest}'`);
+      if (!/^\d+$/.test(rest)) throw new QmpError(`Invalid file descriptor number '${rest}'`);
       return { transport: "fd", fd: Number(rest) };
     }
     case "file":
@@ -175,11 +186,16 @@ export async function connectOutgoing(uri: string): Promise<OutgoingChannel> {
     case "unix":
       return socketChannel(await connectSocket({ path: u.path }, uri));
     case "fd": {
-      let fd: { socket: Socket; twoWay: boolean };
+      let fd: FdChannel;
       try {
-        fd = fdSocket(u.fd, "out");
+        fd = fdChannel(u.fd, "out");
       } catch (e) {
         throw new Error(`Failed to connect to '${uri}': ${errnoText(e)}`, { cause: e });
+      }
+      if (fd.kind === "file") {
+        const stream = fd.stream as WriteStream;
+        const sink = writableSink(stream);
+        return { sink, close: async () => sink.close?.(), abort: () => stream.destroy() };
       }
       const channel = socketChannel(fd.socket);
       return fd.twoWay ? channel : { sink: channel.sink, close: channel.close, abort: channel.abort };
@@ -268,7 +284,17 @@ export async function listenIncoming(uri: string): Promise<IncomingListener> {
       };
     }
     case "fd": {
-      const { socket, twoWay } = fdSocket(u.fd, "in");
+      let fd: FdChannel;
+      try {
+        fd = fdChannel(u.fd, "in");
+      } catch (e) {
+        throw new Error(`Failed to open '${uri}': ${errnoText(e)}`, { cause: e });
+      }
+      if (fd.kind === "file") {
+        const stream = fd.stream as ReadStream;
+        return { uri, accept: async () => ({ source: readableSource(stream), close: () => stream.destroy() }), close: () => stream.destroy() };
+      }
+      const { socket, twoWay } = fd;
       const accept = async (): Promise<IncomingChannel> => {
         const channel = incomingSocket(socket);
         return twoWay ? channel : { source: channel.source, close: () => socket.destroy() };

@@ -12,6 +12,7 @@ import { MACHINE_TYPES, VIRT_DEVICE_CLASSES } from "@ferryvm/devices";
 import { ControllerError } from "../controller.ts";
 import { MIGRATION_CAPABILITY_NAMES, MigrationCommandError, type MigrationCapability, type MigrationManager } from "../snapshot/migration.ts";
 import { executeHmp, type MonitorContext } from "../hmp.ts";
+import { closeFd } from "./fds.ts";
 import type { JsonValue } from "./json.ts";
 import { QEMU_VERSION } from "./version.ts";
 
@@ -153,22 +154,30 @@ export const QMP_COMMANDS: Record<string, QmpCommand> = {
   "query-name": { args: {}, run: (ctx): JsonValue => (ctx.name === undefined ? {} : { name: ctx.name }) },
   "query-kvm": { args: {}, run: () => ({ enabled: false, present: false }) },
   "query-target": { args: {}, run: () => ({ arch: "riscv64" }) },
-  // QEMU's getfd takes a descriptor passed with SCM_RIGHTS on the QMP socket; Node.js cannot
-  // receive one (no API without a native addon), so there is never one to take: QEMU's error
-  // for that case, and what to do instead.
+  // qmp_getfd: names the descriptor the client sent with SCM_RIGHTS on this connection.
   "getfd": {
     args: { fdname: { type: "str" } },
-    run: () => {
-      throw new QmpError(
-        "GenericError",
-        "No file descriptor supplied via SCM_RIGHTS (FerryVM cannot receive descriptors over QMP: give the process the descriptor at start and use fd:N)",
-      );
+    run: (ctx, args) => {
+      const name = args["fdname"] as string;
+      const fd = ctx.fds?.takeReceived();
+      if (fd === undefined) {
+        const why = ctx.fds?.unavailable;
+        throw new QmpError("GenericError", `No file descriptor supplied via SCM_RIGHTS${why === undefined ? "" : ` (${why}; fd:N takes a descriptor the process inherited)`}`);
+      }
+      if (/^[0-9]/.test(name)) {
+        closeFd(fd);
+        throw new QmpError("GenericError", "Parameter 'fdname' expects a name not starting with a digit");
+      }
+      ctx.fds!.named.add(name, fd);
+      return {};
     },
   },
   "closefd": {
     args: { fdname: { type: "str" } },
-    run: (_ctx, args) => {
-      throw new QmpError("GenericError", `File descriptor named '${String(args["fdname"])}' not found`);
+    run: (ctx, args) => {
+      const name = args["fdname"] as string;
+      if (ctx.fds?.named.close(name) !== true) throw new QmpError("GenericError", `File descriptor named '${name}' not found`);
+      return {};
     },
   },
   // QEMU's device-list-properties: a device type's properties (defaults as of the newest machine type).
@@ -215,12 +224,12 @@ export const QMP_COMMANDS: Record<string, QmpCommand> = {
     run: (ctx, args) => {
       if (args["blk"] === true || args["inc"] === true) throw new QmpError("GenericError", "QEMU compiled without old-style (blk/-b, inc/-i) block migration");
       if (args["resume"] === true) throw new QmpError("GenericError", "Cannot resume if there is no paused migration");
-      return migrationAct(() => migration(ctx).migrate(args["uri"] as string));
+      return migrationAct(() => migration(ctx).migrate(args["uri"] as string, ctx.fds?.named));
     },
   },
   "migrate-incoming": {
     args: { uri: { type: "str" } },
-    run: (ctx, args) => migrationAct(() => migration(ctx).incoming(args["uri"] as string)),
+    run: (ctx, args) => migrationAct(() => migration(ctx).incoming(args["uri"] as string, false, ctx.fds?.named)),
   },
   "query-migrate": { args: {}, run: (ctx) => migration(ctx).queryMigrate() },
   "migrate_cancel": { args: {}, run: (ctx) => migrationAct(() => migration(ctx).cancel()) },

@@ -8,16 +8,25 @@
  */
 
 import net from "node:net";
+import { StringDecoder } from "node:string_decoder";
 import { listenOn, removeSocketFile, type SocketAddress, type SocketChardev } from "../chardev.ts";
 import type { VmEvent } from "../controller.ts";
 import type { MonitorContext } from "../hmp.ts";
 import { QMP_COMMANDS, QmpError, checkArgs, versionInfo } from "./commands.ts";
+import { closeFd, MonitorFds, ReceivedFds, type MonitorFdContext } from "./fds.ts";
 import { formatJson, JsonStreamer, type JsonItem, type JsonValue } from "./json.ts";
+import { readWithFds, scmRightsUnavailable } from "./scm-rights.ts";
 
 /** QEMU's event timestamp: wall-clock seconds and microseconds. */
 export function timestamp(): { seconds: number; microseconds: number } {
   const us = Math.floor((performance.timeOrigin + performance.now()) * 1000);
   return { seconds: Math.floor(us / 1e6), microseconds: us % 1e6 };
+}
+
+/** A session's descriptor passing: its monitor's named descriptors, and why none can arrive. */
+export interface QmpSessionFds {
+  named: MonitorFds;
+  unavailable?: string;
 }
 
 /** Handles one QMP connection's input; `write` sends one JSON value. */
@@ -29,9 +38,15 @@ export class QmpSession {
   #oob = false;
   #chain: Promise<void> = Promise.resolve();
   #closed = false;
+  #received = new ReceivedFds();
 
-  constructor(ctx: MonitorContext, write: (v: JsonValue) => void) {
-    this.#ctx = ctx;
+  constructor(ctx: MonitorContext, write: (v: JsonValue) => void, fds?: QmpSessionFds) {
+    const fdContext: MonitorFdContext = {
+      named: fds?.named ?? new MonitorFds(),
+      takeReceived: () => this.#received.take(),
+      ...(fds?.unavailable === undefined ? {} : { unavailable: fds.unavailable }),
+    };
+    this.#ctx = { ...ctx, fds: fdContext };
     this.#write = write;
   }
 
@@ -52,16 +67,29 @@ export class QmpSession {
     this.#write(msg);
   }
 
-  /** Feeds received text; commands are queued and run in order. Resolves when they are done. */
-  feed(text: string): Promise<void> {
+  /**
+   * Feeds received text and the descriptors that came with it; commands are queued and run in
+   * order. The descriptors wait for the commands that came with them or later (getfd takes
+   * them), in place of any earlier ones not taken. Resolves when the commands are done.
+   */
+  feed(text: string, fds: readonly number[] = []): Promise<void> {
+    if (fds.length > 0) {
+      const received = [...fds];
+      this.#chain = this.#chain.then(() => {
+        if (this.#closed) received.forEach(closeFd);
+        else this.#received.receive(received);
+      });
+    }
     for (const item of this.#streamer.push(text)) {
       this.#chain = this.#chain.then(() => this.#handle(item));
     }
     return this.#chain;
   }
 
+  /** The connection is gone: descriptors it sent and nobody named are closed. */
   close(): void {
     this.#closed = true;
+    void this.#chain.then(() => this.#received.closeAll());
   }
 
   #respond(v: JsonValue): void {
@@ -158,6 +186,10 @@ export class QmpServer {
   #firstClient: Promise<void>;
   #gotClient!: () => void;
   #unsubscribe: () => void;
+  /** Descriptors passed with getfd, by name (QEMU keeps them per monitor, across connections). */
+  #fds = new MonitorFds();
+  /** true when connections are read with their descriptors, else why not. */
+  #fdPassing: true | string = "not listening";
 
   constructor(ctx: MonitorContext, options: QmpServerOptions = {}) {
     this.#ctx = ctx;
@@ -170,7 +202,10 @@ export class QmpServer {
 
   /** Starts listening; resolves with the address (a tcp port 0 resolved to the real port). */
   async listen(chardev: SocketChardev): Promise<string> {
-    const server = net.createServer((socket) => this.#accept(socket));
+    // On a unix socket clients may pass descriptors (getfd): the helper reads those
+    // connections, so Node must not start reading them itself.
+    this.#fdPassing = chardev.address.transport === "unix" ? scmRightsUnavailable() ?? true : "descriptors pass only over a unix socket";
+    const server = net.createServer({ pauseOnConnect: this.#fdPassing === true }, (socket) => this.#accept(socket));
     this.#server = server;
     this.#address = chardev.address;
     return listenOn(server, chardev.address);
@@ -199,19 +234,34 @@ export class QmpServer {
       if (queued.push(v) === 1) setImmediate(flush);
     };
     this.#sockets.set(socket, flush);
-    const session = new QmpSession(this.#ctx, write);
+    const fdPassing = this.#fdPassing;
+    const session = new QmpSession(this.#ctx, write, { named: this.#fds, ...(fdPassing === true ? {} : { unavailable: fdPassing }) });
     this.#sessions.add(session);
     write(session.greeting());
-    socket.setEncoding("utf8");
-    socket.on("data", (text: string) => {
-      session.feed(text).catch(() => {});
-    });
     socket.on("error", () => {});
     socket.on("close", () => {
+      reader?.close();
       session.close();
       this.#sessions.delete(session);
       this.#sockets.delete(socket);
     });
+    const decoder = new StringDecoder("utf8");
+    const reader =
+      fdPassing === true
+        ? readWithFds(socket, {
+            data: (bytes, fds) => void session.feed(decoder.write(bytes), fds).catch(() => {}),
+            // The client closed its side: what is queued goes out, then the connection closes
+            // (as an allowHalfOpen=false socket does on 'end').
+            end: (error) => (error === undefined ? socket.end(() => socket.destroy()) : socket.destroy()),
+          })
+        : undefined;
+    if (reader === undefined) {
+      socket.setEncoding("utf8");
+      socket.on("data", (text: string) => {
+        session.feed(text).catch(() => {});
+      });
+      if (fdPassing === true) socket.resume();
+    }
   }
 
   /** Stops listening and ends every connection after what was written to it. */
@@ -234,6 +284,7 @@ export class QmpServer {
     );
     if (this.#server !== undefined) await new Promise<void>((r) => this.#server!.close(() => r()));
     await Promise.all(closing);
+    this.#fds.closeAll();
     if (this.#address !== undefined) removeSocketFile(this.#address);
   }
 }

@@ -1,8 +1,10 @@
 import type { RunResult } from "@ferryvm/devices";
 import fc from "fast-check";
+import { closeSync, fstatSync, openSync } from "node:fs";
 import { describe, expect, it } from "vitest";
 import { VmController } from "../controller.ts";
 import type { MonitorContext } from "../hmp.ts";
+import { MonitorFds, resolveNamedFd } from "./fds.ts";
 import { JsonStreamer, type JsonValue } from "./json.ts";
 import { QmpSession } from "./server.ts";
 
@@ -76,15 +78,79 @@ describe("QMP machine types and device properties", () => {
   });
 });
 
-describe("QMP getfd", () => {
-  it("answers QEMU's no-descriptor error and says to use fd:N (Node.js cannot receive SCM_RIGHTS)", async () => {
+describe("QMP getfd and closefd", () => {
+  const replies = (out: JsonValue[]): { return?: JsonValue; error?: { class: string; desc: string } }[] =>
+    out.filter((v) => typeof v === "object" && v !== null && !Array.isArray(v) && !("event" in v) && !("QMP" in v)) as never;
+  const isOpen = (fd: number): boolean => {
+    try {
+      fstatSync(fd);
+      return true;
+    } catch {
+      return false;
+    }
+  };
+
+  it("answers QEMU's no-descriptor error, with the reason when none can arrive", async () => {
     const out: JsonValue[] = [];
     const session = new QmpSession(context(), (v) => out.push(v));
     await session.feed('{"execute":"qmp_capabilities"}{"execute":"getfd","arguments":{"fdname":"mig"}}{"execute":"closefd","arguments":{"fdname":"mig"}}\n');
-    const [, getfd, closefd] = out.filter((v) => typeof v === "object" && v !== null && !Array.isArray(v) && !("event" in v)) as { error: { class: string; desc: string } }[];
-    expect(getfd!.error.class).toBe("GenericError");
-    expect(getfd!.error.desc).toMatch(/^No file descriptor supplied via SCM_RIGHTS .*fd:N/);
-    expect(closefd!.error.desc).toBe("File descriptor named 'mig' not found");
+    const [, getfd, closefd] = replies(out);
+    expect(getfd!.error).toEqual({ class: "GenericError", desc: "No file descriptor supplied via SCM_RIGHTS" });
+    expect(closefd!.error!.desc).toBe("File descriptor named 'mig' not found");
+    const tcp: JsonValue[] = [];
+    const overTcp = new QmpSession(context(), (v) => tcp.push(v), { named: new MonitorFds(), unavailable: "descriptors pass only over a unix socket" });
+    await overTcp.feed('{"execute":"qmp_capabilities"}{"execute":"getfd","arguments":{"fdname":"mig"}}');
+    expect(replies(tcp)[1]!.error!.desc).toBe("No file descriptor supplied via SCM_RIGHTS (descriptors pass only over a unix socket; fd:N takes a descriptor the process inherited)");
+  });
+
+  it("names the first descriptor of the latest message that brought any, closing the ones nobody can take", async () => {
+    const out: JsonValue[] = [];
+    const named = new MonitorFds();
+    const session = new QmpSession(context(), (v) => out.push(v), { named });
+    const [a, b, c, d] = [0, 1, 2, 3].map(() => openSync("/dev/null", "r"));
+    await session.feed('{"execute":"qmp_capabilities"}', [a!]);
+    // A later message with descriptors replaces the earlier ones (char-socket.c's read_msgfds).
+    await session.feed(" ", [b!, c!]);
+    expect(isOpen(a!)).toBe(false);
+    await session.feed('{"execute":"getfd","arguments":{"fdname":"one"}}');
+    expect(replies(out)[1]).toEqual({ return: {} });
+    expect(isOpen(b!)).toBe(true);
+    expect(isOpen(c!)).toBe(false);
+    expect(named.take("one")).toBe(b);
+    closeSync(b!);
+    // A name may not start with a digit (fd:N is a number); the descriptor is closed.
+    await session.feed('{"execute":"getfd","arguments":{"fdname":"9"}}', [d!]);
+    expect(replies(out)[2]!.error!.desc).toBe("Parameter 'fdname' expects a name not starting with a digit");
+    expect(isOpen(d!)).toBe(false);
+    // The same name twice: the first descriptor is closed.
+    const [e, f, g] = [0, 1, 2].map(() => openSync("/dev/null", "r"));
+    await session.feed('{"execute":"getfd","arguments":{"fdname":"mig"}}', [e!]);
+    await session.feed('{"execute":"getfd","arguments":{"fdname":"mig"}}', [f!]);
+    expect(isOpen(e!)).toBe(false);
+    await session.feed('{"execute":"closefd","arguments":{"fdname":"mig"}}');
+    expect(replies(out).slice(3)).toEqual([{ return: {} }, { return: {} }, { return: {} }]);
+    expect(isOpen(f!)).toBe(false);
+    expect(named.size).toBe(0);
+    // Sent with a command that is not getfd, and never taken: closed with the connection.
+    await session.feed('{"execute":"query-status"}', [g!]);
+    expect(isOpen(g!)).toBe(true);
+    session.close();
+    await new Promise((r) => setImmediate(r));
+    expect(isOpen(g!)).toBe(false);
+  });
+
+  it("fd:NAME takes the named descriptor over; numbers and other URIs pass unchanged", () => {
+    const named = new MonitorFds();
+    const fd = openSync("/dev/null", "r");
+    named.add("mig", fd);
+    expect(resolveNamedFd("tcp:127.0.0.1:4444", named)).toBe("tcp:127.0.0.1:4444");
+    expect(resolveNamedFd("fd:7", named)).toBe("fd:7");
+    expect(() => resolveNamedFd("fd:other", named)).toThrow("File descriptor named 'other' has not been found");
+    expect(resolveNamedFd("fd:mig", named)).toBe(`fd:${fd}`);
+    expect(() => resolveNamedFd("fd:mig", undefined)).toThrow("File descriptor named 'mig' has not been found");
+    expect(named.size).toBe(0);
+    expect(isOpen(fd)).toBe(true);
+    closeSync(fd);
   });
 });
 

@@ -13,6 +13,7 @@
  * @module
  */
 
+import { resolveNamedFd, type MonitorFds } from "../qmp/fds.ts";
 import type { Machine } from "@ferryvm/devices";
 import {
   MigrationError,
@@ -33,6 +34,15 @@ import { loadMachine, saveMachine } from "./vm-state.ts";
 /** URIs that take the live path (@ferryvm/migration's MigrationState, precopy). */
 export function isLiveUri(uri: string): boolean {
   return /^(tcp|unix|fd):/.test(uri);
+}
+
+/** `fd:NAME` → `fd:N`, taking NAME's descriptor from the monitor; QEMU's error when there is none. */
+function takeNamedFd(uri: string, fds: MonitorFds | undefined): string {
+  try {
+    return resolveNamedFd(uri, fds);
+  } catch (e) {
+    throw new MigrationCommandError((e as Error).message);
+  }
 }
 
 /** Runs `f`, turning the migration package's QMP errors into ours. */
@@ -241,11 +251,13 @@ export class MigrationManager {
    * QMP `migrate`: checks and opens the channel now (errors are thrown with QEMU's texts);
    * the save itself runs next in the machine loop (see {@link done}).
    */
-  async migrate(uriText: string): Promise<void> {
+  async migrate(uriText: string, fds?: MonitorFds): Promise<void> {
     const state = this.#controller.state;
     if (this.#running(this.status)) throw new MigrationCommandError("There's a migration process in progress");
     if (state === "inmigrate") throw new MigrationCommandError("Guest is waiting for an incoming migration");
     if (state === "postmigrate") throw new MigrationCommandError("Can't migrate the vm that was paused due to previous migration");
+    // fd:NAME takes the descriptor a client passed with getfd (it is the migration's now).
+    uriText = takeNamedFd(uriText, fds);
     if (isLiveUri(uriText)) {
       // live precopy (QEMU's socket and fd migration): the guest runs until the switch-over
       liveCall(() => void this.#live.migrate(() => connectOutgoing(uriText)));
@@ -397,10 +409,12 @@ export class MigrationManager {
    * channel, then loads from the machine loop. A failure to open is thrown (QMP error, or the
    * caller's exit); a failed load ends the run.
    */
-  async incoming(uriText: string, fromCommandLine = false): Promise<void> {
+  async incoming(uriText: string, fromCommandLine = false, fds?: MonitorFds): Promise<void> {
     if (!fromCommandLine) {
       if (this.#incomingStarted) throw new MigrationCommandError("The incoming migration has already been started");
       if (this.#controller.state !== "inmigrate") throw new MigrationCommandError("'-incoming' was not specified on the command line");
+      // A monitor's fd:NAME; on the command line there is no monitor and fd: takes a number.
+      uriText = takeNamedFd(uriText, fds);
     }
     if (isLiveUri(uriText)) {
       await this.#incomingLive(uriText);

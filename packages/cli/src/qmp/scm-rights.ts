@@ -1,0 +1,114 @@
+/**
+ * Reading a QMP unix connection with the descriptors its client passes (SCM_RIGHTS). Node.js
+ * reads sockets with read(2), which drops them, and its IPC pipes abort the process when one
+ * is a regular file or a tty; so native/scm_rights.c (Node-API, built by `pnpm build` when a
+ * C compiler is there) reads the connection with recvmsg on a thread of its own, and writes
+ * keep going through the net.Socket. Without the helper, connections are read as before and
+ * getfd says why it has nothing.
+ *
+ * @module
+ */
+
+import { createRequire } from "node:module";
+import type net from "node:net";
+import { fileURLToPath } from "node:url";
+import { closeFd } from "./fds.ts";
+
+interface ScmRightsAddon {
+  open(fd: number, onChunk: (data: Buffer | null, fds: number[], errno: number) => void): object;
+  close(receiver: object): void;
+  send(fd: number, bytes: Buffer, fds: number[]): number;
+}
+
+const ADDON_PATH = fileURLToPath(new URL("../../build/scm_rights.node", import.meta.url));
+
+let addon: ScmRightsAddon | null | undefined;
+let addonProblem = "";
+
+function loadAddon(): ScmRightsAddon | undefined {
+  if (addon === undefined) {
+    try {
+      addon = createRequire(import.meta.url)(ADDON_PATH) as ScmRightsAddon;
+    } catch (e) {
+      addon = null;
+      addonProblem = `FerryVM's scm_rights helper is not built (${(e as NodeJS.ErrnoException).code === "MODULE_NOT_FOUND" ? ADDON_PATH + " is missing; build with a C compiler installed" : (e as Error).message})`;
+    }
+  }
+  return addon ?? undefined;
+}
+
+/** Why descriptors cannot be received on this platform/build, or undefined when they can. */
+export function scmRightsUnavailable(): string | undefined {
+  return loadAddon() === undefined ? addonProblem : undefined;
+}
+
+export interface FdReaderHandlers {
+  /** Bytes, with the descriptors that came with them (now ours to close). */
+  data(bytes: Buffer, fds: number[]): void;
+  /** The peer closed its side (error undefined) or the read failed. */
+  end(error?: Error): void;
+}
+
+export interface FdReader {
+  /** Stops reading (joins the helper's thread); what was already read may still arrive and is dropped. */
+  close(): void;
+}
+
+/**
+ * Reads `socket` (accepted with pauseOnConnect, never read by Node) with its descriptors.
+ * Undefined when the helper is missing or the socket has no descriptor of its own.
+ */
+export function readWithFds(socket: net.Socket, handlers: FdReaderHandlers): FdReader | undefined {
+  const native = loadAddon();
+  // net.Socket keeps its descriptor on the libuv handle; there is no public accessor.
+  const fd = (socket as unknown as { _handle?: { fd?: unknown } })._handle?.fd;
+  if (native === undefined || typeof fd !== "number" || fd < 0) return undefined;
+  let closed = false;
+  const receiver = native.open(fd, (data, fds, errno) => {
+    if (closed) {
+      for (const f of fds) closeFd(f);
+      return;
+    }
+    if (data !== null) {
+      handlers.data(data, fds);
+      return;
+    }
+    for (const f of fds) closeFd(f);
+    closed = true;
+    native.close(receiver);
+    handlers.end(errno === 0 ? undefined : Object.assign(new Error(`recvmsg failed (errno ${errno})`), { errno }));
+  });
+  return {
+    close() {
+      if (closed) return;
+      closed = true;
+      native.close(receiver);
+    },
+  };
+}
+
+/**
+ * Sends `text` on a unix socket with `fds` attached (SCM_RIGHTS), as a QMP client passes a
+ * descriptor before `getfd` (QEMU's python qmp `send_fd_scm`). The descriptors stay open here.
+ * Rejects when the helper is missing or the send fails.
+ */
+export async function sendWithFds(socket: net.Socket, text: string, fds: readonly number[]): Promise<void> {
+  const native = loadAddon();
+  if (native === undefined) throw new Error(`cannot pass descriptors: ${addonProblem}`);
+  const fd = (socket as unknown as { _handle?: { fd?: unknown } })._handle?.fd;
+  if (typeof fd !== "number" || fd < 0) throw new Error("cannot pass descriptors: the socket is not connected");
+  let bytes = Buffer.from(text, "utf8");
+  let pass = [...fds];
+  // The socket is non-blocking: a full send buffer waits a little; the descriptors go with the first part.
+  for (let waited = 0; bytes.length > 0; ) {
+    try {
+      const n = native.send(fd, bytes, pass);
+      bytes = bytes.subarray(n);
+      pass = [];
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== "EAGAIN" || waited >= 5000) throw e;
+      await new Promise((r) => setTimeout(r, 5));
+      waited += 5;
+    }
+  }
+}
