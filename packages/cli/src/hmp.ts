@@ -7,7 +7,7 @@
  * @module
  */
 
-import type { MonitorFdContext } from "./qmp/fds.ts";
+import { monitorClosefd, monitorGetfd, type MonitorFdContext } from "./qmp/fds.ts";
 import type { DeviceProperties, MachineConfig } from "@ferryvm/devices";
 import { ControllerError, type VmController } from "./controller.ts";
 import { QEMU_VERSION } from "./qmp/version.ts";
@@ -319,6 +319,17 @@ async function act(p: Promise<void>): Promise<string> {
   }
 }
 
+/** hmp_getfd / hmp_closefd: one name; QEMU's error text after "Error: ". */
+function fdCommand(name: string, args: readonly string[], f: (fdname: string) => void): string {
+  if (args.length < 1) return usage(name, `${name}: string expected`);
+  try {
+    f(args[0]!);
+    return "";
+  } catch (e) {
+    return `Error: ${(e as Error).message}\n`;
+  }
+}
+
 /** `info status` as hmp_info_status. */
 export function formatStatus(ctx: MonitorContext): string {
   const c = ctx.controller;
@@ -425,6 +436,18 @@ const COMMANDS: HmpCommand[] = [
       const m = ctx.migration;
       return migrationCommand(() => m.setCapabilities([{ capability: cap as "events", state: state === "on" }]));
     },
+  },
+  {
+    names: ["getfd"],
+    params: "getfd name",
+    help: "receive a file descriptor via SCM rights and assign it a name",
+    run: (ctx, args) => fdCommand("getfd", args, (name) => monitorGetfd(ctx.fds, name)),
+  },
+  {
+    names: ["closefd"],
+    params: "closefd name",
+    help: "close a file descriptor previously passed via SCM rights",
+    run: (ctx, args) => fdCommand("closefd", args, (name) => monitorClosefd(ctx.fds, name)),
   },
   { names: ["quit", "q"], params: "", help: "quit the emulator", run: (ctx) => act(ctx.controller.quit()) },
   { names: ["stop", "s"], params: "", help: "stop emulation", run: (ctx) => act(ctx.controller.stop()) },

@@ -7,7 +7,7 @@ import { fileURLToPath } from "node:url";
 import { afterEach, describe, expect, it } from "vitest";
 import { UsageError } from "./args.ts";
 import { formatProgress, migrateCommand, parseMigrateArgs, parseQmpAddress, QmpClient, QmpCommandError, summarize, type MigrateIo } from "./migrate-command.ts";
-import { scmRightsUnavailable } from "./qmp/scm-rights.ts";
+import { scmRightsUnavailable, sendWithFds } from "./qmp/scm-rights.ts";
 
 const bin = fileURLToPath(new URL("../bin/vm-cli.js", import.meta.url));
 const built = existsSync(fileURLToPath(new URL("../dist/cli.js", import.meta.url)));
@@ -242,6 +242,30 @@ function openFds(pid: number): number {
   return readdirSync(`/proc/${pid}/fd`).length;
 }
 
+/** An HMP socket client: each line's output, up to the next prompt. */
+async function hmpClient(path: string): Promise<{ run(line: string, fds?: number[]): Promise<string>; close(): void }> {
+  const socket = net.connect(path);
+  await new Promise((r) => socket.once("connect", r));
+  let text = "";
+  socket.on("data", (b: Buffer) => {
+    text += b.toString();
+  });
+  const prompt = async (): Promise<string> => {
+    await until(() => text.includes("(qemu) "), 5000);
+    const out = text.slice(0, text.indexOf("(qemu) "));
+    text = text.slice(text.indexOf("(qemu) ") + 7);
+    return out;
+  };
+  await prompt();
+  return {
+    async run(line, fds = []) {
+      await sendWithFds(socket, line + "\n", fds);
+      return (await prompt()).replace(/\r\n/g, "\n");
+    },
+    close: () => socket.destroy(),
+  };
+}
+
 async function qmpError(p: Promise<unknown>): Promise<string> {
   try {
     await p;
@@ -296,9 +320,9 @@ describe.skipIf(!built || !existsSync(hello) || scmRightsUnavailable() !== undef
 
   it("answers QEMU's errors, keeps names across connections, leaks nothing, and saves to a regular file passed with getfd (virsh save)", async () => {
     dir = mkdtempSync(join(tmpdir(), "vm-cli-getfd-"));
-    const a = vmRun(["-qmp", `unix:${dir}/a.sock,server=on,wait=off`]);
+    const a = vmRun(["-qmp", `unix:${dir}/a.sock,server=on,wait=off`, "-monitor", `unix:${dir}/m.sock,server=on,wait=off`]);
     children.push(a);
-    await until(() => ticks(a.console()).length >= 1 && existsSync(`${dir}/a.sock`), 10_000);
+    await until(() => ticks(a.console()).length >= 1 && existsSync(`${dir}/a.sock`) && existsSync(`${dir}/m.sock`), 10_000);
     const pid = a.proc.pid!;
     // With no QMP connection; a connection holds descriptors of its own while it lasts.
     const idle = openFds(pid);
@@ -329,6 +353,18 @@ describe.skipIf(!built || !existsSync(hello) || scmRightsUnavailable() !== undef
     expect(openFds(pid)).toBe(base);
     expect(await qmpError(q2.execute("closefd", { fdname: "null" }))).toBe("File descriptor named 'null' not found");
     expect(await qmpError(q2.execute("migrate", { uri: "fd:nope" }))).toBe("File descriptor named 'nope' has not been found");
+    // The HMP monitor has getfd and closefd too, with names of its own.
+    const hmp = await hmpClient(`${dir}/m.sock`);
+    expect(await hmp.run("getfd m")).toBe("Error: No file descriptor supplied via SCM_RIGHTS\n");
+    const extra = openSync("/dev/null", "r");
+    try {
+      expect(await hmp.run("getfd m", [extra])).toBe("");
+    } finally {
+      closeSync(extra);
+    }
+    expect(await hmp.run("closefd m")).toBe("");
+    expect(await hmp.run("closefd m")).toBe("Error: File descriptor named 'm' not found\n");
+    hmp.close();
     // virsh save: a stopped guest saved through a file descriptor, restored with -incoming.
     const saveFd = openSync(`${dir}/save.mig`, "w");
     try {

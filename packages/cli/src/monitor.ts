@@ -10,6 +10,8 @@
 import net from "node:net";
 import { listenOn, removeSocketFile, type SocketAddress, type SocketChardev } from "./chardev.ts";
 import { crlf, executeHmp, monitorBanner, type MonitorContext } from "./hmp.ts";
+import { MonitorFds, ReceivedFds, type MonitorFdContext } from "./qmp/fds.ts";
+import { readWithFds, scmRightsUnavailable } from "./qmp/scm-rights.ts";
 
 export const PROMPT = "(qemu) ";
 
@@ -88,6 +90,8 @@ export class HmpSocketServer {
   #address: SocketAddress | undefined;
   #firstClient: Promise<void>;
   #gotClient!: () => void;
+  /** Descriptors named with getfd (per monitor, as QEMU). */
+  #fds = new MonitorFds();
 
   constructor(ctx: MonitorContext) {
     this.#ctx = ctx;
@@ -95,18 +99,43 @@ export class HmpSocketServer {
   }
 
   async listen(chardev: SocketChardev): Promise<string> {
-    const server = net.createServer((socket) => {
+    // As the QMP server: on a unix socket, connections are read with their descriptors (getfd).
+    const fdPassing = chardev.address.transport === "unix" ? scmRightsUnavailable() ?? true : "descriptors pass only over a unix socket";
+    const server = net.createServer({ pauseOnConnect: fdPassing === true }, (socket) => {
       this.#sockets.add(socket);
       this.#gotClient();
-      const mon = new ReadlineMonitor(this.#ctx, (t) => {
+      const received = new ReceivedFds();
+      const fds: MonitorFdContext = {
+        named: this.#fds,
+        takeReceived: () => received.take(),
+        ...(fdPassing === true ? {} : { unavailable: fdPassing }),
+      };
+      const mon = new ReadlineMonitor({ ...this.#ctx, fds }, (t) => {
         if (!socket.destroyed && socket.writable) socket.write(t);
       });
       mon.focus();
-      socket.on("data", (b: Buffer) => {
-        mon.feed(new Uint8Array(b)).catch(() => {});
-      });
+      const reader =
+        fdPassing === true
+          ? readWithFds(socket, {
+              data: (bytes, passed) => {
+                received.receive(passed);
+                mon.feed(new Uint8Array(bytes)).catch(() => {});
+              },
+              end: (error) => (error === undefined ? socket.end(() => socket.destroy()) : socket.destroy()),
+            })
+          : undefined;
+      if (reader === undefined) {
+        socket.on("data", (b: Buffer) => {
+          mon.feed(new Uint8Array(b)).catch(() => {});
+        });
+        if (fdPassing === true) socket.resume();
+      }
       socket.on("error", () => {});
-      socket.on("close", () => this.#sockets.delete(socket));
+      socket.on("close", () => {
+        reader?.close();
+        received.closeAll();
+        this.#sockets.delete(socket);
+      });
     });
     this.#server = server;
     this.#address = chardev.address;
@@ -123,6 +152,7 @@ export class HmpSocketServer {
       for (const s of this.#sockets) s.destroy();
     }, 500).unref();
     if (this.#server !== undefined) await new Promise<void>((r) => this.#server!.close(() => r()));
+    this.#fds.closeAll();
     if (this.#address !== undefined) removeSocketFile(this.#address);
   }
 }

@@ -12,7 +12,7 @@ import { MACHINE_TYPES, VIRT_DEVICE_CLASSES } from "@ferryvm/devices";
 import { ControllerError } from "../controller.ts";
 import { MIGRATION_CAPABILITY_NAMES, MigrationCommandError, type MigrationCapability, type MigrationManager } from "../snapshot/migration.ts";
 import { executeHmp, type MonitorContext } from "../hmp.ts";
-import { closeFd } from "./fds.ts";
+import { monitorClosefd, monitorGetfd } from "./fds.ts";
 import type { JsonValue } from "./json.ts";
 import { QEMU_VERSION } from "./version.ts";
 
@@ -155,28 +155,18 @@ export const QMP_COMMANDS: Record<string, QmpCommand> = {
   "query-kvm": { args: {}, run: () => ({ enabled: false, present: false }) },
   "query-target": { args: {}, run: () => ({ arch: "riscv64" }) },
   // qmp_getfd: names the descriptor the client sent with SCM_RIGHTS on this connection.
+  // Their errors are plain Errors: the session answers them as GenericError.
   "getfd": {
     args: { fdname: { type: "str" } },
     run: (ctx, args) => {
-      const name = args["fdname"] as string;
-      const fd = ctx.fds?.takeReceived();
-      if (fd === undefined) {
-        const why = ctx.fds?.unavailable;
-        throw new QmpError("GenericError", `No file descriptor supplied via SCM_RIGHTS${why === undefined ? "" : ` (${why}; fd:N takes a descriptor the process inherited)`}`);
-      }
-      if (/^[0-9]/.test(name)) {
-        closeFd(fd);
-        throw new QmpError("GenericError", "Parameter 'fdname' expects a name not starting with a digit");
-      }
-      ctx.fds!.named.add(name, fd);
+      monitorGetfd(ctx.fds, args["fdname"] as string);
       return {};
     },
   },
   "closefd": {
     args: { fdname: { type: "str" } },
     run: (ctx, args) => {
-      const name = args["fdname"] as string;
-      if (ctx.fds?.named.close(name) !== true) throw new QmpError("GenericError", `File descriptor named '${name}' not found`);
+      monitorClosefd(ctx.fds, args["fdname"] as string);
       return {};
     },
   },

@@ -71,6 +71,28 @@ export interface MonitorFdContext {
   readonly unavailable?: string;
 }
 
+/**
+ * qmp_getfd: names the first descriptor received with the connection's latest message that
+ * brought any. Throws QEMU's texts (GenericError in QMP, "Error: ..." in HMP).
+ */
+export function monitorGetfd(fds: MonitorFdContext | undefined, name: string): void {
+  const fd = fds?.takeReceived();
+  if (fds === undefined || fd === undefined) {
+    const why = fds?.unavailable;
+    throw new Error(`No file descriptor supplied via SCM_RIGHTS${why === undefined ? "" : ` (${why}; fd:N takes a descriptor the process inherited)`}`);
+  }
+  if (/^[0-9]/.test(name)) {
+    closeFd(fd);
+    throw new Error("Parameter 'fdname' expects a name not starting with a digit");
+  }
+  fds.named.add(name, fd);
+}
+
+/** qmp_closefd. */
+export function monitorClosefd(fds: MonitorFdContext | undefined, name: string): void {
+  if (fds?.named.close(name) !== true) throw new Error(`File descriptor named '${name}' not found`);
+}
+
 /** A connection's received descriptors (char-socket.c's read_msgfds). */
 export class ReceivedFds {
   #fds: number[] = [];
