@@ -7,11 +7,13 @@
  * @module
  */
 
+import { formatInfoMigrate as formatMigrationInfo, type MigrationInfo } from "@ferryvm/migration";
+import { formatMigrationParameters, parseMigrationParameter } from "./hmp-migration.ts";
 import { monitorClosefd, monitorGetfd, type MonitorFdContext } from "./qmp/fds.ts";
 import type { DeviceProperties, MachineConfig } from "@ferryvm/devices";
 import { ControllerError, type VmController } from "./controller.ts";
 import { QEMU_VERSION } from "./qmp/version.ts";
-import { MigrationCommandError, type MigrationManager } from "./snapshot/migration.ts";
+import { MIGRATION_STATUS_NAMES, MigrationCommandError, type MigrationManager, type MigrationStatus } from "./snapshot/migration.ts";
 
 export interface MonitorContext {
   controller: VmController;
@@ -280,33 +282,30 @@ async function hmpMigrateIncoming(ctx: MonitorContext, text: string): Promise<st
   return migrationCommand(() => m.incoming(s.value, false, ctx.fds?.named));
 }
 
-/** `info migrate` (hmp_info_migrate, the members the non-live case fills). */
+/** `info migrate` (hmp_info_migrate). */
 export function formatInfoMigrate(ctx: MonitorContext): string {
-  let text =
-    "globals:\nstore-global-state: on\nonly-migratable: off\nsend-configuration: on\nsend-section-footer: on\n" +
-    "decompress-error-check: on\nclear-bitmap-shift: 18\n";
-  const info = ctx.migration?.queryMigrate() as { [key: string]: unknown } | undefined;
-  if (info === undefined || info["status"] === undefined) return text;
-  text += `Migration status: ${String(info["status"])}`;
-  if (info["error-desc"] !== undefined) text += ` (${String(info["error-desc"])})`;
-  text += "\n";
-  if (info["total-time"] !== undefined) text += `total time: ${String(info["total-time"])} ms\n`;
-  if (info["expected-downtime"] !== undefined) text += `expected downtime: ${String(info["expected-downtime"])} ms\n`;
-  if (info["downtime"] !== undefined) text += `downtime: ${String(info["downtime"])} ms\n`;
-  if (info["setup-time"] !== undefined) text += `setup: ${String(info["setup-time"])} ms\n`;
-  const ram = info["ram"] as { [key: string]: number } | undefined;
-  if (ram !== undefined) {
-    const kb = (n: number | undefined) => `${Math.floor((n ?? 0) / 1024)} kbytes`;
-    text += `transferred ram: ${kb(ram["transferred"])}\nthroughput: ${(ram["mbps"] ?? 0).toFixed(2)} mbps\n`;
-    text += `remaining ram: ${kb(ram["remaining"])}\ntotal ram: ${kb(ram["total"])}\n`;
-    text += `duplicate: ${ram["duplicate"]} pages\nskipped: ${ram["skipped"]} pages\nnormal: ${ram["normal"]} pages\n`;
-    text += `normal bytes: ${kb(ram["normal-bytes"])}\ndirty sync count: ${ram["dirty-sync-count"]}\n`;
-    text += `page size: ${kb(ram["page-size"])}\nmultifd bytes: ${kb(ram["multifd-bytes"])}\n`;
-    text += `pages-per-second: ${ram["pages-per-second"]}\n`;
-    if (ram["precopy-bytes"]) text += `precopy ram: ${kb(ram["precopy-bytes"])}\n`;
-    if (ram["downtime-bytes"]) text += `downtime ram: ${kb(ram["downtime-bytes"])}\n`;
-  }
-  return text;
+  return formatMigrationInfo((ctx.migration?.queryMigrate() ?? {}) as unknown as MigrationInfo);
+}
+
+/** `migrate_set_parameter parameter value` (hmp_migrate_set_parameter). */
+function hmpSetParameter(ctx: MonitorContext, args: readonly string[]): Promise<string> | string {
+  if (args.length < 2) return usage("migrate_set_parameter", "migrate_set_parameter: string expected");
+  if (ctx.migration === undefined) return "Error: migration is not available on this monitor\n";
+  const [param, text] = args as [string, string];
+  const parsed = parseMigrationParameter(param, text);
+  if ("error" in parsed) return `Error: ${parsed.error}\n`;
+  const m = ctx.migration;
+  return migrationCommand(() => m.setParameters({ [param]: parsed.value } as never));
+}
+
+/** `migrate_continue state` (hmp_migrate_continue). */
+function hmpMigrateContinue(ctx: MonitorContext, args: readonly string[]): Promise<string> | string {
+  if (args.length < 1) return usage("migrate_continue", "migrate_continue: string expected");
+  if (ctx.migration === undefined) return "Error: migration is not available on this monitor\n";
+  const state = args[0]!;
+  if (!(MIGRATION_STATUS_NAMES as readonly string[]).includes(state)) return `Error: invalid parameter value: ${state}\n`;
+  const m = ctx.migration;
+  return migrationCommand(() => m.continue(state as MigrationStatus));
 }
 
 async function act(p: Promise<void>): Promise<string> {
@@ -372,6 +371,12 @@ const INFO: HmpCommand[] = [
   { names: ["migrate"], params: "", help: "show migration status", run: formatInfoMigrate },
   { names: ["qtree"], params: "", help: "show device tree", run: (ctx) => formatQtree(ctx.machineConfig) },
   {
+    names: ["migrate_parameters"],
+    params: "",
+    help: "show current migration parameters",
+    run: (ctx) => (ctx.migration === undefined ? "" : formatMigrationParameters(ctx.migration.parameters() as Record<string, unknown>)),
+  },
+  {
     names: ["migrate_capabilities"],
     params: "",
     help: "show current migration capabilities",
@@ -423,6 +428,18 @@ const COMMANDS: HmpCommand[] = [
     raw: (ctx, rest) => hmpMigrateIncoming(ctx, rest),
   },
   {
+    names: ["migrate_continue"],
+    params: "state",
+    help: "Continue migration from the given paused state",
+    run: (ctx, args) => hmpMigrateContinue(ctx, args),
+  },
+  {
+    names: ["migrate_set_parameter"],
+    params: "parameter value",
+    help: "Set the parameter for migration",
+    run: (ctx, args) => hmpSetParameter(ctx, args),
+  },
+  {
     names: ["migrate_set_capability"],
     params: "capability state",
     help: "Enable/Disable the usage of a capability for migration",
@@ -467,7 +484,7 @@ const COMMANDS: HmpCommand[] = [
 ];
 
 function listHelp(cmds: readonly HmpCommand[], prefix: string): string {
-  return cmds.map((c) => `${prefix}${c.names.join("|")}${c.params ? " " + c.params : ""}  -- ${c.help}\n`).join("");
+  return cmds.map((c) => `${prefix}${c.names.join("|")} ${c.params} -- ${c.help}\n`).join("");
 }
 
 function find(cmds: readonly HmpCommand[], name: string): HmpCommand | undefined {

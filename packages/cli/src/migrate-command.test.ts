@@ -206,6 +206,56 @@ describe.skipIf(!built || !existsSync(hello))("vm-cli migrate against real vm-cl
     expect(a.console()).not.toMatch(/BAD/);
   }, 30_000);
 
+  it("pauses before the switch-over and goes on with migrate-continue; HMP sets and shows the parameters", async () => {
+    dir = mkdtempSync(join(tmpdir(), "vm-cli-migrate-"));
+    const port = await freePort();
+    const a = vmRun(["-qmp", `unix:${dir}/a.sock,server=on,wait=off`, "-monitor", `unix:${dir}/m.sock,server=on,wait=off`]);
+    const b = vmRun(["-incoming", `tcp:127.0.0.1:${port}`]);
+    children.push(a, b);
+    await until(() => ticks(a.console()).length >= 1 && existsSync(`${dir}/a.sock`) && existsSync(`${dir}/m.sock`), 10_000);
+    const hmp = await hmpClient(`${dir}/m.sock`);
+    expect(await hmp.run("migrate_set_parameter downtime-limit 50")).toBe("");
+    // max-bandwidth counts MiB when no unit is given (hmp_migrate_set_parameter)
+    expect(await hmp.run("migrate_set_parameter max-bandwidth 1024")).toBe("");
+    expect(await hmp.run("migrate_set_parameter xbzrle-cache-size 32M")).toBe("");
+    expect(await hmp.run("migrate_set_parameter cpu-throttle-initial 300")).toBe("Error: Parameter 'cpu-throttle-initial' expects uint8_t\n");
+    expect(await hmp.run("migrate_set_parameter cpu-throttle-initial 0")).toBe("Error: Parameter 'cpu_throttle_initial' expects an integer in the range of 1 to 99\n");
+    expect(await hmp.run("migrate_set_parameter bogus 1")).toBe("Error: invalid parameter value: bogus\n");
+    expect(await hmp.run("migrate_set_capability pause-before-switchover on")).toBe("");
+    const shown = await hmp.run("info migrate_parameters");
+    expect(shown).toContain("\nmax-bandwidth: 1073741824 bytes/second\ndowntime-limit: 50 ms\n");
+    expect(shown).toContain("\nxbzrle-cache-size: 33554432 bytes\n");
+    const q = await QmpClient.connect({ path: `${dir}/a.sock` });
+    expect(await q.execute("query-migrate-parameters")).toMatchObject({ "downtime-limit": 50, "max-bandwidth": 1073741824, "xbzrle-cache-size": 33554432 });
+    expect(await qmpError(q.execute("migrate-continue", { state: "pre-switchover" }))).toBe("Migration not in expected state: none");
+    expect(await qmpError(q.execute("migrate-continue", { state: "later" }))).toBe("Parameter 'state' does not accept value 'later'");
+    const status = async (): Promise<string> => ((await q.execute("query-migrate")) as { status?: string }).status ?? "none";
+    for (let attempt = 0; ; attempt++) {
+      expect(await q.execute("migrate", { uri: `tcp:127.0.0.1:${port}` })).toEqual({});
+      let s = await status();
+      for (let i = 0; i < 200 && s !== "pre-switchover" && s !== "failed"; i++) {
+        await new Promise((r) => setTimeout(r, 25));
+        s = await status();
+      }
+      // The destination's listener can come up a little after its process.
+      if (s === "failed" && attempt < 20) continue;
+      expect(s).toBe("pre-switchover");
+      break;
+    }
+    // Paused before the switch-over: the source guest no longer runs.
+    expect(await q.execute("query-status")).toMatchObject({ running: false });
+    const last = Math.max(...ticks(a.console()));
+    expect(await hmp.run("info migrate")).toContain("\nMigration status: pre-switchover\n");
+    expect(await qmpError(q.execute("migrate-continue", { state: "active" }))).toBe("Migration not in expected state: pre-switchover");
+    expect(await hmp.run("migrate_continue pre-switchover")).toBe("");
+    for (let i = 0; i < 200 && (await status()) !== "completed"; i++) await new Promise((r) => setTimeout(r, 25));
+    expect(await status()).toBe("completed");
+    await until(() => ticks(b.console()).length >= 1, 5000);
+    expect(ticks(b.console())[0]).toBe(last + 1);
+    q.close();
+    hmp.close();
+  }, 30_000);
+
   it("says so when no VM listens on the QMP socket, or the VM waits for an incoming migration", async () => {
     dir = mkdtempSync(join(tmpdir(), "vm-cli-migrate-"));
     const io = capture();

@@ -10,7 +10,7 @@
 
 import { MACHINE_TYPES, VIRT_DEVICE_CLASSES } from "@ferryvm/devices";
 import { ControllerError } from "../controller.ts";
-import { MIGRATION_CAPABILITY_NAMES, MigrationCommandError, type MigrationCapability, type MigrationManager } from "../snapshot/migration.ts";
+import { MIGRATION_CAPABILITY_NAMES, MIGRATION_STATUS_NAMES, MigrationCommandError, type MigrationCapability, type MigrationManager, type MigrationStatus } from "../snapshot/migration.ts";
 import { executeHmp, type MonitorContext } from "../hmp.ts";
 import { monitorClosefd, monitorGetfd } from "./fds.ts";
 import type { JsonValue } from "./json.ts";
@@ -222,6 +222,14 @@ export const QMP_COMMANDS: Record<string, QmpCommand> = {
     run: (ctx, args) => migrationAct(() => migration(ctx).incoming(args["uri"] as string, false, ctx.fds?.named)),
   },
   "query-migrate": { args: {}, run: (ctx) => migration(ctx).queryMigrate() },
+  "migrate-continue": {
+    args: { state: { type: "str" } },
+    run: (ctx, args) => {
+      const state = args["state"] as string;
+      if (!(MIGRATION_STATUS_NAMES as readonly string[]).includes(state)) throw new QmpError("GenericError", `Parameter 'state' does not accept value '${state}'`);
+      return migrationAct(() => migration(ctx).continue(state as MigrationStatus));
+    },
+  },
   "migrate_cancel": { args: {}, run: (ctx) => migrationAct(() => migration(ctx).cancel()) },
   "migrate-set-capabilities": {
     args: { capabilities: { type: "list" } },

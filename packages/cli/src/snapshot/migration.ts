@@ -71,10 +71,12 @@ class IncomingControllerVm extends ControllerVm {
   }
 }
 
-/** QEMU 7.2's MigrationStatus names (those this manager enters, and the rest for typing). */
-export type MigrationStatus =
-  | "none" | "setup" | "cancelling" | "cancelled" | "active" | "postcopy-active" | "postcopy-paused"
-  | "postcopy-recover" | "completed" | "failed" | "colo" | "pre-switchover" | "device" | "wait-unplug";
+/** QEMU 7.2's MigrationStatus names, in its enum's order (those this manager enters, and the rest). */
+export const MIGRATION_STATUS_NAMES = [
+  "none", "setup", "cancelling", "cancelled", "active", "postcopy-active", "postcopy-paused",
+  "postcopy-recover", "completed", "failed", "colo", "pre-switchover", "device", "wait-unplug",
+] as const;
+export type MigrationStatus = (typeof MIGRATION_STATUS_NAMES)[number];
 
 /** QEMU 7.2's MigrationCapability list (query-migrate-capabilities order). */
 export const MIGRATION_CAPABILITY_NAMES = [
@@ -328,6 +330,15 @@ export class MigrationManager {
       if (wasRunning) c.vmStart();
       else c.setRunState(before);
     }
+  }
+
+  /**
+   * migrate-continue: a migration paused in `state` (pre-switchover, with the
+   * pause-before-switchover capability) goes on to the switch-over.
+   */
+  continue(state: MigrationStatus): void {
+    if (!this.#lastLive) throw new MigrationCommandError(`Migration not in expected state: ${this.status}`);
+    liveCall(() => this.#live.continue(state as Parameters<MigrationState["continue"]>[0]));
   }
 
   /** migrate_cancel: a running save stops and the VM goes on as before (status cancelling, cancelled). */
