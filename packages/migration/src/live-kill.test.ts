@@ -103,8 +103,9 @@ describe("a destination killed at random points of the stream", () => {
       let killedIn: MigrationStatus | undefined;
       const cut = (received: number, length: number): number | undefined => {
         if (killedIn !== undefined) return 0;
-        if (phase === "device" ? ms.status !== "device" : received + length < at) return undefined;
-        killedIn = ms.status;
+        // device: the source has stopped and sends the device state (QEMU 7.2 stays `active` then)
+        if (phase === "device" ? src.vm.runState !== "finish-migrate" : received + length < at) return undefined;
+        killedIn = phase === "device" ? "device" : ms.status;
         return phase === "device" ? Math.floor(within * length) : at - received;
       };
       const inc = new MigrationIncoming(dst.vm, { autostart: false });
@@ -157,21 +158,21 @@ describe("migrate_cancel in the device state", () => {
       { capability: "return-path", state: true },
     ]);
     ms.setParameters({ "max-bandwidth": 10_000_000_000, "downtime-limit": 30_000 });
-    // the destination stops reading once the source is in `device`: no SHUT comes back
+    // the destination stops reading once the source has stopped for the switch-over: no SHUT comes back
     let release: () => void = () => {};
     const held = new Promise<void>((r) => (release = r));
     let holding = false;
     const inc = new MigrationIncoming(dst.vm, { autostart: false });
     const incDone = inc.incoming(async () =>
       cuttable(await listener.accept(), () => {
-        if (ms.status !== "device") return undefined;
+        if (src.vm.runState !== "finish-migrate") return undefined;
         holding = true;
         return held;
       }),
     );
     const done = ms.migrate(() => connectOutgoing(listener.uri));
     await waitFor(() => holding);
-    expect(ms.status).toBe("device");
+    expect(ms.status).toBe("active");
     expect(src.vm.runState).toBe("finish-migrate");
     ms.cancel();
     expect(ms.status).toBe("cancelling");
@@ -179,7 +180,7 @@ describe("migrate_cancel in the device state", () => {
     release();
     expect(await incDone).toBe("failed");
     const statuses = events.filter((e) => e.event === "MIGRATION").map((e) => (e.data as { status: string }).status);
-    expect(statuses).toEqual(["setup", "active", "device", "cancelling", "cancelled"]);
+    expect(statuses).toEqual(["setup", "active", "cancelling", "cancelled"]);
     expect(ms.query()).toEqual({ status: "cancelled" });
     expect(seen.stopped.length).toBe(1);
     expect(seen.resumed).toEqual(seen.stopped);

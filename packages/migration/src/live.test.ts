@@ -123,7 +123,8 @@ describe("live precopy migration of the a-b guest", () => {
     expect(await ms.migrate(() => connectOutgoing(listener.uri))).toBe("completed");
     expect(await incDone).toBe("completed");
     const statuses = events.filter((e) => e.event === "MIGRATION").map((e) => (e.data as { status: string }).status);
-    expect(statuses).toEqual(["setup", "active", "device", "completed"]);
+    // QEMU 7.2 enters `device` only with pause-before-switchover
+    expect(statuses).toEqual(["setup", "active", "completed"]);
     const passes = events.filter((e) => e.event === "MIGRATION_PASS").map((e) => (e.data as { pass: number }).pass);
     expect(passes[0]).toBe(1);
     expect(passes.length).toBeGreaterThanOrEqual(2);

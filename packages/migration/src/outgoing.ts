@@ -495,9 +495,8 @@ export class MigrationState {
         this.#continue = undefined;
         this.#checkCancel();
         this.#setState("pre-switchover", "device");
-      } else {
-        this.#setState("active", "device");
       }
+      // Without the pause, QEMU 7.2 stays `active` through the device state (migration_maybe_pause).
       await qemuSavevmStateCompletePrecopy(f, registry, {});
       observeSync();
       await f.flush();

@@ -1,14 +1,16 @@
 /**
- * {@link MigrationManager}: QEMU's MigrationState and MigrationIncomingState for the non-live
- * case. `migrate` (file:, exec:) stops the guest, saves everything, and leaves the VM in
- * `postmigrate` (QEMU 7.2's migration_iteration_finish); a failure leaves it as it was
- * (running again, RESUME). An incoming migration (`-incoming URI`, `migrate-incoming` after
+ * {@link MigrationManager}: the VM's migration commands. `migrate` is @ferryvm/migration's
+ * precopy (MigrationState) over every transport: the guest runs while RAM is sent, stops for
+ * the switch-over, and ends `postmigrate`; a failure or a cancel leaves it running as before.
+ * exec: and file: channels are this package's (snapshot/channel.ts: QEMU's texts, the
+ * command in its own process group, its exit status checked). An incoming migration (`-incoming URI`, `migrate-incoming` after
  * `-incoming defer`) loads in `inmigrate` and then runs if the stream's globalstate says
  * "running" and autostart holds, else takes the stream's state (process_incoming_migration_bh);
  * a failed load ends the process (QEMU's "load of migration failed", exit 1).
  *
  * Events: MIGRATION {status} for every status change when the `events` capability is set,
- * and an incoming migration's first `setup` always (qemu_start_incoming_migration).
+ * and an incoming migration's first `setup` always (qemu_start_incoming_migration);
+ * MIGRATION_PASS per dirty-bitmap sync of an outgoing one.
  *
  * @module
  */
@@ -22,14 +24,13 @@ import {
   QmpError as MigrationQmpError,
   type MigrateSetParameters,
   type MigrationCapabilityStatus,
-  type RamCounters,
 } from "@ferryvm/migration";
 import { connectOutgoing, listenIncoming, type IncomingListener } from "@ferryvm/migration/node";
 import type { RunState, VmController } from "../controller.ts";
 import type { JsonValue } from "../qmp/json.ts";
 import { ChannelError, openIncoming, openOutgoing, parseMigrationUri, type MigrationUri, type OutgoingChannel } from "./channel.ts";
 import { ControllerVm } from "./migratable-vm.ts";
-import { loadMachine, saveMachine } from "./vm-state.ts";
+import { loadMachine } from "./vm-state.ts";
 
 /** URIs that take the live path (@ferryvm/migration's MigrationState, precopy). */
 export function isLiveUri(uri: string): boolean {
@@ -114,23 +115,14 @@ export class MigrationManager {
   readonly #machine: Machine;
   readonly #options: MigrationManagerOptions;
   readonly #caps = new Set<MigrationCapability>();
-  // outgoing (MigrationState)
-  #status: MigrationStatus = "none";
-  #error: string | undefined;
-  #startTime = 0;
-  #setupTime = 0;
-  #totalTime = 0;
-  #downtime = 0;
-  #ram: RamCounters | undefined;
-  #done: Promise<void> = Promise.resolve();
-  #cancel: (() => void) | undefined;
-  #cancelled = false;
   // incoming (MigrationIncomingState)
   #incomingStatus: MigrationStatus = "none";
   #incomingStarted = false;
-  // the live path (tcp:, unix:, fd:)
+  // outgoing: precopy over every transport (MigrationState)
   readonly #live: MigrationState;
-  #lastLive = false;
+  #started = false;
+  /** The last migrate named no protocol we know: QEMU fails it without an error-desc. */
+  #badProtocol = false;
   #liveIncoming: MigrationIncoming | undefined;
   #listener: IncomingListener | undefined;
 
@@ -171,7 +163,7 @@ export class MigrationManager {
 
   /** The outgoing status. */
   get status(): MigrationStatus {
-    return this.#lastLive ? this.#live.status : this.#status;
+    return this.#live.status;
   }
 
   /** The incoming status. */
@@ -181,12 +173,12 @@ export class MigrationManager {
 
   /** Resolves when the outgoing migration started last has ended (completed or failed). */
   get done(): Promise<void> {
-    return this.#lastLive ? this.#live.done.then(() => {}) : this.#done;
+    return this.#started ? this.#live.done.then(() => {}) : Promise.resolve();
   }
 
   /** The error of the last failed outgoing migration. */
   get error(): string | undefined {
-    return this.#lastLive ? this.#live.errorDesc : this.#error;
+    return this.#badProtocol ? undefined : this.#live.errorDesc;
   }
 
   /** migrate-set-parameters (the live path's; max-bandwidth, downtime-limit, ...). */
@@ -234,16 +226,6 @@ export class MigrationManager {
       s === "postcopy-active" || s === "postcopy-paused" || s === "postcopy-recover" || s === "wait-unplug";
   }
 
-  #setStatus(status: MigrationStatus): void {
-    this.#status = status;
-    if (this.#caps.has("events")) this.#controller.emit({ event: "MIGRATION", data: { status } });
-  }
-
-  /** MIGRATION_PASS (with the events capability): a new pass over RAM (a dirty-bitmap sync). */
-  #pass(n: number): void {
-    if (this.#caps.has("events")) this.#controller.emit({ event: "MIGRATION_PASS", data: { pass: n } });
-  }
-
   #setIncomingStatus(status: MigrationStatus, always = false): void {
     this.#incomingStatus = status;
     if (always || this.#caps.has("events")) this.#controller.emit({ event: "MIGRATION", data: { status } });
@@ -260,76 +242,37 @@ export class MigrationManager {
     if (state === "postmigrate") throw new MigrationCommandError("Can't migrate the vm that was paused due to previous migration");
     // fd:NAME takes the descriptor a client passed with getfd (it is the migration's now).
     uriText = takeNamedFd(uriText, fds);
+    this.#started = true;
+    this.#badProtocol = false;
     if (isLiveUri(uriText)) {
-      // live precopy (QEMU's socket and fd migration): the guest runs until the switch-over
       liveCall(() => void this.#live.migrate(() => connectOutgoing(uriText)));
-      this.#lastLive = true;
       return;
     }
-    this.#lastLive = false;
-    // migrate_init
-    this.#error = undefined;
-    this.#ram = undefined;
-    this.#startTime = Date.now();
-    this.#setupTime = this.#totalTime = this.#downtime = 0;
-    this.#setStatus("setup");
-    const uri = parseMigrationUri(uriText);
-    if (uri === undefined) {
-      this.#setStatus("failed");
-      throw new MigrationCommandError("Parameter 'uri' expects a valid migration protocol");
-    }
-    this.#cancelled = false;
+    // exec: and file: (ours, as later QEMU's): the channel opens here, so that a file that
+    // cannot be opened or an unknown protocol fails the command itself (and query-migrate
+    // says failed, as QEMU's migrate_fd_error).
     let channel: OutgoingChannel;
     try {
-      channel = await openOutgoing(uri);
-    } catch (e) {
-      this.#error = describe(e);
-      this.#setStatus("failed");
-      throw new MigrationCommandError(this.#error);
-    }
-    this.#cancel = () => {
-      this.#cancelled = true;
-      channel.abort();
-    };
-    // The command answers first; the save runs from the machine loop (QEMU's migration thread).
-    this.#done = new Promise<void>((resolve) => {
-      setImmediate(() => {
-        this.#controller.exclusive(() => this.#save(channel), { abort: () => channel.abort() }).then(resolve, resolve);
-      });
-    });
-  }
-
-  async #save(channel: OutgoingChannel): Promise<void> {
-    const c = this.#controller;
-    const before: RunState = c.state;
-    const wasRunning = before === "running";
-    this.#setupTime = Date.now() - this.#startTime;
-    // QEMU's first dirty-bitmap sync (ram_save_setup) comes before `active`.
-    this.#pass(1);
-    this.#setStatus("active");
-    const stopAt = Date.now();
-    // migration_completion: global_state_store(), then vm_stop_force_state(FINISH_MIGRATE)
-    c.stopForMigration();
-    try {
-      const { ram } = await saveMachine(this.#machine, channel.sink, before as Parameters<typeof saveMachine>[2]);
-      this.#ram = ram;
-      for (let n = 2; n <= ram["dirty-sync-count"]; n++) this.#pass(n);
-      this.#downtime = Date.now() - stopAt;
-      this.#totalTime = Date.now() - this.#startTime;
-      c.setRunState("postmigrate");
-      this.#setStatus("completed");
-    } catch (e) {
-      channel.abort();
-      if (this.#cancelled) {
-        this.#setStatus("cancelled");
-      } else {
-        this.#error = describe(e);
-        this.#setStatus("failed");
+      const target = parseMigrationUri(uriText);
+      if (target === undefined) {
+        this.#badProtocol = true;
+        throw new MigrationCommandError("Parameter 'uri' expects a valid migration protocol");
       }
-      // migration_iteration_finish: a source that ran runs on; else it is left as it was.
-      if (wasRunning) c.vmStart();
-      else c.setRunState(before);
+      channel = await openOutgoing(target);
+    } catch (e) {
+      const failure = e instanceof MigrationCommandError ? e : new MigrationCommandError(describe(e));
+      liveCall(() => void this.#live.migrate(() => Promise.reject(failure)));
+      throw failure;
     }
+    liveCall(() =>
+      void this.#live.migrate(async () => ({
+        sink: channel.sink,
+        close: async () => {
+          await channel.sink.close?.();
+        },
+        abort: () => channel.abort(),
+      })),
+    );
   }
 
   /**
@@ -337,19 +280,12 @@ export class MigrationManager {
    * pause-before-switchover capability) goes on to the switch-over.
    */
   continue(state: MigrationStatus): void {
-    if (!this.#lastLive) throw new MigrationCommandError(`Migration not in expected state: ${this.status}`);
     liveCall(() => this.#live.continue(state as Parameters<MigrationState["continue"]>[0]));
   }
 
   /** migrate_cancel: a running save stops and the VM goes on as before (status cancelling, cancelled). */
   cancel(): void {
-    if (this.#lastLive) {
-      this.#live.cancel();
-      return;
-    }
-    if (this.#status !== "setup" && this.#status !== "active") return;
-    this.#setStatus("cancelling");
-    this.#cancel?.();
+    this.#live.cancel();
   }
 
   /** The live incoming side (tcp:, unix:, fd:): listen now, load when the source connects. */
@@ -377,42 +313,13 @@ export class MigrationManager {
 
   /** query-migrate, with QEMU 7.2's members and key order. */
   queryMigrate(): JsonValue {
-    if (this.#lastLive) return this.#live.query() as unknown as JsonValue;
-    if (this.#status === "none") {
-      if (this.#liveIncoming !== undefined) return this.#liveIncoming.query() as unknown as JsonValue;
-      return this.#incomingStatus === "none" ? {} : { status: this.#incomingStatus };
+    if (this.#live.status !== "none") {
+      const info = this.#live.query() as unknown as { [key: string]: JsonValue };
+      if (this.#badProtocol) delete info["error-desc"];
+      return info;
     }
-    const s = this.#status;
-    if (s === "failed") return this.#error === undefined ? { status: s } : { status: s, "error-desc": this.#error };
-    if (s !== "active" && s !== "completed") return { status: s };
-    const elapsed = s === "completed" ? this.#totalTime : Date.now() - this.#startTime;
-    const ram = this.#ram;
-    const transferred = ram?.transferred ?? 0;
-    const ramInfo: { [key: string]: JsonValue } = {
-      total: ram?.total ?? 0,
-      "postcopy-requests": 0,
-      "dirty-sync-count": ram?.["dirty-sync-count"] ?? 0,
-      "multifd-bytes": 0,
-      "pages-per-second": 0,
-      "downtime-bytes": ram?.["downtime-bytes"] ?? 0,
-      "page-size": 4096,
-      remaining: ram?.remaining ?? 0,
-      "postcopy-bytes": 0,
-      mbps: elapsed > 0 ? (transferred * 8) / (elapsed * 1000) : 0,
-      transferred,
-      "dirty-sync-missed-zero-copy": 0,
-      "precopy-bytes": ram?.["precopy-bytes"] ?? 0,
-      duplicate: ram?.duplicate ?? 0,
-      "dirty-pages-rate": 0,
-      skipped: 0,
-      "normal-bytes": ram?.["normal-bytes"] ?? 0,
-      normal: ram?.normal ?? 0,
-    };
-    if (s === "completed") {
-      delete ramInfo["dirty-pages-rate"];
-      return { status: s, "setup-time": this.#setupTime, downtime: this.#downtime, "total-time": this.#totalTime, ram: ramInfo };
-    }
-    return { "expected-downtime": 300, status: s, "setup-time": this.#setupTime, "total-time": elapsed, ram: ramInfo };
+    if (this.#liveIncoming !== undefined) return this.#liveIncoming.query() as unknown as JsonValue;
+    return this.#incomingStatus === "none" ? {} : { status: this.#incomingStatus };
   }
 
   /**

@@ -183,11 +183,11 @@ describe("save and restore from the command line", () => {
     const file = tmp("running.mig");
     expect(await src.qmp.execute("migrate", { uri: `file:${file}` }, events)).toEqual({ return: {} });
     await src.qmp.waitEvent(/MIGRATION {"status":"(completed|failed)"}/, events);
-    // QEMU 7.2's sequence for a guest that fits in one pass
-    expect(events).toEqual([
-      'MIGRATION {"status":"setup"}', 'MIGRATION_PASS {"pass":1}', 'MIGRATION {"status":"active"}', "STOP",
-      'MIGRATION_PASS {"pass":2}', 'MIGRATION {"status":"completed"}',
-    ]);
+    // QEMU 7.2's precopy sequence: a pass per dirty-bitmap sync while the guest runs, the
+    // stop, the last sync, completed (no `device` without pause-before-switchover)
+    expect(events.slice(0, 3)).toEqual(['MIGRATION {"status":"setup"}', 'MIGRATION_PASS {"pass":1}', 'MIGRATION {"status":"active"}']);
+    expect(events.slice(-3)).toEqual(["STOP", `MIGRATION_PASS {"pass":${events.length - 4}}`, 'MIGRATION {"status":"completed"}']);
+    expect(events.slice(3, -3)).toEqual(events.slice(3, -3).map((_, i) => `MIGRATION_PASS {"pass":${i + 2}}`));
     expect((await src.qmp.execute("query-status")).return).toEqual({ status: "postmigrate", singlestep: false, running: false });
     const info = (await src.qmp.execute("query-migrate")).return as { status: string; ram: { transferred: number; total: number } };
     expect(info.status).toBe("completed");
@@ -289,11 +289,13 @@ describe("save and restore through exec:", () => {
     const events: string[] = [];
     expect(await src.qmp.execute("migrate", { uri: "exec:exit 3" }, events)).toEqual({ return: {} });
     await src.qmp.waitEvent(/MIGRATION {"status":"failed"}/, events);
-    await src.qmp.waitEvent(/RESUME/, events);
-    expect(events).toEqual(['MIGRATION {"status":"setup"}', 'MIGRATION_PASS {"pass":1}', 'MIGRATION {"status":"active"}', "STOP", 'MIGRATION {"status":"failed"}', "RESUME"]);
+    // The command fails in setup or the first pass (as the pipe breaks): the guest never stopped.
+    expect(events[0]).toBe('MIGRATION {"status":"setup"}');
+    expect(events.at(-1)).toBe('MIGRATION {"status":"failed"}');
+    expect(events.filter((e) => !e.startsWith("MIGRATION"))).toEqual([]);
     const info = (await src.qmp.execute("query-migrate")).return as { status: string; "error-desc": string };
     expect(info.status).toBe("failed");
-    expect(info["error-desc"]).toMatch(/^Unable to write to command: Broken pipe$|^exec command 'exit 3' exited with status 3$/);
+    expect(info["error-desc"]).toMatch(/^(QEMUFile: write failed: )?Unable to write to command: Broken pipe$|^exec command 'exit 3' exited with status 3$/);
     expect((await src.qmp.execute("query-status")).return).toEqual({ status: "running", singlestep: false, running: true });
     const before = src.out().length;
     await until(() => src.out().length > before + 2);
@@ -308,14 +310,17 @@ describe("migrate_cancel", () => {
     await until(() => src.out().includes("B"));
     await src.qmp.execute("migrate-set-capabilities", { capabilities: [{ capability: "events", state: true }] });
     const events: string[] = [];
+    // The command never reads: the pipe fills and the first pass waits on it, the guest running.
     expect(await src.qmp.execute("migrate", { uri: "exec:sleep 20" }, events)).toEqual({ return: {} });
-    await src.qmp.waitEvent(/STOP/, events);
+    await src.qmp.waitEvent(/MIGRATION {"status":"active"}/, events);
+    const printed = src.out().length;
+    await until(() => src.out().length > printed + 2);
     expect(((await src.qmp.execute("query-migrate", undefined, events)).return as { status: string }).status).toBe("active");
     expect(await src.qmp.execute("migrate_cancel", undefined, events)).toEqual({ return: {} });
-    await src.qmp.waitEvent(/RESUME/, events);
+    await src.qmp.waitEvent(/MIGRATION {"status":"cancelled"}/, events);
     expect(events).toEqual([
-      'MIGRATION {"status":"setup"}', 'MIGRATION_PASS {"pass":1}', 'MIGRATION {"status":"active"}', "STOP",
-      'MIGRATION {"status":"cancelling"}', 'MIGRATION {"status":"cancelled"}', "RESUME",
+      'MIGRATION {"status":"setup"}', 'MIGRATION_PASS {"pass":1}', 'MIGRATION {"status":"active"}',
+      'MIGRATION {"status":"cancelling"}', 'MIGRATION {"status":"cancelled"}',
     ]);
     expect((await src.qmp.execute("query-migrate")).return).toEqual({ status: "cancelled" });
     expect((await src.qmp.execute("query-status")).return).toEqual({ status: "running", singlestep: false, running: true });
@@ -533,7 +538,7 @@ describe("a damaged stream", () => {
     expect(bytes[eof - 5]).toBe(0x7e);
     const flipped = bytes.slice();
     flipped[eof - 5] = 0x7f;
-    cases.push(["footer", flipped, /^vm-cli: load of migration failed: loadvm: section 'globalstate' .*missing section footer/]);
+    cases.push(["footer", flipped, /^vm-cli: load of migration failed: loadvm: section '[\w.-]+' instance \d+ \(id \d+\): missing section footer/]);
     for (const [name, data, re] of cases) {
       const file = tmp(`${name}.mig`);
       if (data !== undefined) writeFileSync(file, data);
