@@ -63,6 +63,19 @@ describe.skipIf(!built)("the vm-cli executable (built dist/)", () => {
     expect(stderr).toMatch(/terminating on signal SIGINT/);
   });
 
+  it("waits while the VM is paused and nothing else holds the process (-S, stdin at its end), as QEMU, until a signal", async () => {
+    const child = spawn(process.execPath, [bin, "run", "-bios", "none", "-kernel", `${fixtures}uart-hello.elf`, "-nographic", "-S"], { stdio: ["ignore", "pipe", "pipe"] });
+    let out = "";
+    child.stdout!.on("data", (b: Buffer) => (out += b.toString()));
+    child.stderr!.resume();
+    const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((r) => child.once("exit", (code, signal) => r({ code, signal })));
+    await new Promise((r) => setTimeout(r, 1500));
+    expect(child.exitCode).toBe(null);
+    expect(out).toBe("");
+    child.kill("SIGTERM");
+    expect(await exited).toEqual({ code: 143, signal: null });
+  });
+
   it("exits 1 naming an invalid option", () => {
     expect(vmCli(["run", "-bogus"])).toEqual({ status: 1, stdout: "", stderr: "vm-cli: -bogus: invalid option\n" });
   });

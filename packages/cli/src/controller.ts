@@ -52,6 +52,13 @@ export interface VmControllerOptions {
   onError?: (e: unknown) => void;
   /** `-incoming`: start in `inmigrate` until an incoming migration has loaded. */
   incoming?: boolean;
+  /**
+   * Keep the process alive while the VM does not run (paused, prelaunch, inmigrate,
+   * shutdown with -no-shutdown), as QEMU waits for cont, quit or a signal: nothing else may
+   * hold Node's event loop (no monitor, stdin at its end). vm-cli sets it; an embedder's
+   * process may end around a paused VM.
+   */
+  holdWhilePaused?: boolean;
 }
 
 /** How the run ended. */
@@ -414,10 +421,12 @@ export class VmController {
         }
         this.#onRunResult(result);
       } else {
+        const hold = this.#options.holdWhilePaused === true ? setInterval(() => {}, 2 ** 30) : undefined;
         await new Promise<void>((resolve) => {
           this.#wake = resolve;
           if (this.#requests.length > 0) resolve();
         });
+        if (hold !== undefined) clearInterval(hold);
         this.#wake = undefined;
       }
     }

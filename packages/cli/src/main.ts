@@ -268,6 +268,7 @@ async function run(cfg: RunConfig, io: CliIo, virt?: VirtCliOptions): Promise<nu
     keepOnError: cfg.monitors.length > 0,
     onError: (e) => io.stderr(`vm-cli: internal error: ${e instanceof Error ? e.message : String(e)}\n`),
     incoming: cfg.incoming !== undefined,
+    holdWhilePaused: true,
   });
   const migration = new MigrationManager(controller, machine);
   const ctx: MonitorContext = {
