@@ -159,8 +159,8 @@ describe("HMP info migrate", () => {
     expect(formatInfoMigrate({})).toBe(
       "globals:\nstore-global-state: on\nonly-migratable: off\nsend-configuration: on\nsend-section-footer: on\ndecompress-error-check: on\nclear-bitmap-shift: 18\n",
     );
-    const text = formatInfoMigrate({ status: "failed", "error-desc": "Failed to connect to 'tcp:127.0.0.1:1': Connection refused" });
-    expect(text).toContain("Migration status: failed (Failed to connect to 'tcp:127.0.0.1:1': Connection refused)\ntotal time: 0 ms\n");
+    const text = formatInfoMigrate({ status: "failed", "error-desc": "Failed to connect to '127.0.0.1:1': Connection refused" });
+    expect(text).toContain("Migration status: failed (Failed to connect to '127.0.0.1:1': Connection refused)\ntotal time: 0 ms\n");
     const ms = new MigrationState(fakeVm());
     await ms.migrate(async () => ({ sink: { write: () => {} }, close: async () => {}, abort: () => {} }));
     const lines = formatInfoMigrate(ms.query()).split("\n");

@@ -255,7 +255,8 @@ export class QemuFileWriter implements VMStateOutput {
       try {
         await this.#sink.write(chunk, release);
       } catch (e) {
-        this.#error = new MigrationError(`QEMUFile: write failed: ${describe(e)}`, { cause: e });
+        // The channel's own text, as QEMU's error-desc ("Unable to write to socket: ...").
+        this.#error = new MigrationError(describe(e), { cause: e });
       }
     }
     if (this.#error !== undefined) throw this.#error;

@@ -3,7 +3,7 @@
  * `tcp:HOST:PORT`, `unix:PATH`, `exec:CMD`, `fd:N`, `file:PATH`. Outgoing: `connectOutgoing`
  * gives an `OutgoingChannel`; incoming: `listenIncoming` listens (or spawns, or opens) and
  * `accept()` gives the first connection as an `IncomingChannel`. Errors read as QEMU's:
- * "Failed to connect to 'tcp:127.0.0.1:1': Connection refused".
+ * "Failed to connect to '127.0.0.1:1': Connection refused", "Unable to write to socket: Broken pipe".
  *
  * @module
  */
@@ -102,16 +102,21 @@ export function parseMigrationUri(uri: string): MigrationUri {
   }
 }
 
-/** A sink over a Node Writable: waits for 'drain' when the stream's buffer is full. */
-export function writableSink(stream: Writable): ByteSink {
+/**
+ * A sink over a Node Writable: waits for 'drain' when the stream's buffer is full. A failed
+ * write reads as QEMU's channel says it: "Unable to write to socket: Connection reset by peer"
+ * (`what` names the channel: socket, file, command).
+ */
+export function writableSink(stream: Writable, what: "socket" | "file" | "command" = "socket"): ByteSink {
   let failure: Error | undefined;
   stream.on("error", (e: Error) => {
     failure ??= e;
   });
   const check = (): void => {
     failure ??= stream.errored ?? undefined;
-    if (failure !== undefined) throw new Error(errnoText(failure), { cause: failure });
-    if (stream.destroyed) throw new Error("the connection was closed");
+    if (failure !== undefined) throw new Error(`Unable to write to ${what}: ${errnoText(failure)}`, { cause: failure });
+    // Destroyed under us (the peer went, or a cancel): a write to a closed pipe.
+    if (stream.destroyed) throw new Error(`Unable to write to ${what}: Broken pipe`);
   };
   return {
     write(chunk, release) {
@@ -138,7 +143,7 @@ export function writableSink(stream: Writable): ByteSink {
     close() {
       check();
       return new Promise<void>((resolve, reject) => {
-        stream.end(() => (failure === undefined ? resolve() : reject(new Error(errnoText(failure)))));
+        stream.end(() => (failure === undefined ? resolve() : reject(new Error(`Unable to write to ${what}: ${errnoText(failure)}`))));
       });
     },
   };
@@ -161,12 +166,14 @@ function socketChannel(socket: Socket): OutgoingChannel {
   };
 }
 
-function connectSocket(options: { host: string; port: number } | { path: string }, uri: string): Promise<Socket> {
+/** Connects; a failure reads as QEMU's inet/unix_connect_saddr: "Failed to connect to 'HOST:PORT': ...". */
+function connectSocket(options: { host: string; port: number } | { path: string }): Promise<Socket> {
+  const where = "path" in options ? options.path : `${options.host}:${options.port}`;
   return new Promise((resolve, reject) => {
     const socket = new Socket(socketOptions({}));
     const onError = (e: Error): void => {
       socket.destroy();
-      reject(new Error(`Failed to connect to '${uri}': ${errnoText(e)}`, { cause: e }));
+      reject(new Error(`Failed to connect to '${where}': ${errnoText(e)}`, { cause: e }));
     };
     socket.once("error", onError);
     socket.connect(options as never, () => {
@@ -182,9 +189,9 @@ export async function connectOutgoing(uri: string): Promise<OutgoingChannel> {
   const u = parseMigrationUri(uri);
   switch (u.transport) {
     case "tcp":
-      return socketChannel(await connectSocket({ host: u.host, port: u.port }, uri));
+      return socketChannel(await connectSocket({ host: u.host, port: u.port }));
     case "unix":
-      return socketChannel(await connectSocket({ path: u.path }, uri));
+      return socketChannel(await connectSocket({ path: u.path }));
     case "fd": {
       let fd: FdChannel;
       try {
@@ -194,7 +201,7 @@ export async function connectOutgoing(uri: string): Promise<OutgoingChannel> {
       }
       if (fd.kind === "file") {
         const stream = fd.stream as WriteStream;
-        const sink = writableSink(stream);
+        const sink = writableSink(stream, "file");
         return { sink, close: async () => sink.close?.(), abort: () => stream.destroy() };
       }
       const channel = socketChannel(fd.socket);
@@ -202,7 +209,7 @@ export async function connectOutgoing(uri: string): Promise<OutgoingChannel> {
     }
     case "exec": {
       const child = spawn("/bin/sh", ["-c", u.command], { stdio: ["pipe", "ignore", "inherit"] });
-      const sink = writableSink(child.stdin!);
+      const sink = writableSink(child.stdin!, "command");
       const exited = new Promise<number | null>((resolve) => child.once("close", (code) => resolve(code)));
       return {
         sink,
@@ -223,7 +230,7 @@ export async function connectOutgoing(uri: string): Promise<OutgoingChannel> {
         stream.once("open", () => resolve());
         stream.once("error", (e) => reject(new Error(`Failed to open file '${u.path}': ${errnoText(e)}`, { cause: e })));
       });
-      const sink = writableSink(stream);
+      const sink = writableSink(stream, "file");
       return { sink, close: async () => sink.close?.(), abort: () => stream.destroy() };
     }
   }
