@@ -114,6 +114,64 @@ function ticks(text: string): number[] {
   return [...text.matchAll(/^tick (\d+)\b/gm)].map((m) => Number(m[1]));
 }
 
+
+/** A connected unix socket pair (Node has no socketpair): neither end is read here. */
+async function socketPair(dir: string): Promise<[net.Socket, net.Socket]> {
+  const server = net.createServer({ pauseOnConnect: true });
+  await new Promise<void>((r) => server.listen(join(dir, "pair.sock"), r));
+  const accepted = new Promise<net.Socket>((r) => server.once("connection", r));
+  const client = net.connect(join(dir, "pair.sock"));
+  await new Promise((r) => client.once("connect", r));
+  client.pause();
+  const other = await accepted;
+  server.close();
+  return [other, client];
+}
+
+function fdOf(socket: net.Socket): number {
+  return (socket as unknown as { _handle: { fd: number } })._handle.fd;
+}
+
+/** The descriptors a process has open (Linux). */
+function openFds(pid: number): number {
+  return readdirSync(`/proc/${pid}/fd`).length;
+}
+
+/** An HMP socket client: each line's output, up to the next prompt. */
+async function hmpClient(path: string): Promise<{ run(line: string, fds?: number[]): Promise<string>; close(): void }> {
+  const socket = net.connect(path);
+  await new Promise((r) => socket.once("connect", r));
+  let text = "";
+  socket.on("data", (b: Buffer) => {
+    text += b.toString();
+  });
+  const prompt = async (): Promise<string> => {
+    await until(() => text.includes("(qemu) "), 5000);
+    const out = text.slice(0, text.indexOf("(qemu) "));
+    text = text.slice(text.indexOf("(qemu) ") + 7);
+    return out;
+  };
+  await prompt();
+  return {
+    async run(line, fds = []) {
+      await sendWithFds(socket, line + "\n", fds);
+      return (await prompt()).replace(/\r\n/g, "\n");
+    },
+    close: () => socket.destroy(),
+  };
+}
+
+async function qmpError(p: Promise<unknown>): Promise<string> {
+  try {
+    await p;
+  } catch (e) {
+    if (e instanceof QmpCommandError) return e.desc;
+    throw e;
+  }
+  throw new Error("the command succeeded");
+}
+
+
 describe.skipIf(!built || !existsSync(hello))("vm-cli migrate against real vm-cli run processes", () => {
   const children: Child[] = [];
   let dir = "";
@@ -268,181 +326,118 @@ describe.skipIf(!built || !existsSync(hello))("vm-cli migrate against real vm-cl
     expect(await migrateCommand(["--qmp", `unix:${dir}/b.sock`, `file:${dir}/x.mig`], w)).toBe(1);
     expect(w.err).toMatch(/waiting for an incoming migration/);
   }, 30_000);
-});
 
-/** A connected unix socket pair (Node has no socketpair): neither end is read here. */
-async function socketPair(dir: string): Promise<[net.Socket, net.Socket]> {
-  const server = net.createServer({ pauseOnConnect: true });
-  await new Promise<void>((r) => server.listen(join(dir, "pair.sock"), r));
-  const accepted = new Promise<net.Socket>((r) => server.once("connection", r));
-  const client = net.connect(join(dir, "pair.sock"));
-  await new Promise((r) => client.once("connect", r));
-  client.pause();
-  const other = await accepted;
-  server.close();
-  return [other, client];
-}
+  describe.skipIf(scmRightsUnavailable() !== undefined)("descriptors passed with getfd (SCM_RIGHTS)", () => {
+    it("live-migrates over a socket pair passed to both sides with getfd, then fd:NAME (QEMU's migration-test fd case)", async () => {
+      dir = mkdtempSync(join(tmpdir(), "vm-cli-getfd-"));
+      const a = vmRun(["-qmp", `unix:${dir}/a.sock,server=on,wait=off`]);
+      const b = vmRun(["-qmp", `unix:${dir}/b.sock,server=on,wait=off`, "-incoming", "defer"]);
+      children.push(a, b);
+      await until(() => ticks(a.console()).length >= 1 && existsSync(`${dir}/a.sock`) && existsSync(`${dir}/b.sock`), 10_000);
+      const [x, y] = await socketPair(dir);
+      const qa = await QmpClient.connect({ path: `${dir}/a.sock` });
+      const qb = await QmpClient.connect({ path: `${dir}/b.sock` });
+      try {
+        expect(await qa.executeWithFds("getfd", { fdname: "fd-mig" }, [fdOf(x)])).toEqual({});
+        expect(await qb.executeWithFds("getfd", { fdname: "fd-mig" }, [fdOf(y)])).toEqual({});
+      } finally {
+        // Only the VMs' copies keep the pair open now.
+        x.destroy();
+        y.destroy();
+      }
+      expect(await qb.execute("migrate-incoming", { uri: "fd:fd-mig" })).toEqual({});
+      qa.close();
+      qb.close();
+      const io = capture();
+      expect(await migrateCommand(["--qmp", `unix:${dir}/a.sock`, "fd:fd-mig", "--json"], io)).toBe(0);
+      expect(io.err).toBe("");
+      expect((JSON.parse(io.out) as { status: string }).status).toBe("completed");
+      const last = Math.max(...ticks(a.console()));
+      await until(() => ticks(b.console()).length >= 1, 5000);
+      expect(ticks(b.console())[0]).toBe(last + 1);
+      const qb2 = await QmpClient.connect({ path: `${dir}/b.sock` });
+      expect(await qb2.execute("query-status")).toMatchObject({ status: "running" });
+      // migrate-incoming took the descriptor over: the name is gone.
+      expect(await qmpError(qb2.execute("closefd", { fdname: "fd-mig" }))).toBe("File descriptor named 'fd-mig' not found");
+      qb2.close();
+    }, 30_000);
 
-function fdOf(socket: net.Socket): number {
-  return (socket as unknown as { _handle: { fd: number } })._handle.fd;
-}
-
-/** The descriptors a process has open (Linux). */
-function openFds(pid: number): number {
-  return readdirSync(`/proc/${pid}/fd`).length;
-}
-
-/** An HMP socket client: each line's output, up to the next prompt. */
-async function hmpClient(path: string): Promise<{ run(line: string, fds?: number[]): Promise<string>; close(): void }> {
-  const socket = net.connect(path);
-  await new Promise((r) => socket.once("connect", r));
-  let text = "";
-  socket.on("data", (b: Buffer) => {
-    text += b.toString();
-  });
-  const prompt = async (): Promise<string> => {
-    await until(() => text.includes("(qemu) "), 5000);
-    const out = text.slice(0, text.indexOf("(qemu) "));
-    text = text.slice(text.indexOf("(qemu) ") + 7);
-    return out;
-  };
-  await prompt();
-  return {
-    async run(line, fds = []) {
-      await sendWithFds(socket, line + "\n", fds);
-      return (await prompt()).replace(/\r\n/g, "\n");
-    },
-    close: () => socket.destroy(),
-  };
-}
-
-async function qmpError(p: Promise<unknown>): Promise<string> {
-  try {
-    await p;
-  } catch (e) {
-    if (e instanceof QmpCommandError) return e.desc;
-    throw e;
-  }
-  throw new Error("the command succeeded");
-}
-
-describe.skipIf(!built || !existsSync(hello) || scmRightsUnavailable() !== undefined)("descriptors passed with getfd (SCM_RIGHTS)", () => {
-  const children: Child[] = [];
-  let dir = "";
-  afterEach(() => {
-    for (const c of children.splice(0)) c.proc.kill("SIGKILL");
-    if (dir !== "") rmSync(dir, { recursive: true, force: true });
-  });
-
-  it("live-migrates over a socket pair passed to both sides with getfd, then fd:NAME (QEMU's migration-test fd case)", async () => {
-    dir = mkdtempSync(join(tmpdir(), "vm-cli-getfd-"));
-    const a = vmRun(["-qmp", `unix:${dir}/a.sock,server=on,wait=off`]);
-    const b = vmRun(["-qmp", `unix:${dir}/b.sock,server=on,wait=off`, "-incoming", "defer"]);
-    children.push(a, b);
-    await until(() => ticks(a.console()).length >= 1 && existsSync(`${dir}/a.sock`) && existsSync(`${dir}/b.sock`), 10_000);
-    const [x, y] = await socketPair(dir);
-    const qa = await QmpClient.connect({ path: `${dir}/a.sock` });
-    const qb = await QmpClient.connect({ path: `${dir}/b.sock` });
-    try {
-      expect(await qa.executeWithFds("getfd", { fdname: "fd-mig" }, [fdOf(x)])).toEqual({});
-      expect(await qb.executeWithFds("getfd", { fdname: "fd-mig" }, [fdOf(y)])).toEqual({});
-    } finally {
-      // Only the VMs' copies keep the pair open now.
-      x.destroy();
-      y.destroy();
-    }
-    expect(await qb.execute("migrate-incoming", { uri: "fd:fd-mig" })).toEqual({});
-    qa.close();
-    qb.close();
-    const io = capture();
-    expect(await migrateCommand(["--qmp", `unix:${dir}/a.sock`, "fd:fd-mig", "--json"], io)).toBe(0);
-    expect(io.err).toBe("");
-    expect((JSON.parse(io.out) as { status: string }).status).toBe("completed");
-    const last = Math.max(...ticks(a.console()));
-    await until(() => ticks(b.console()).length >= 1, 5000);
-    expect(ticks(b.console())[0]).toBe(last + 1);
-    const qb2 = await QmpClient.connect({ path: `${dir}/b.sock` });
-    expect(await qb2.execute("query-status")).toMatchObject({ status: "running" });
-    // migrate-incoming took the descriptor over: the name is gone.
-    expect(await qmpError(qb2.execute("closefd", { fdname: "fd-mig" }))).toBe("File descriptor named 'fd-mig' not found");
-    qb2.close();
-  }, 30_000);
-
-  it("answers QEMU's errors, keeps names across connections, leaks nothing, and saves to a regular file passed with getfd (virsh save)", async () => {
-    dir = mkdtempSync(join(tmpdir(), "vm-cli-getfd-"));
-    const a = vmRun(["-qmp", `unix:${dir}/a.sock,server=on,wait=off`, "-monitor", `unix:${dir}/m.sock,server=on,wait=off`]);
-    children.push(a);
-    await until(() => ticks(a.console()).length >= 1 && existsSync(`${dir}/a.sock`) && existsSync(`${dir}/m.sock`), 10_000);
-    const pid = a.proc.pid!;
-    // With no QMP connection; a connection holds descriptors of its own while it lasts.
-    const idle = openFds(pid);
-    const q = await QmpClient.connect({ path: `${dir}/a.sock` });
-    const base = openFds(pid);
-    expect(await qmpError(q.execute("getfd", { fdname: "x" }))).toBe("No file descriptor supplied via SCM_RIGHTS");
-    const devNull = openSync("/dev/null", "r+");
-    try {
-      expect(await qmpError(q.executeWithFds("getfd", { fdname: "1x" }, [devNull]))).toBe("Parameter 'fdname' expects a name not starting with a digit");
-      // A character device is a descriptor like any other (Node's own IPC would abort on it).
-      expect(await q.executeWithFds("getfd", { fdname: "null" }, [devNull])).toEqual({});
+    it("answers QEMU's errors, keeps names across connections, leaks nothing, and saves to a regular file passed with getfd (virsh save)", async () => {
+      dir = mkdtempSync(join(tmpdir(), "vm-cli-getfd-"));
+      const a = vmRun(["-qmp", `unix:${dir}/a.sock,server=on,wait=off`, "-monitor", `unix:${dir}/m.sock,server=on,wait=off`]);
+      children.push(a);
+      await until(() => ticks(a.console()).length >= 1 && existsSync(`${dir}/a.sock`) && existsSync(`${dir}/m.sock`), 10_000);
+      const pid = a.proc.pid!;
+      // With no QMP connection; a connection holds descriptors of its own while it lasts.
+      const idle = openFds(pid);
+      const q = await QmpClient.connect({ path: `${dir}/a.sock` });
+      const base = openFds(pid);
+      expect(await qmpError(q.execute("getfd", { fdname: "x" }))).toBe("No file descriptor supplied via SCM_RIGHTS");
+      const devNull = openSync("/dev/null", "r+");
+      try {
+        expect(await qmpError(q.executeWithFds("getfd", { fdname: "1x" }, [devNull]))).toBe("Parameter 'fdname' expects a name not starting with a digit");
+        // A character device is a descriptor like any other (Node's own IPC would abort on it).
+        expect(await q.executeWithFds("getfd", { fdname: "null" }, [devNull])).toEqual({});
+        expect(openFds(pid)).toBe(base + 1);
+        // Descriptors sent with a command that is not getfd wait, and go when the connection does.
+        expect(await q.executeWithFds("query-status", undefined, [devNull, devNull, devNull])).toMatchObject({ running: true });
+        expect(openFds(pid)).toBe(base + 4);
+      } finally {
+        closeSync(devNull);
+      }
+      q.close();
+      // The three go with the connection; the named one stays.
+      await until(() => openFds(pid) <= idle + 1, 5000);
+      await new Promise((r) => setTimeout(r, 100));
+      expect(openFds(pid)).toBe(idle + 1);
+      // Names belong to the monitor, not the connection.
+      const q2 = await QmpClient.connect({ path: `${dir}/a.sock` });
       expect(openFds(pid)).toBe(base + 1);
-      // Descriptors sent with a command that is not getfd wait, and go when the connection does.
-      expect(await q.executeWithFds("query-status", undefined, [devNull, devNull, devNull])).toMatchObject({ running: true });
-      expect(openFds(pid)).toBe(base + 4);
-    } finally {
-      closeSync(devNull);
-    }
-    q.close();
-    // The three go with the connection; the named one stays.
-    await until(() => openFds(pid) <= idle + 1, 5000);
-    await new Promise((r) => setTimeout(r, 100));
-    expect(openFds(pid)).toBe(idle + 1);
-    // Names belong to the monitor, not the connection.
-    const q2 = await QmpClient.connect({ path: `${dir}/a.sock` });
-    expect(openFds(pid)).toBe(base + 1);
-    expect(await q2.execute("closefd", { fdname: "null" })).toEqual({});
-    expect(openFds(pid)).toBe(base);
-    expect(await qmpError(q2.execute("closefd", { fdname: "null" }))).toBe("File descriptor named 'null' not found");
-    expect(await qmpError(q2.execute("migrate", { uri: "fd:nope" }))).toBe("File descriptor named 'nope' has not been found");
-    // The HMP monitor has getfd and closefd too, with names of its own.
-    const hmp = await hmpClient(`${dir}/m.sock`);
-    expect(await hmp.run("getfd m")).toBe("Error: No file descriptor supplied via SCM_RIGHTS\n");
-    const extra = openSync("/dev/null", "r");
-    try {
-      expect(await hmp.run("getfd m", [extra])).toBe("");
-    } finally {
-      closeSync(extra);
-    }
-    expect(await hmp.run("closefd m")).toBe("");
-    expect(await hmp.run("closefd m")).toBe("Error: File descriptor named 'm' not found\n");
-    hmp.close();
-    // virsh save: a stopped guest saved through a file descriptor, restored with -incoming.
-    const saveFd = openSync(`${dir}/save.mig`, "w");
-    try {
-      expect(await q2.executeWithFds("getfd", { fdname: "save" }, [saveFd])).toEqual({});
-    } finally {
-      closeSync(saveFd);
-    }
-    expect(await q2.execute("stop")).toEqual({});
-    q2.close();
-    const io = capture();
-    expect(await migrateCommand(["--qmp", `unix:${dir}/a.sock`, "fd:save"], io)).toBe(0);
-    expect(io.err).toMatch(/^migrate: completed/m);
-    expect(readFileSync(`${dir}/save.mig`).subarray(0, 8)).toEqual(Buffer.from([0x51, 0x45, 0x56, 0x4d, 0, 0, 0, 3]));
-    const last = Math.max(...ticks(a.console()));
-    const c = vmRun(["-qmp", `unix:${dir}/c.sock,server=on,wait=off`, "-incoming", `file:${dir}/save.mig`]);
-    children.push(c);
-    await until(() => existsSync(`${dir}/c.sock`), 10_000);
-    const qc = await QmpClient.connect({ path: `${dir}/c.sock` });
-    let status: unknown;
-    for (let i = 0; i < 100; i++) {
-      status = await qc.execute("query-status");
-      if ((status as { status: string }).status !== "inmigrate") break;
-      await new Promise((r) => setTimeout(r, 50));
-    }
-    expect(status).toMatchObject({ status: "paused" });
-    expect(await qc.execute("cont")).toEqual({});
-    await until(() => ticks(c.console()).length >= 1, 5000);
-    expect(ticks(c.console())[0]).toBe(last + 1);
-    qc.close();
-  }, 30_000);
+      expect(await q2.execute("closefd", { fdname: "null" })).toEqual({});
+      expect(openFds(pid)).toBe(base);
+      expect(await qmpError(q2.execute("closefd", { fdname: "null" }))).toBe("File descriptor named 'null' not found");
+      expect(await qmpError(q2.execute("migrate", { uri: "fd:nope" }))).toBe("File descriptor named 'nope' has not been found");
+      // The HMP monitor has getfd and closefd too, with names of its own.
+      const hmp = await hmpClient(`${dir}/m.sock`);
+      expect(await hmp.run("getfd m")).toBe("Error: No file descriptor supplied via SCM_RIGHTS\n");
+      const extra = openSync("/dev/null", "r");
+      try {
+        expect(await hmp.run("getfd m", [extra])).toBe("");
+      } finally {
+        closeSync(extra);
+      }
+      expect(await hmp.run("closefd m")).toBe("");
+      expect(await hmp.run("closefd m")).toBe("Error: File descriptor named 'm' not found\n");
+      hmp.close();
+      // virsh save: a stopped guest saved through a file descriptor, restored with -incoming.
+      const saveFd = openSync(`${dir}/save.mig`, "w");
+      try {
+        expect(await q2.executeWithFds("getfd", { fdname: "save" }, [saveFd])).toEqual({});
+      } finally {
+        closeSync(saveFd);
+      }
+      expect(await q2.execute("stop")).toEqual({});
+      q2.close();
+      const io = capture();
+      expect(await migrateCommand(["--qmp", `unix:${dir}/a.sock`, "fd:save"], io)).toBe(0);
+      expect(io.err).toMatch(/^migrate: completed/m);
+      expect(readFileSync(`${dir}/save.mig`).subarray(0, 8)).toEqual(Buffer.from([0x51, 0x45, 0x56, 0x4d, 0, 0, 0, 3]));
+      const last = Math.max(...ticks(a.console()));
+      const c = vmRun(["-qmp", `unix:${dir}/c.sock,server=on,wait=off`, "-incoming", `file:${dir}/save.mig`]);
+      children.push(c);
+      await until(() => existsSync(`${dir}/c.sock`), 10_000);
+      const qc = await QmpClient.connect({ path: `${dir}/c.sock` });
+      let status: unknown;
+      for (let i = 0; i < 100; i++) {
+        status = await qc.execute("query-status");
+        if ((status as { status: string }).status !== "inmigrate") break;
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      expect(status).toMatchObject({ status: "paused" });
+      expect(await qc.execute("cont")).toEqual({});
+      await until(() => ticks(c.console()).length >= 1, 5000);
+      expect(ticks(c.console())[0]).toBe(last + 1);
+      qc.close();
+    }, 30_000);
+  });
 });

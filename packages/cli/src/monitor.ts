@@ -11,7 +11,7 @@ import net from "node:net";
 import { listenOn, removeSocketFile, type SocketAddress, type SocketChardev } from "./chardev.ts";
 import { crlf, executeHmp, monitorBanner, type MonitorContext } from "./hmp.ts";
 import { MonitorFds, ReceivedFds, type MonitorFdContext } from "./qmp/fds.ts";
-import { readWithFds, scmRightsUnavailable } from "./qmp/scm-rights.ts";
+import { fdPassingFor, readConnection } from "./qmp/scm-rights.ts";
 
 export const PROMPT = "(qemu) ";
 
@@ -100,7 +100,7 @@ export class HmpSocketServer {
 
   async listen(chardev: SocketChardev): Promise<string> {
     // As the QMP server: on a unix socket, connections are read with their descriptors (getfd).
-    const fdPassing = chardev.address.transport === "unix" ? scmRightsUnavailable() ?? true : "descriptors pass only over a unix socket";
+    const fdPassing = fdPassingFor(chardev.address);
     const server = net.createServer({ pauseOnConnect: fdPassing === true }, (socket) => {
       this.#sockets.add(socket);
       this.#gotClient();
@@ -114,25 +114,13 @@ export class HmpSocketServer {
         if (!socket.destroyed && socket.writable) socket.write(t);
       });
       mon.focus();
-      const reader =
-        fdPassing === true
-          ? readWithFds(socket, {
-              data: (bytes, passed) => {
-                received.receive(passed);
-                mon.feed(new Uint8Array(bytes)).catch(() => {});
-              },
-              end: (error) => (error === undefined ? socket.end(() => socket.destroy()) : socket.destroy()),
-            })
-          : undefined;
-      if (reader === undefined) {
-        socket.on("data", (b: Buffer) => {
-          mon.feed(new Uint8Array(b)).catch(() => {});
-        });
-        if (fdPassing === true) socket.resume();
-      }
+      const stopReading = readConnection(socket, fdPassing === true, (bytes, passed) => {
+        received.receive(passed);
+        mon.feed(new Uint8Array(bytes)).catch(() => {});
+      });
       socket.on("error", () => {});
       socket.on("close", () => {
-        reader?.close();
+        stopReading();
         received.closeAll();
         this.#sockets.delete(socket);
       });

@@ -88,6 +88,31 @@ export function readWithFds(socket: net.Socket, handlers: FdReaderHandlers): FdR
 }
 
 /**
+ * Whether a monitor listening on `address` reads its connections with their descriptors
+ * (true), else why not. Such a server must accept with pauseOnConnect (see readConnection).
+ */
+export function fdPassingFor(address: { transport: string }): true | string {
+  return address.transport === "unix" ? scmRightsUnavailable() ?? true : "descriptors pass only over a unix socket";
+}
+
+/**
+ * Reads an accepted monitor connection: with its descriptors when `withFds` (accepted with
+ * pauseOnConnect), else as Node reads sockets (no descriptors). When the client closes its
+ * side, what is queued goes out and the connection closes (as allowHalfOpen=false). Returns
+ * what to call on the socket's 'close'.
+ */
+export function readConnection(socket: net.Socket, withFds: boolean, data: (bytes: Buffer, fds: number[]) => void): () => void {
+  const reader = withFds
+    ? readWithFds(socket, { data, end: (error) => (error === undefined ? socket.end(() => socket.destroy()) : socket.destroy()) })
+    : undefined;
+  if (reader === undefined) {
+    socket.on("data", (bytes: Buffer) => data(bytes, []));
+    if (withFds) socket.resume();
+  }
+  return () => reader?.close();
+}
+
+/**
  * Sends `text` on a unix socket with `fds` attached (SCM_RIGHTS), as a QMP client passes a
  * descriptor before `getfd` (QEMU's python qmp `send_fd_scm`). The descriptors stay open here.
  * Rejects when the helper is missing or the send fails.

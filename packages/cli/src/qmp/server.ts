@@ -15,7 +15,7 @@ import type { MonitorContext } from "../hmp.ts";
 import { QMP_COMMANDS, QmpError, checkArgs, versionInfo } from "./commands.ts";
 import { closeFd, MonitorFds, ReceivedFds, type MonitorFdContext } from "./fds.ts";
 import { formatJson, JsonStreamer, type JsonItem, type JsonValue } from "./json.ts";
-import { readWithFds, scmRightsUnavailable } from "./scm-rights.ts";
+import { fdPassingFor, readConnection } from "./scm-rights.ts";
 
 /** QEMU's event timestamp: wall-clock seconds and microseconds. */
 export function timestamp(): { seconds: number; microseconds: number } {
@@ -204,7 +204,7 @@ export class QmpServer {
   async listen(chardev: SocketChardev): Promise<string> {
     // On a unix socket clients may pass descriptors (getfd): the helper reads those
     // connections, so Node must not start reading them itself.
-    this.#fdPassing = chardev.address.transport === "unix" ? scmRightsUnavailable() ?? true : "descriptors pass only over a unix socket";
+    this.#fdPassing = fdPassingFor(chardev.address);
     const server = net.createServer({ pauseOnConnect: this.#fdPassing === true }, (socket) => this.#accept(socket));
     this.#server = server;
     this.#address = chardev.address;
@@ -238,30 +238,15 @@ export class QmpServer {
     const session = new QmpSession(this.#ctx, write, { named: this.#fds, ...(fdPassing === true ? {} : { unavailable: fdPassing }) });
     this.#sessions.add(session);
     write(session.greeting());
+    const decoder = new StringDecoder("utf8");
+    const stopReading = readConnection(socket, fdPassing === true, (bytes, fds) => void session.feed(decoder.write(bytes), fds).catch(() => {}));
     socket.on("error", () => {});
     socket.on("close", () => {
-      reader?.close();
+      stopReading();
       session.close();
       this.#sessions.delete(session);
       this.#sockets.delete(socket);
     });
-    const decoder = new StringDecoder("utf8");
-    const reader =
-      fdPassing === true
-        ? readWithFds(socket, {
-            data: (bytes, fds) => void session.feed(decoder.write(bytes), fds).catch(() => {}),
-            // The client closed its side: what is queued goes out, then the connection closes
-            // (as an allowHalfOpen=false socket does on 'end').
-            end: (error) => (error === undefined ? socket.end(() => socket.destroy()) : socket.destroy()),
-          })
-        : undefined;
-    if (reader === undefined) {
-      socket.setEncoding("utf8");
-      socket.on("data", (text: string) => {
-        session.feed(text).catch(() => {});
-      });
-      if (fdPassing === true) socket.resume();
-    }
   }
 
   /** Stops listening and ends every connection after what was written to it. */
