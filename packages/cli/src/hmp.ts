@@ -7,11 +7,11 @@
  * @module
  */
 
-import { formatInfoMigrate as formatMigrationInfo, type MigrationInfo } from "@ferryvm/migration";
+import type { DeviceProperties, MachineConfig } from "@ferryvm/devices";
+import { formatInfoMigrate as formatMigrationInfo, formatInfoMigrateCapabilities, type MigrationCapabilityStatus, type MigrationInfo } from "@ferryvm/migration";
+import { ControllerError, type VmController } from "./controller.ts";
 import { formatMigrationParameters, parseMigrationParameter } from "./hmp-migration.ts";
 import { monitorClosefd, monitorGetfd, type MonitorFdContext } from "./qmp/fds.ts";
-import type { DeviceProperties, MachineConfig } from "@ferryvm/devices";
-import { ControllerError, type VmController } from "./controller.ts";
 import { QEMU_VERSION } from "./qmp/version.ts";
 import { MIGRATION_STATUS_NAMES, MigrationCommandError, type MigrationManager, type MigrationStatus } from "./snapshot/migration.ts";
 
@@ -380,7 +380,7 @@ const INFO: HmpCommand[] = [
     names: ["migrate_capabilities"],
     params: "",
     help: "show current migration capabilities",
-    run: (ctx) => (ctx.migration?.capabilities() ?? []).map((c) => `${c.capability}: ${c.state ? "on" : "off"}\n`).join(""),
+    run: (ctx) => formatInfoMigrateCapabilities((ctx.migration?.capabilities() ?? []) as MigrationCapabilityStatus[]),
   },
   {
     names: ["version"],

@@ -3,10 +3,11 @@
  * precopy (MigrationState) over every transport: the guest runs while RAM is sent, stops for
  * the switch-over, and ends `postmigrate`; a failure or a cancel leaves it running as before.
  * exec: and file: channels are this package's (snapshot/channel.ts: QEMU's texts, the
- * command in its own process group, its exit status checked). An incoming migration (`-incoming URI`, `migrate-incoming` after
- * `-incoming defer`) loads in `inmigrate` and then runs if the stream's globalstate says
- * "running" and autostart holds, else takes the stream's state (process_incoming_migration_bh);
- * a failed load ends the process (QEMU's "load of migration failed", exit 1).
+ * command in its own process group, its exit status checked). An incoming migration
+ * (`-incoming URI`, `migrate-incoming` after `-incoming defer`) loads in `inmigrate` and then
+ * runs if the stream's globalstate says "running" and autostart holds, else takes the
+ * stream's state (process_incoming_migration_bh); a failed load ends the process (QEMU's
+ * "load of migration failed", exit 1).
  *
  * Events: MIGRATION {status} for every status change when the `events` capability is set,
  * and an incoming migration's first `setup` always (qemu_start_incoming_migration);
@@ -15,7 +16,6 @@
  * @module
  */
 
-import { resolveNamedFd, type MonitorFds } from "../qmp/fds.ts";
 import type { Machine } from "@ferryvm/devices";
 import {
   MigrationError,
@@ -27,12 +27,16 @@ import {
 } from "@ferryvm/migration";
 import { connectOutgoing, listenIncoming, type IncomingListener } from "@ferryvm/migration/node";
 import type { RunState, VmController } from "../controller.ts";
+import { resolveNamedFd, type MonitorFds } from "../qmp/fds.ts";
 import type { JsonValue } from "../qmp/json.ts";
 import { ChannelError, openIncoming, openOutgoing, parseMigrationUri, type MigrationUri, type OutgoingChannel } from "./channel.ts";
 import { ControllerVm } from "./migratable-vm.ts";
 import { loadMachine } from "./vm-state.ts";
 
-/** URIs that take the live path (@ferryvm/migration's MigrationState, precopy). */
+/**
+ * URIs whose incoming side is a live destination (@ferryvm/migration's MigrationIncoming);
+ * exec: and file: load through snapshot/channel.ts. Outgoing, every URI is precopy.
+ */
 export function isLiveUri(uri: string): boolean {
   return /^(tcp|unix|fd):/.test(uri);
 }
