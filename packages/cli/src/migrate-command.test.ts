@@ -80,9 +80,10 @@ interface Child {
   exited: Promise<number | null>;
 }
 
-function vmRun(args: string[], guest = hello): Child {
+function vmRun(args: string[], guest = hello, env: NodeJS.ProcessEnv = process.env): Child {
   const proc = spawn(process.execPath, [bin, "run", "-M", "virt", "-m", "32M", "-bios", "none", "-kernel", guest, "-nographic", ...args], {
     stdio: ["ignore", "pipe", "pipe"],
+    env,
   });
   let out = "";
   proc.stdout!.on("data", (b: Buffer) => {
@@ -360,6 +361,27 @@ describe.skipIf(!built || !existsSync(hello))("vm-cli migrate against real vm-cl
       // migrate-incoming took the descriptor over: the name is gone.
       expect(await qmpError(qb2.execute("closefd", { fdname: "fd-mig" }))).toBe("File descriptor named 'fd-mig' not found");
       qb2.close();
+    }, 30_000);
+
+    it("without the helper (FERRYVM_SCM_RIGHTS=off), reads QMP as before and getfd says why it has nothing; the descriptor is dropped", async () => {
+      dir = mkdtempSync(join(tmpdir(), "vm-cli-getfd-"));
+      const a = vmRun(["-qmp", `unix:${dir}/a.sock,server=on,wait=off`], hello, { ...process.env, FERRYVM_SCM_RIGHTS: "off" });
+      children.push(a);
+      await until(() => ticks(a.console()).length >= 1 && existsSync(`${dir}/a.sock`), 10_000);
+      const idle = openFds(a.proc.pid!);
+      const q = await QmpClient.connect({ path: `${dir}/a.sock` });
+      const devNull = openSync("/dev/null", "r");
+      try {
+        expect(await qmpError(q.executeWithFds("getfd", { fdname: "x" }, [devNull]))).toBe(
+          "No file descriptor supplied via SCM_RIGHTS (FerryVM's scm_rights helper is turned off (FERRYVM_SCM_RIGHTS=off); fd:N takes a descriptor the process inherited)",
+        );
+      } finally {
+        closeSync(devNull);
+      }
+      expect(await q.execute("query-status")).toMatchObject({ running: true });
+      q.close();
+      await until(() => openFds(a.proc.pid!) <= idle, 5000);
+      expect(openFds(a.proc.pid!)).toBe(idle);
     }, 30_000);
 
     it("answers QEMU's errors, keeps names across connections, leaks nothing, and saves to a regular file passed with getfd (virsh save)", async () => {

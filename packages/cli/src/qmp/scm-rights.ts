@@ -26,6 +26,10 @@ let addon: ScmRightsAddon | null | undefined;
 let addonProblem = "";
 
 function loadAddon(): ScmRightsAddon | undefined {
+  if (addon === undefined && process.env["FERRYVM_SCM_RIGHTS"] === "off") {
+    addon = null;
+    addonProblem = "FerryVM's scm_rights helper is turned off (FERRYVM_SCM_RIGHTS=off)";
+  }
   if (addon === undefined) {
     try {
       addon = createRequire(import.meta.url)(ADDON_PATH) as ScmRightsAddon;
