@@ -7,6 +7,15 @@
 
 import { MigrationError, ShortReadError } from "@ferryvm/vmstate";
 
+/**
+ * The channel refused a write (the peer went, the disk is full): its text is the failure,
+ * as QEMU's error-desc ("Unable to write to socket: Broken pipe"), whichever section was
+ * being written when it surfaced.
+ */
+export class ChannelWriteError extends MigrationError {
+  override name = "ChannelWriteError";
+}
+
 function message(e: unknown): string {
   return e instanceof Error ? e.message : String(e);
 }
@@ -16,6 +25,7 @@ function message(e: unknown): string {
  * one; anything else becomes a MigrationError with `e` as its cause.
  */
 export function withContext(context: string, e: unknown): MigrationError {
+  if (e instanceof ChannelWriteError) return e;
   const short = shortReadIn(e);
   if (short !== undefined) {
     const err = new ShortReadError(short.offset, short.needed, short.left);

@@ -15,6 +15,7 @@
  */
 
 import { MigrationError, ShortReadError, type VMStateInput, type VMStateOutput } from "@ferryvm/vmstate";
+import { ChannelWriteError } from "./errors.ts";
 
 const utf8 = new TextEncoder();
 
@@ -256,7 +257,7 @@ export class QemuFileWriter implements VMStateOutput {
         await this.#sink.write(chunk, release);
       } catch (e) {
         // The channel's own text, as QEMU's error-desc ("Unable to write to socket: ...").
-        this.#error = new MigrationError(describe(e), { cause: e });
+        this.#error = new ChannelWriteError(describe(e), { cause: e });
       }
     }
     if (this.#error !== undefined) throw this.#error;
