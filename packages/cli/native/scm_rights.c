@@ -42,6 +42,7 @@ typedef struct {
   int wake[2]; /* written by close() to stop the thread */
   pthread_t thread;
   napi_threadsafe_function tsfn;
+  napi_env env;
   int closed;
 } Receiver;
 
@@ -143,9 +144,14 @@ static void deliver(napi_env env, napi_value callback, void *context, void *data
   napi_call_function(env, undefined, callback, 3, argv, NULL);
 }
 
-static void stop(Receiver *r) {
+static void cleanup_receiver(void *arg);
+
+/* Stops and joins the thread, then lets the function go. `from_hook`: the environment is
+ * being torn down and runs this as its cleanup hook (which then goes by itself). */
+static void stop(Receiver *r, int from_hook) {
   if (r->closed) return;
   r->closed = 1;
+  if (!from_hook) napi_remove_env_cleanup_hook(r->env, cleanup_receiver, r);
   char x = 1;
   ssize_t ignored = write(r->wake[1], &x, 1);
   (void)ignored;
@@ -156,10 +162,16 @@ static void stop(Receiver *r) {
   close(r->wake[1]);
 }
 
+/* At teardown, before the thread-safe function's own hook (hooks run in reverse order of
+ * registration): a thread must not call into a function Node has freed. */
+static void cleanup_receiver(void *arg) {
+  stop(arg, 1);
+}
+
 static void finalize_receiver(napi_env env, void *data, void *hint) {
   (void)env;
   (void)hint;
-  stop(data);
+  stop(data, 0);
   free(data);
 }
 
@@ -224,6 +236,7 @@ static napi_value js_open(napi_env env, napi_callback_info info) {
   }
   /* Like a listening server's connections, a receiver alone does not keep the process up. */
   napi_unref_threadsafe_function(env, r->tsfn);
+  r->env = env;
   int err = pthread_create(&r->thread, NULL, receive_loop, r);
   if (err != 0) {
     napi_release_threadsafe_function(r->tsfn, napi_tsfn_release);
@@ -233,6 +246,7 @@ static napi_value js_open(napi_env env, napi_callback_info info) {
     free(r);
     return throw_errno(env, "pthread_create", err);
   }
+  napi_add_env_cleanup_hook(env, cleanup_receiver, r);
   napi_create_external(env, r, finalize_receiver, NULL, &result);
   return result;
 }
@@ -247,7 +261,7 @@ static napi_value js_close(napi_env env, napi_callback_info info) {
     napi_throw_type_error(env, NULL, "close(receiver) expects a receiver");
     return NULL;
   }
-  stop(r);
+  stop(r, 0);
   return NULL;
 }
 
