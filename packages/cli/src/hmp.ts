@@ -352,11 +352,18 @@ const INFO: HmpCommand[] = [
     names: ["registers"],
     params: "[-a]",
     help: "show the cpu registers (-a: all CPUs)",
-    run: (ctx, args, cpu) => {
-      if (ctx.hart === undefined) return "No CPU available\n";
+    run: async (ctx, args, cpu) => {
+      const hart = ctx.hart;
+      if (hart === undefined) return "No CPU available\n";
       const all = args[0] === "-a";
       let text = "";
-      for (let i = 0; i < ctx.harts; i++) if (all || i === cpu) text += formatRegisters(ctx.hart(i), i);
+      const read = async (): Promise<void> => {
+        for (let i = 0; i < ctx.harts; i++) if (all || i === cpu) text += formatRegisters(hart(i), i);
+      };
+      // QEMU's cpu_synchronize_state: a running vCPU (in its worker) leaves its run while its
+      // registers are read, so that pc and x1..x31 come from one instant.
+      if (ctx.controller.running && !ctx.controller.finished) await ctx.controller.exclusive(read);
+      else await read();
       return text;
     },
   },
