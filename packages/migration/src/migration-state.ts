@@ -10,22 +10,26 @@ import type { RunState } from "./constants.ts";
 import type { SaveVmRegistry } from "./handlers.ts";
 import type { RamCounters, XbzrleCounters } from "./ram.ts";
 
+/** QEMU 7.2's MigrationStatus names in its enum's order (what migrate-continue's `state` takes). */
+export const MIGRATION_STATUSES = [
+  "none",
+  "setup",
+  "cancelling",
+  "cancelled",
+  "active",
+  "postcopy-active",
+  "postcopy-paused",
+  "postcopy-recover",
+  "completed",
+  "failed",
+  "colo",
+  "pre-switchover",
+  "device",
+  "wait-unplug",
+] as const;
+
 /** QEMU 7.2's MigrationStatus. The postcopy, colo and wait-unplug states are reserved. */
-export type MigrationStatus =
-  | "none"
-  | "setup"
-  | "cancelling"
-  | "cancelled"
-  | "active"
-  | "postcopy-active"
-  | "postcopy-paused"
-  | "postcopy-recover"
-  | "completed"
-  | "failed"
-  | "colo"
-  | "pre-switchover"
-  | "device"
-  | "wait-unplug";
+export type MigrationStatus = (typeof MIGRATION_STATUSES)[number];
 
 /** migration_is_running: states in which capabilities cannot change and `migrate` is refused. */
 export function migrationIsRunning(status: MigrationStatus): boolean {

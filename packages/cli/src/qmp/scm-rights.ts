@@ -41,6 +41,12 @@ function loadAddon(): ScmRightsAddon | undefined {
   return addon ?? undefined;
 }
 
+/** net.Socket keeps its descriptor on the libuv handle; there is no public accessor. */
+function socketFd(socket: net.Socket): number | undefined {
+  const fd = (socket as unknown as { _handle?: { fd?: unknown } })._handle?.fd;
+  return typeof fd === "number" && fd >= 0 ? fd : undefined;
+}
+
 /** Why descriptors cannot be received on this platform/build, or undefined when they can. */
 export function scmRightsUnavailable(): string | undefined {
   return loadAddon() === undefined ? addonProblem : undefined;
@@ -64,9 +70,8 @@ export interface FdReader {
  */
 export function readWithFds(socket: net.Socket, handlers: FdReaderHandlers): FdReader | undefined {
   const native = loadAddon();
-  // net.Socket keeps its descriptor on the libuv handle; there is no public accessor.
-  const fd = (socket as unknown as { _handle?: { fd?: unknown } })._handle?.fd;
-  if (native === undefined || typeof fd !== "number" || fd < 0) return undefined;
+  const fd = socketFd(socket);
+  if (native === undefined || fd === undefined) return undefined;
   let closed = false;
   const receiver = native.open(fd, (data, fds, errno) => {
     if (closed) {
@@ -124,8 +129,8 @@ export function readConnection(socket: net.Socket, withFds: boolean, data: (byte
 export async function sendWithFds(socket: net.Socket, text: string, fds: readonly number[]): Promise<void> {
   const native = loadAddon();
   if (native === undefined) throw new Error(`cannot pass descriptors: ${addonProblem}`);
-  const fd = (socket as unknown as { _handle?: { fd?: unknown } })._handle?.fd;
-  if (typeof fd !== "number" || fd < 0) throw new Error("cannot pass descriptors: the socket is not connected");
+  const fd = socketFd(socket);
+  if (fd === undefined) throw new Error("cannot pass descriptors: the socket is not connected");
   let bytes = Buffer.from(text, "utf8");
   let pass = [...fds];
   // The socket is non-blocking: a full send buffer waits a little; the descriptors go with the first part.

@@ -23,7 +23,10 @@ import {
   MigrationState,
   QmpError as MigrationQmpError,
   type MigrateSetParameters,
+  MIGRATION_STATUSES,
+  migrationIsRunning,
   type MigrationCapabilityStatus,
+  type MigrationStatus as PackageMigrationStatus,
 } from "@ferryvm/migration";
 import { connectOutgoing, listenIncoming, type IncomingListener } from "@ferryvm/migration/node";
 import type { RunState, VmController } from "../controller.ts";
@@ -76,12 +79,9 @@ class IncomingControllerVm extends ControllerVm {
   }
 }
 
-/** QEMU 7.2's MigrationStatus names, in its enum's order (those this manager enters, and the rest). */
-export const MIGRATION_STATUS_NAMES = [
-  "none", "setup", "cancelling", "cancelled", "active", "postcopy-active", "postcopy-paused",
-  "postcopy-recover", "completed", "failed", "colo", "pre-switchover", "device", "wait-unplug",
-] as const;
-export type MigrationStatus = (typeof MIGRATION_STATUS_NAMES)[number];
+/** QEMU 7.2's MigrationStatus names, in its enum's order (@ferryvm/migration's). */
+export const MIGRATION_STATUS_NAMES = MIGRATION_STATUSES;
+export type MigrationStatus = PackageMigrationStatus;
 
 /** QEMU 7.2's MigrationCapability list (query-migrate-capabilities order). */
 export const MIGRATION_CAPABILITY_NAMES = [
@@ -210,7 +210,7 @@ export class MigrationManager {
    * and keeps them (xbzrle, auto-converge, ...); the non-live save uses only `events`.
    */
   setCapabilities(caps: readonly { capability: MigrationCapability; state: boolean }[]): void {
-    if (this.#running(this.status)) throw new MigrationCommandError("There's a migration process in progress");
+    if (migrationIsRunning(this.status)) throw new MigrationCommandError("There's a migration process in progress");
     liveCall(() => this.#live.setCapabilities(caps as readonly MigrationCapabilityStatus[]));
     liveCall(() => this.#liveIncoming?.setCapabilities(caps as readonly MigrationCapabilityStatus[]));
     for (const c of caps) {
@@ -225,11 +225,6 @@ export class MigrationManager {
     return MIGRATION_CAPABILITY_NAMES.map((capability) => ({ capability, state: live.get(capability) ?? this.#caps.has(capability) }));
   }
 
-  #running(s: MigrationStatus): boolean {
-    return s === "setup" || s === "active" || s === "cancelling" || s === "device" || s === "pre-switchover" ||
-      s === "postcopy-active" || s === "postcopy-paused" || s === "postcopy-recover" || s === "wait-unplug";
-  }
-
   #setIncomingStatus(status: MigrationStatus, always = false): void {
     this.#incomingStatus = status;
     if (always || this.#caps.has("events")) this.#controller.emit({ event: "MIGRATION", data: { status } });
@@ -241,7 +236,7 @@ export class MigrationManager {
    */
   async migrate(uriText: string, fds?: MonitorFds): Promise<void> {
     const state = this.#controller.state;
-    if (this.#running(this.status)) throw new MigrationCommandError("There's a migration process in progress");
+    if (migrationIsRunning(this.status)) throw new MigrationCommandError("There's a migration process in progress");
     if (state === "inmigrate") throw new MigrationCommandError("Guest is waiting for an incoming migration");
     if (state === "postmigrate") throw new MigrationCommandError("Can't migrate the vm that was paused due to previous migration");
     // fd:NAME takes the descriptor a client passed with getfd (it is the migration's now).
@@ -284,7 +279,7 @@ export class MigrationManager {
    * pause-before-switchover capability) goes on to the switch-over.
    */
   continue(state: MigrationStatus): void {
-    liveCall(() => this.#live.continue(state as Parameters<MigrationState["continue"]>[0]));
+    liveCall(() => this.#live.continue(state));
   }
 
   /** migrate_cancel: a running save stops and the VM goes on as before (status cancelling, cancelled). */
