@@ -43,7 +43,7 @@ const PARAM_KINDS: Readonly<Record<string, ParamKind>> = {
   "vcpu-dirty-limit": "size",
 };
 
-const SIZE_HINT = "Optional suffix k, M, G, T, P or E means kilo-, mega-, giga-, tera-, peta-\nand exabytes, respectively.\n";
+const SIZE_HINT = "Optional suffix k, M, G, T, P or E means kilo-, mega-, giga-, tera-, peta-\nand exabytes, respectively.";
 
 /** qemu_strtou64 with base 0 (0x hex, 0 octal, decimal); a minus wraps as strtoull does. */
 function parseU64(text: string): bigint | undefined {
@@ -109,7 +109,7 @@ export function parseMigrationParameter(param: string, text: string): { value: J
     case "size": {
       const v = parseSize(text, 1n);
       if (v === "range") return { error: `Value '${text}' is out of range for parameter '${param}'` };
-      if (v === undefined) return { error: `Parameter '${param}' expects a non-negative number below 2^64\n${SIZE_HINT}`.replace(/\n$/, "") };
+      if (v === undefined) return { error: `Parameter '${param}' expects a non-negative number below 2^64\n${SIZE_HINT}` };
       return { value: Number(v) };
     }
   }
